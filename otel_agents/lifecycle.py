@@ -1,0 +1,110 @@
+"""`instrument()` and `uninstrument()`: turning otel-agents on and off for a process."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from opentelemetry import metrics, trace
+from opentelemetry.metrics import MeterProvider
+from opentelemetry.trace import TracerProvider
+
+from otel_agents.config import ContentCapture, Settings
+from otel_agents.runtime import Observer, Runtime, set_runtime
+
+_logger = logging.getLogger("otel_agents")
+_lock = threading.RLock()
+_instrumented = False
+_threading_instrumentor: Any = None
+_owned: Any = None
+
+
+def instrument(
+    *,
+    capture_content: str | bool | ContentCapture | None = None,
+    max_content_length: int | None = None,
+    redact_patterns: Sequence[str] | None = None,
+    redact_keys: Sequence[str] | None = None,
+    prices: Mapping[str, Any] | None = None,
+    tracer_provider: TracerProvider | None = None,
+    meter_provider: MeterProvider | None = None,
+    configure_sdk: bool = True,
+    observers: Sequence[Observer] = (),
+) -> None:
+    """Turn otel-agents on. Call once at start-up; calling again reconfigures.
+
+    Arguments override the environment (see the README's configuration table). Unless
+    `tracer_provider` is given or the application already registered global providers,
+    the OpenTelemetry SDK is set up from the standard `OTEL_*` variables.
+    """
+    global _instrumented, _owned
+    settings = Settings.load(
+        capture_content=capture_content,
+        max_content_length=max_content_length,
+        redact_patterns=redact_patterns,
+        redact_keys=redact_keys,
+        prices=prices,
+    )
+    if settings.disabled:
+        _logger.info("otel-agents is disabled by OTEL_AGENTS_DISABLED")
+        return
+    with _lock:
+        if configure_sdk and tracer_provider is None and _owned is None:
+            from otel_agents.sdk_setup import configure_sdk as _configure
+
+            _owned = _configure()
+        runtime = Runtime.build(settings, tracer_provider, meter_provider)
+        runtime.observers.extend(observers)
+        set_runtime(runtime)
+        if not _instrumented:
+            _propagate_context_to_threads()
+            from otel_agents.instrumentation import instrument_adapters
+
+            instrument_adapters()
+            _instrumented = True
+
+
+def uninstrument() -> None:
+    """Undo `instrument()`: unpatch every client. Decorated code keeps its plain spans."""
+    global _instrumented, _threading_instrumentor
+    with _lock:
+        if not _instrumented:
+            return
+        from otel_agents.instrumentation import uninstrument_adapters
+
+        uninstrument_adapters()
+        if _threading_instrumentor is not None:
+            _threading_instrumentor.uninstrument()
+            _threading_instrumentor = None
+        set_runtime(None)
+        _instrumented = False
+
+
+def is_instrumented() -> bool:
+    return _instrumented
+
+
+def flush(timeout_millis: int = 5_000) -> None:
+    """Export what is buffered now (useful before a short script exits)."""
+    if _owned is not None:
+        _owned.force_flush(timeout_millis)
+        return
+    for provider in (trace.get_tracer_provider(), metrics.get_meter_provider()):
+        flush_method = getattr(provider, "force_flush", None)
+        if callable(flush_method):
+            flush_method(timeout_millis)
+
+
+def _propagate_context_to_threads() -> None:
+    """Carry the OpenTelemetry context (and so the run ledger) into threads and pools."""
+    global _threading_instrumentor
+    try:
+        from opentelemetry.instrumentation.threading import ThreadingInstrumentor
+    except ImportError:
+        return
+    instrumentor = ThreadingInstrumentor()
+    if not instrumentor.is_instrumented_by_opentelemetry:
+        instrumentor.instrument()
+        _threading_instrumentor = instrumentor

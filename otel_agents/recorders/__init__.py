@@ -1,0 +1,1 @@
+"""Generic recorders: agent runs, tool executions, handoffs, decisions (and LLM calls)."""

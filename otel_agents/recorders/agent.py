@@ -1,0 +1,219 @@
+"""`otel_agents.agent(...)`: an agent run as an `invoke_agent {name}` span.
+
+The outermost agent span of a run owns the run ledger; when it ends it carries the run
+totals (cost, tokens, LLM calls, tool calls, handoffs, retries, anomalies), so a backend can
+sample and alert on whole runs. Nested agents nest, and share the run.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any, TypeVar
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import INVALID_SPAN, Span, SpanKind
+from opentelemetry.util.types import AttributeValue
+
+from otel_agents import semconv as sc
+from otel_agents.ledger import RunLedger, context_with_ledger, current_run_ledger
+from otel_agents.recorders.common import (
+    AgentFrame,
+    context_with_agent,
+    error_type,
+    record_error,
+    wrap_callable,
+)
+from otel_agents.runtime import get_runtime, report_internal_error
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass(frozen=True)
+class AgentSpec:
+    name: str
+    agent_id: str | None = None
+    description: str | None = None
+    version: str | None = None
+    conversation_id: str | None = None
+    attributes: Mapping[str, AttributeValue] = field(default_factory=dict)
+
+    def span_attributes(self, run_id: str) -> dict[str, AttributeValue]:
+        attributes: dict[str, AttributeValue] = {
+            sc.GEN_AI_OPERATION_NAME: sc.GenAiOperationNameValues.INVOKE_AGENT,
+            sc.GEN_AI_AGENT_NAME: self.name,
+            sc.RUN_ID: run_id,
+        }
+        for key, value in (
+            (sc.GEN_AI_AGENT_ID, self.agent_id),
+            (sc.GEN_AI_AGENT_DESCRIPTION, self.description),
+            (sc.GEN_AI_AGENT_VERSION, self.version),
+            (sc.GEN_AI_CONVERSATION_ID, self.conversation_id),
+        ):
+            if value is not None:
+                attributes[key] = value
+        attributes.update(self.attributes)
+        return attributes
+
+
+class AgentRun:
+    """The handle `with otel_agents.agent(...) as run` gives: the span and the run ledger."""
+
+    def __init__(self, spec: AgentSpec, span: Span, ledger: RunLedger | None, is_root: bool):
+        self.spec = spec
+        self.span = span
+        self.ledger = ledger
+        self.is_root = is_root
+        self._started = time.monotonic()
+        self._token: object | None = None
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def run_id(self) -> str | None:
+        return self.ledger.run_id if self.ledger is not None else None
+
+    def set_attribute(self, key: str, value: AttributeValue) -> None:
+        self.span.set_attribute(key, value)
+
+    @classmethod
+    def start(cls, spec: AgentSpec) -> AgentRun:
+        try:
+            runtime = get_runtime()
+            ledger = current_run_ledger()
+            is_root = ledger is None
+            if ledger is None:
+                ledger = RunLedger(root_agent=spec.name)
+            span = runtime.tracer.start_span(
+                f"invoke_agent {spec.name}",
+                kind=SpanKind.INTERNAL,
+                attributes=spec.span_attributes(ledger.run_id),
+            )
+            run = cls(spec, span, ledger, is_root)
+            ctx = trace.set_span_in_context(span)
+            ctx = context_with_agent(AgentFrame(spec.name, span), ctx)
+            if is_root:
+                ctx = context_with_ledger(ledger, ctx)
+            run._token = otel_context.attach(ctx)
+            return run
+        except Exception as exc:
+            report_internal_error("agent start", exc)
+            return cls(spec, INVALID_SPAN, None, False)
+
+    def finish(self, exc: BaseException | None, result: Any = None) -> None:
+        try:
+            self._finish(exc)
+        except Exception as internal:
+            report_internal_error("agent finish", internal)
+        finally:
+            if self._token is not None:
+                try:
+                    otel_context.detach(self._token)  # type: ignore[arg-type]
+                except Exception as internal:
+                    report_internal_error("agent detach", internal)
+                self._token = None
+
+    def _finish(self, exc: BaseException | None) -> None:
+        if self.ledger is None:
+            return
+        runtime = get_runtime()
+        if exc is not None:
+            record_error(self.span, exc, runtime)
+        metric_attributes: dict[str, AttributeValue] = {sc.GEN_AI_AGENT_NAME: self.name}
+        if exc is not None:
+            metric_attributes[sc.ERROR_TYPE] = error_type(exc)
+        if self.is_root:
+            runtime.notify("on_run_end", self)
+            self._set_run_totals()
+            runtime.instruments.runs.add(1, metric_attributes)
+            if self.ledger.totals.cost_known:
+                runtime.instruments.run_cost.record(
+                    self.ledger.totals.cost_usd, {sc.GEN_AI_AGENT_NAME: self.name}
+                )
+        runtime.instruments.agent_duration.record(
+            time.monotonic() - self._started,
+            {
+                sc.GEN_AI_OPERATION_NAME: sc.GenAiOperationNameValues.INVOKE_AGENT,
+                **metric_attributes,
+            },
+        )
+        self.span.end()
+
+    def _set_run_totals(self) -> None:
+        assert self.ledger is not None
+        totals = self.ledger.totals
+        attributes: dict[str, AttributeValue] = {
+            sc.RUN_USAGE_INPUT_TOKENS: totals.input_tokens,
+            sc.RUN_USAGE_OUTPUT_TOKENS: totals.output_tokens,
+            sc.RUN_LLM_CALLS: totals.llm_calls,
+            sc.RUN_TOOL_CALLS: totals.tool_calls,
+            sc.RUN_HANDOFFS: totals.handoffs,
+            sc.RUN_RETRIES: totals.retries,
+            sc.RUN_ANOMALIES: totals.anomalies,
+        }
+        if totals.cost_known:
+            attributes[sc.RUN_COST_USD] = round(totals.cost_usd, 10)
+        self.span.set_attributes(attributes)
+
+
+class agent:
+    """Trace an agent run: a context manager (sync and async) and a decorator.
+
+    >>> with otel_agents.agent("intake", description="Summarizes vendor data") as run:
+    ...     ...
+    >>> @otel_agents.agent("provisioning")
+    ... async def provision(summary): ...
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        id: str | None = None,
+        description: str | None = None,
+        version: str | None = None,
+        conversation_id: str | None = None,
+        attributes: Mapping[str, AttributeValue] | None = None,
+    ) -> None:
+        self.spec = AgentSpec(
+            name=name,
+            agent_id=id,
+            description=description,
+            version=version,
+            conversation_id=conversation_id,
+            attributes=dict(attributes or {}),
+        )
+        self._runs: list[AgentRun] = []
+
+    def __enter__(self) -> AgentRun:
+        run = AgentRun.start(self.spec)
+        self._runs.append(run)
+        return run
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._runs.pop().finish(exc)
+
+    async def __aenter__(self) -> AgentRun:
+        return self.__enter__()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.__exit__(exc_type, exc, tb)
+
+    def __call__(self, func: F) -> F:
+        spec = self.spec
+        return wrap_callable(func, lambda args, kwargs: AgentRun.start(spec))

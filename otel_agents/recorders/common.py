@@ -1,0 +1,137 @@
+"""Helpers every recorder shares: errors on spans, content capture, the run id, frames."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import traceback
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar, cast
+
+from opentelemetry import context as otel_context
+from opentelemetry.trace import Span, Status, StatusCode
+
+from otel_agents import semconv as sc
+from otel_agents.ledger import current_run_ledger
+from otel_agents.runtime import Runtime, report_internal_error
+
+_AGENT_KEY = otel_context.create_key("otel_agents.agent")
+_MAX_STACKTRACE = 16_384
+
+
+@dataclass(frozen=True)
+class AgentFrame:
+    """The agent we are inside: its name and span. Lives in the OpenTelemetry context."""
+
+    name: str
+    span: Span
+
+
+def current_agent() -> AgentFrame | None:
+    value = otel_context.get_value(_AGENT_KEY)
+    return value if isinstance(value, AgentFrame) else None
+
+
+def context_with_agent(frame: AgentFrame, ctx: otel_context.Context) -> otel_context.Context:
+    return otel_context.set_value(_AGENT_KEY, frame, ctx)
+
+
+def error_type(exc: BaseException) -> str:
+    """A low-cardinality name for the error: `KeyError`, `openai.RateLimitError`."""
+    cls = type(exc)
+    if cls.__module__ in ("builtins", "__main__"):
+        return cls.__qualname__
+    # Private modules are an implementation detail: openai._exceptions -> openai
+    public = [part for part in cls.__module__.split(".") if not part.startswith("_")]
+    return ".".join([*public, cls.__qualname__])
+
+
+def record_error(span: Span, exc: BaseException, runtime: Runtime) -> None:
+    """Mark the span failed: status, `error.type`, and a scrubbed `exception` event.
+
+    The SDK's own `record_exception` would copy the message verbatim, and exception
+    messages are a classic place for leaked API keys, so we build the event ourselves.
+    """
+    try:
+        capturer = runtime.capturer
+        message = capturer.scrub(str(exc))
+        span.set_attribute(sc.ERROR_TYPE, error_type(exc))
+        span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {message}"))
+        stack = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        span.add_event(
+            "exception",
+            {
+                "exception.type": error_type(exc),
+                "exception.message": message,
+                "exception.stacktrace": capturer.scrub(stack[-_MAX_STACKTRACE:]),
+            },
+        )
+    except Exception as internal:
+        report_internal_error("record_error", internal)
+
+
+def capture_content(span: Span, runtime: Runtime, values: Mapping[str, Any]) -> None:
+    """Set opt-in content attributes, honouring the capture mode; values are made safe.
+
+    In the event modes the same content goes into one `otel_agents.content` event on the
+    span instead of (or as well as) the attributes.
+    """
+    mode = runtime.settings.capture_content
+    if not mode.enabled or not values:
+        return
+    try:
+        safe = {key: runtime.capturer.text(value) for key, value in values.items()}
+        if mode.on_spans:
+            span.set_attributes(safe)
+        if mode.on_events:
+            span.add_event(sc.EVENT_CONTENT, safe)
+    except Exception as internal:
+        report_internal_error("capture_content", internal)
+
+
+def run_id_attributes() -> dict[str, str]:
+    ledger = current_run_ledger()
+    return {sc.RUN_ID: ledger.run_id} if ledger is not None else {}
+
+
+class Finishable(Protocol):
+    def finish(self, exc: BaseException | None, result: Any = None) -> None: ...
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def wrap_callable(func: F, begin: Callable[[tuple[Any, ...], dict[str, Any]], Finishable]) -> F:
+    """Wrap `func` (sync or async) so that `begin` opens a record and its `finish` closes it.
+
+    The wrapper keeps the function's name, signature, docstring and coroutine-ness, returns
+    exactly what the function returns and lets its exceptions through unchanged.
+    """
+    if inspect.iscoroutinefunction(func):
+
+        @functools.wraps(func)
+        async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+            record = begin(args, kwargs)
+            try:
+                result = await func(*args, **kwargs)
+            except BaseException as exc:
+                record.finish(exc)
+                raise
+            record.finish(None, result)
+            return result
+
+        return cast(F, async_wrapper)
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        record = begin(args, kwargs)
+        try:
+            result = func(*args, **kwargs)
+        except BaseException as exc:
+            record.finish(exc)
+            raise
+        record.finish(None, result)
+        return result
+
+    return cast(F, wrapper)

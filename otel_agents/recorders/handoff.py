@@ -1,0 +1,169 @@
+"""`otel_agents.handoff(...)`: the boundary where one agent passes work to another.
+
+The handoff span records who passed what to whom, what the receiver checked and whether
+it accepted. Start the receiving agent inside the block and its span nests under the
+boundary, so a trace view shows exactly where responsibility changed hands:
+
+    with otel_agents.handoff(to="provisioning", payload=summary) as h:
+        with otel_agents.agent("provisioning"):
+            h.check("has_tax_id", "tax_id" in summary)
+            h.check("sanctions_screened", summary.get("screened") is True)
+            if h.failed_checks:
+                h.reject("vendor record incomplete")
+                return
+            h.accept()
+            ...
+
+Without an explicit `accept()` or `reject()`, the handoff counts as accepted when no check
+failed and no exception escaped the block.
+"""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import Any
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import INVALID_SPAN, Span, SpanKind
+from opentelemetry.util.types import AttributeValue
+
+from otel_agents import semconv as sc
+from otel_agents.capture import summarize
+from otel_agents.ledger import current_ledger
+from otel_agents.recorders.common import (
+    capture_content,
+    current_agent,
+    record_error,
+    run_id_attributes,
+)
+from otel_agents.runtime import get_runtime, report_internal_error
+
+_UNKNOWN_AGENT = "unknown"
+
+
+class Handoff:
+    """The open handoff boundary: record checks, then accept or reject."""
+
+    def __init__(self, source: str, target: str, payload: Any) -> None:
+        self.source = source
+        self.target = target
+        self.payload = payload
+        self.passed_checks: list[str] = []
+        self.failed_checks: list[str] = []
+        self.accepted: bool | None = None
+        self.reason: str | None = None
+        self.span: Span = INVALID_SPAN
+        self._token: object | None = None
+
+    def check(self, name: str, passed: bool, detail: str | None = None) -> bool:
+        """Record one check the receiver made; returns `passed` for use in conditions."""
+        label = f"{name}: {detail}" if detail and not passed else name
+        (self.passed_checks if passed else self.failed_checks).append(label)
+        return passed
+
+    def accept(self, reason: str | None = None) -> None:
+        self.accepted, self.reason = True, reason
+
+    def reject(self, reason: str) -> None:
+        self.accepted, self.reason = False, reason
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    def _open(self) -> None:
+        runtime = get_runtime()
+        attributes: dict[str, AttributeValue] = {
+            sc.HANDOFF_FROM: self.source,
+            sc.HANDOFF_TO: self.target,
+            sc.HANDOFF_PAYLOAD_SUMMARY: summarize(self.payload),
+            **run_id_attributes(),
+        }
+        self.span = runtime.tracer.start_span(
+            f"handoff {self.target}", kind=SpanKind.INTERNAL, attributes=attributes
+        )
+        if self.payload is not None:
+            capture_content(self.span, runtime, {sc.HANDOFF_PAYLOAD: self.payload})
+        self._token = otel_context.attach(trace.set_span_in_context(self.span))
+        ledger = current_ledger()
+        if ledger is not None:
+            ledger.add_handoff(self.source, self.target)
+
+    def _close(self, exc: BaseException | None) -> None:
+        if self.span is INVALID_SPAN:
+            return
+        runtime = get_runtime()
+        if self.accepted is None:
+            self.accepted = exc is None and not self.failed_checks
+        attributes: dict[str, AttributeValue] = {sc.HANDOFF_ACCEPTED: self.accepted}
+        if self.passed_checks:
+            attributes[sc.HANDOFF_CHECKS_PASSED] = self.passed_checks
+        if self.failed_checks:
+            attributes[sc.HANDOFF_CHECKS_FAILED] = self.failed_checks
+        if self.reason:
+            attributes[sc.HANDOFF_REASON] = runtime.capturer.scrub(self.reason)
+        self.span.set_attributes(attributes)
+        if exc is not None:
+            record_error(self.span, exc, runtime)
+        runtime.notify("on_handoff_end", self)
+        runtime.instruments.handoffs.add(
+            1,
+            {
+                sc.HANDOFF_FROM: self.source,
+                sc.HANDOFF_TO: self.target,
+                sc.HANDOFF_ACCEPTED: self.accepted,
+            },
+        )
+        self.span.end()
+
+
+class handoff:
+    """Context manager (sync and async) for a handoff boundary; yields a `Handoff`.
+
+    `source` defaults to the agent we are inside.
+    """
+
+    def __init__(self, to: str, *, payload: Any = None, source: str | None = None) -> None:
+        self._target = to
+        self._payload = payload
+        self._source = source
+        self._open: list[Handoff] = []
+
+    def __enter__(self) -> Handoff:
+        frame = current_agent()
+        source = self._source or (frame.name if frame is not None else _UNKNOWN_AGENT)
+        boundary = Handoff(source, self._target, self._payload)
+        try:
+            boundary._open()
+        except Exception as exc:
+            report_internal_error("handoff start", exc)
+        self._open.append(boundary)
+        return boundary
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        boundary = self._open.pop()
+        try:
+            boundary._close(exc)
+        except Exception as internal:
+            report_internal_error("handoff finish", internal)
+        finally:
+            if boundary._token is not None:
+                try:
+                    otel_context.detach(boundary._token)  # type: ignore[arg-type]
+                except Exception as internal:
+                    report_internal_error("handoff detach", internal)
+
+    async def __aenter__(self) -> Handoff:
+        return self.__enter__()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.__exit__(exc_type, exc, tb)
