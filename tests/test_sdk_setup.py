@@ -1,0 +1,187 @@
+"""How otel-agents meets the OpenTelemetry SDK, each case in a fresh process.
+
+Global providers can be set only once per process, so every scenario runs as a script.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_script(
+    tmp_path: Path, code: str, env: dict[str, str] | None = None, argv: list[str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    script = tmp_path / "app.py"
+    script.write_text(textwrap.dedent(code))
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    clean["PYTHONPATH"] = str(ROOT)
+    clean.update(env or {})
+    command = [*(argv or [sys.executable]), str(script)]
+    result = subprocess.run(
+        command, capture_output=True, text=True, env=clean, timeout=60, cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr
+    return result
+
+
+def test_an_application_that_configured_opentelemetry_keeps_its_provider(tmp_path: Path) -> None:
+    result = run_script(
+        tmp_path,
+        """
+        from opentelemetry import trace
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+        from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+        exporter = InMemorySpanExporter()
+        mine = TracerProvider()
+        mine.add_span_processor(SimpleSpanProcessor(exporter))
+        trace.set_tracer_provider(mine)
+
+        import otel_agents
+        otel_agents.instrument()
+        assert trace.get_tracer_provider() is mine
+
+        @otel_agents.tool
+        def lookup(x: int) -> int:
+            return x
+
+        with otel_agents.agent("app-agent"):
+            lookup(1)
+        print(sorted(s.name for s in exporter.get_finished_spans()))
+        """,
+        env={"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9"},
+    )
+    assert result.stdout.strip() == "['execute_tool lookup', 'invoke_agent app-agent']"
+
+
+def test_without_configuration_we_set_up_the_sdk_from_the_environment(tmp_path: Path) -> None:
+    result = run_script(
+        tmp_path,
+        """
+        import otel_agents
+        otel_agents.instrument()
+        with otel_agents.agent("configured-by-us"):
+            pass
+        otel_agents.flush()
+        """,
+        env={
+            "OTEL_TRACES_EXPORTER": "console",
+            "OTEL_METRICS_EXPORTER": "none",
+            "OTEL_SERVICE_NAME": "vendor-onboarding",
+            "OTEL_RESOURCE_ATTRIBUTES": "deployment.environment=test",
+            "OTEL_TRACES_SAMPLER": "always_on",
+        },
+    )
+    span = json.loads(result.stdout)
+    assert span["name"] == "invoke_agent configured-by-us"
+    assert span["resource"]["attributes"]["service.name"] == "vendor-onboarding"
+    assert span["resource"]["attributes"]["deployment.environment"] == "test"
+
+
+def test_sampler_from_the_environment_is_honoured(tmp_path: Path) -> None:
+    result = run_script(
+        tmp_path,
+        """
+        import otel_agents
+        otel_agents.instrument()
+        with otel_agents.agent("sampled-out"):
+            pass
+        otel_agents.flush()
+        """,
+        env={"OTEL_TRACES_EXPORTER": "console", "OTEL_TRACES_SAMPLER": "always_off"},
+    )
+    assert result.stdout.strip() == ""
+
+
+def test_a_down_backend_neither_blocks_nor_grows_memory(tmp_path: Path) -> None:
+    result = run_script(
+        tmp_path,
+        """
+        import time
+        from opentelemetry import trace
+        import otel_agents
+        otel_agents.instrument()
+
+        @otel_agents.tool
+        def step(i: int) -> int:
+            return i
+
+        started = time.perf_counter()
+        with otel_agents.agent("busy"):
+            for i in range(5000):
+                step(i)
+        elapsed = time.perf_counter() - started
+        processor = trace.get_tracer_provider()._active_span_processor._span_processors[0]
+        print(f"{elapsed:.3f} {processor.dropped_spans} {len(processor._batch_processor._queue)}")
+        """,
+        env={
+            # nothing listens on port 9: every export fails
+            "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9",
+            "OTEL_EXPORTER_OTLP_TIMEOUT": "1",
+            "OTEL_BSP_MAX_QUEUE_SIZE": "100",
+            "OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "50",
+            "OTEL_METRICS_EXPORTER": "none",
+        },
+    )
+    elapsed, dropped, queued = result.stdout.split()
+    assert float(elapsed) < 5.0, "the agent was blocked by the exporter"
+    assert int(dropped) > 4000  # counted, not silently lost
+    assert int(queued) <= 100  # bounded memory
+
+
+@pytest.mark.skipif(
+    shutil.which("opentelemetry-instrument") is None
+    and not (Path(sys.executable).parent / "opentelemetry-instrument").exists(),
+    reason="opentelemetry-instrument is not installed",
+)
+def test_zero_code_with_opentelemetry_instrument(tmp_path: Path) -> None:
+    from importlib.metadata import entry_points
+
+    names = {ep.name for ep in entry_points(group="opentelemetry_instrumentor")}
+    assert "otel_agents" in names, "install the package (pip install -e .) for its entry point"
+    launcher = str(Path(sys.executable).parent / "opentelemetry-instrument")
+    started = time.perf_counter()
+    result = run_script(
+        tmp_path,
+        """
+        import otel_agents
+        assert otel_agents.is_instrumented(), "the entry point did not run"
+        with otel_agents.agent("zero-code"):
+            pass
+        otel_agents.flush()
+        """,
+        env={"OTEL_TRACES_EXPORTER": "console", "OTEL_METRICS_EXPORTER": "none"},
+        argv=[launcher, sys.executable],
+    )
+    assert time.perf_counter() - started < 30
+    assert json.loads(result.stdout)["name"] == "invoke_agent zero-code"
+
+
+def test_import_is_cheap(tmp_path: Path) -> None:
+    result = run_script(
+        tmp_path,
+        """
+        import sys, time
+        started = time.perf_counter()
+        import otel_agents
+        elapsed = time.perf_counter() - started
+        heavy = ("openai", "anthropic", "opentelemetry.sdk", "yaml")
+        heavy = [m for m in heavy if m in sys.modules]
+        print(f"{elapsed * 1000:.1f} {heavy}")
+        """,
+    )
+    elapsed_ms, heavy = result.stdout.split(" ", 1)
+    assert heavy.strip() == "[]"
+    assert float(elapsed_ms) < 50
