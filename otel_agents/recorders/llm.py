@@ -1,0 +1,473 @@
+"""The generic LLM-call recorder that every client adapter feeds.
+
+An adapter only says how to read its client's request and response (`LLMRequest`,
+`LLMResponse`) and, for streams, how to fold chunks into a response (`StreamAccumulator`).
+This module does the rest, the same way for every client: the inference span and its
+attributes, opt-in content, cost, metrics, the run ledger (tokens, cost, and the tool calls
+the model asked for together with the reasoning behind them), and transparent stream
+wrapping whose span ends exactly once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+import weakref
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import wrapt
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import INVALID_SPAN, Span, SpanKind
+from opentelemetry.util.types import AttributeValue
+
+from otel_agents import semconv as sc
+from otel_agents.ledger import current_ledger
+from otel_agents.pricing import TokenUsage
+from otel_agents.recorders.common import (
+    capture_content,
+    current_agent,
+    error_type,
+    record_error,
+    run_id_attributes,
+)
+from otel_agents.recorders.decision import ToolRequest, note_tool_requests
+from otel_agents.runtime import get_runtime, report_internal_error
+
+_CALL_KEY = otel_context.create_key("otel_agents.llm_call")
+
+
+@dataclass
+class LLMRequest:
+    """What an adapter reads from a request, in GenAI-convention terms."""
+
+    provider: str
+    model: str | None
+    operation: str = sc.GenAiOperationNameValues.CHAT
+    stream: bool = False
+    server_address: str | None = None
+    server_port: int | None = None
+    parameters: dict[str, AttributeValue] = field(default_factory=dict)  # gen_ai.request.*
+    conversation_id: str | None = None
+    # Content (only serialized when capture is on), in the conventions' JSON shapes:
+    input_messages: list[dict[str, Any]] | None = None
+    system_instructions: list[dict[str, Any]] | None = None
+    tool_definitions: list[dict[str, Any]] | None = None
+
+
+@dataclass
+class ToolCallRequest:
+    call_id: str | None
+    name: str
+    arguments: Any  # a JSON string as the model sent it, or a parsed object
+
+
+@dataclass
+class LLMResponse:
+    """What an adapter reads from a complete response (or an accumulated stream)."""
+
+    response_id: str | None = None
+    response_model: str | None = None
+    finish_reasons: list[str] = field(default_factory=list)
+    usage: TokenUsage | None = None
+    tool_calls: list[ToolCallRequest] = field(default_factory=list)
+    reasoning: str | None = None  # thinking text or reasoning summary
+    reasoning_source: str | None = None  # a DecisionReasoningSourceValues member
+    text: str | None = None  # the assistant's visible text
+    output_messages: list[dict[str, Any]] | None = None  # content, conventions' JSON shape
+    attributes: dict[str, AttributeValue] = field(default_factory=dict)  # provider extras
+
+
+class StreamAccumulator(Protocol):
+    """Folds a client's stream chunks into one `LLMResponse`. One per stream."""
+
+    def add(self, chunk: Any) -> None: ...
+
+    def response(self) -> LLMResponse: ...
+
+
+class LLMCall:
+    """One inference call: opened before the request, finished once with the response."""
+
+    def __init__(self, request: LLMRequest, span: Span, started: float) -> None:
+        self.request = request
+        self.span = span
+        self.started = started
+        self.first_chunk_at: float | None = None
+        self.response: LLMResponse | None = None
+        self.exception: BaseException | None = None
+        self.cost_usd: float | None = None
+        self.agent_name: str | None = None
+        self.attempts: int | None = None
+        self._finished = False
+        self._lock = threading.Lock()
+
+    # -- opening -----------------------------------------------------------------------
+
+    @classmethod
+    def start(cls, request: LLMRequest) -> LLMCall | None:
+        """Open the inference span, or return None if this call is already being recorded
+        by an outer layer of ours (so one call gives one span) or recording failed."""
+        if current_call() is not None:
+            return None
+        try:
+            runtime = get_runtime()
+            model = request.model or ""
+            span = runtime.tracer.start_span(
+                f"{request.operation} {model}".strip(),
+                kind=SpanKind.CLIENT,
+                attributes=_request_attributes(request),
+            )
+            call = cls(request, span, time.monotonic())
+            frame = current_agent()
+            call.agent_name = frame.name if frame is not None else None
+            capture_content(
+                span,
+                runtime,
+                _drop_none(
+                    {
+                        sc.GEN_AI_INPUT_MESSAGES: request.input_messages,
+                        sc.GEN_AI_SYSTEM_INSTRUCTIONS: request.system_instructions,
+                        sc.GEN_AI_TOOL_DEFINITIONS: request.tool_definitions,
+                    }
+                ),
+            )
+            return call
+        except Exception as exc:
+            report_internal_error("llm call start", exc)
+            return None
+
+    def activate(self) -> object:
+        """Make the span current (so HTTP spans nest under it) and mark the context so a
+        second layer of ours records nothing. Returns a token for `deactivate`."""
+        ctx = trace.set_span_in_context(self.span)
+        return otel_context.attach(otel_context.set_value(_CALL_KEY, self, ctx))
+
+    @staticmethod
+    def deactivate(token: object) -> None:
+        try:
+            otel_context.detach(token)  # type: ignore[arg-type]
+        except Exception as exc:
+            report_internal_error("llm call detach", exc)
+
+    # -- streaming ---------------------------------------------------------------------
+
+    def mark_first_chunk(self) -> None:
+        if self.first_chunk_at is None:
+            self.first_chunk_at = time.monotonic()
+
+    # -- closing -----------------------------------------------------------------------
+
+    def finish(
+        self,
+        response: LLMResponse | None = None,
+        exc: BaseException | None = None,
+        attempts: int | None = None,
+    ) -> None:
+        """Record the outcome and end the span. Only the first call counts."""
+        with self._lock:
+            if self._finished:
+                return
+            self._finished = True
+        self.response, self.exception = response, exc
+        if attempts is not None:
+            self.attempts = attempts
+        try:
+            self._record(response, exc)
+        except Exception as internal:
+            report_internal_error("llm call finish", internal)
+            with contextlib.suppress(Exception):
+                self.span.end()
+
+    def _record(self, response: LLMResponse | None, exc: BaseException | None) -> None:
+        if self.span is INVALID_SPAN:
+            return
+        runtime = get_runtime()
+        span = self.span
+        if self.attempts is not None:
+            span.set_attribute(sc.LLM_ATTEMPTS, self.attempts)
+        if self.first_chunk_at is not None:
+            span.set_attribute(
+                sc.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK, self.first_chunk_at - self.started
+            )
+        if exc is not None:
+            record_error(span, exc, runtime)
+        if response is not None:
+            self._record_response(response)
+        runtime.notify("on_llm_call_end", self)
+        self._record_metrics(exc)
+        span.end()
+
+    def _record_response(self, response: LLMResponse) -> None:
+        runtime = get_runtime()
+        span = self.span
+        attributes = _response_attributes(response)
+        usage = response.usage
+        if usage is not None:
+            model = response.response_model or self.request.model
+            priced = runtime.prices.cost(self.request.provider, model, usage)
+            if priced is not None:
+                self.cost_usd, cost_source = priced
+                attributes[sc.COST_USD] = round(self.cost_usd, 10)
+                attributes[sc.COST_SOURCE] = cost_source
+        span.set_attributes(attributes)
+        capture_content(
+            span, runtime, _drop_none({sc.GEN_AI_OUTPUT_MESSAGES: response.output_messages})
+        )
+        ledger = current_ledger()
+        if ledger is not None:
+            ledger.add_llm_call(
+                usage.input_tokens if usage else 0,
+                usage.output_tokens if usage else 0,
+                self.cost_usd,
+            )
+        if response.tool_calls:
+            reasoning: str | None = response.reasoning
+            source: str | None = response.reasoning_source
+            if not reasoning and response.text:
+                reasoning, source = response.text, sc.DecisionReasoningSourceValues.ASSISTANT_TEXT
+            note_tool_requests(
+                [
+                    ToolRequest(c.name, c.call_id, c.arguments, reasoning, source)
+                    for c in response.tool_calls
+                ],
+                span.get_span_context(),
+            )
+
+    def _record_metrics(self, exc: BaseException | None) -> None:
+        runtime = get_runtime()
+        request, response = self.request, self.response
+        common: dict[str, AttributeValue] = {
+            sc.GEN_AI_OPERATION_NAME: request.operation,
+            sc.GEN_AI_PROVIDER_NAME: request.provider,
+        }
+        if request.model:
+            common[sc.GEN_AI_REQUEST_MODEL] = request.model
+        if response is not None and response.response_model:
+            common[sc.GEN_AI_RESPONSE_MODEL] = response.response_model
+        if request.server_address:
+            common[sc.SERVER_ADDRESS] = request.server_address
+        if request.server_port:
+            common[sc.SERVER_PORT] = request.server_port
+        instruments = runtime.instruments
+        duration_attributes = dict(common)
+        if exc is not None:
+            duration_attributes[sc.ERROR_TYPE] = error_type(exc)
+        instruments.llm_duration.record(time.monotonic() - self.started, duration_attributes)
+        if self.first_chunk_at is not None:
+            instruments.time_to_first_chunk.record(self.first_chunk_at - self.started, common)
+        usage = response.usage if response is not None else None
+        if usage is not None:
+            instruments.token_usage.record(
+                usage.input_tokens, {**common, sc.GEN_AI_TOKEN_TYPE: "input"}
+            )
+            instruments.token_usage.record(
+                usage.output_tokens, {**common, sc.GEN_AI_TOKEN_TYPE: "output"}
+            )
+        if self.cost_usd is not None:
+            cost_attributes = {
+                k: v
+                for k, v in common.items()
+                if k in (sc.GEN_AI_PROVIDER_NAME, sc.GEN_AI_REQUEST_MODEL)
+            }
+            if self.agent_name:
+                cost_attributes[sc.GEN_AI_AGENT_NAME] = self.agent_name
+            instruments.llm_cost.add(self.cost_usd, cost_attributes)
+
+
+def current_call() -> LLMCall | None:
+    """The LLM call being made in this context (its span is current), if any."""
+    value = otel_context.get_value(_CALL_KEY)
+    return value if isinstance(value, LLMCall) else None
+
+
+def _request_attributes(request: LLMRequest) -> dict[str, AttributeValue]:
+    attributes: dict[str, AttributeValue] = {
+        sc.GEN_AI_OPERATION_NAME: request.operation,
+        sc.GEN_AI_PROVIDER_NAME: request.provider,
+        **run_id_attributes(),
+    }
+    if request.model:
+        attributes[sc.GEN_AI_REQUEST_MODEL] = request.model
+    if request.stream:
+        attributes[sc.GEN_AI_REQUEST_STREAM] = True
+    if request.server_address:
+        attributes[sc.SERVER_ADDRESS] = request.server_address
+    if request.server_port:
+        attributes[sc.SERVER_PORT] = request.server_port
+    if request.conversation_id:
+        attributes[sc.GEN_AI_CONVERSATION_ID] = request.conversation_id
+    attributes.update(request.parameters)
+    return attributes
+
+
+def _response_attributes(response: LLMResponse) -> dict[str, AttributeValue]:
+    attributes: dict[str, AttributeValue] = {}
+    if response.response_id:
+        attributes[sc.GEN_AI_RESPONSE_ID] = response.response_id
+    if response.response_model:
+        attributes[sc.GEN_AI_RESPONSE_MODEL] = response.response_model
+    if response.finish_reasons:
+        attributes[sc.GEN_AI_RESPONSE_FINISH_REASONS] = list(response.finish_reasons)
+    usage = response.usage
+    if usage is not None:
+        attributes[sc.GEN_AI_USAGE_INPUT_TOKENS] = usage.input_tokens
+        attributes[sc.GEN_AI_USAGE_OUTPUT_TOKENS] = usage.output_tokens
+        if usage.cache_read_tokens:
+            attributes[sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] = usage.cache_read_tokens
+        if usage.cache_write_tokens:
+            attributes[sc.GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS] = usage.cache_write_tokens
+        if usage.reasoning_tokens:
+            attributes[sc.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS] = usage.reasoning_tokens
+    attributes.update(response.attributes)
+    return attributes
+
+
+def _drop_none(values: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in values.items() if v is not None}
+
+
+# -- transparent stream wrapping -------------------------------------------------------
+
+
+class _StreamState:
+    """Shared by a stream proxy and its GC finalizer: ends the call exactly once."""
+
+    def __init__(self, call: LLMCall, accumulator: StreamAccumulator) -> None:
+        self.call = call
+        self.accumulator = accumulator
+
+    def on_chunk(self, chunk: Any) -> None:
+        try:
+            self.call.mark_first_chunk()
+            self.accumulator.add(chunk)
+        except Exception as exc:
+            report_internal_error("stream chunk", exc)
+
+    def end(self, exc: BaseException | None = None) -> None:
+        try:
+            response = self.accumulator.response()
+        except Exception as internal:
+            report_internal_error("stream response", internal)
+            response = None
+        self.call.finish(response, exc)
+
+
+class SyncStreamProxy(wrapt.ObjectProxy[Any]):
+    """Looks and behaves like the client's stream; records chunks as they pass."""
+
+    def __init__(self, stream: Any, call: LLMCall, accumulator: StreamAccumulator) -> None:
+        super().__init__(stream)
+        state = _StreamState(call, accumulator)
+        self._self_state = state
+        # Ends the span if the application drops the stream without finishing it.
+        self._self_finalizer = weakref.finalize(self, state.end, None)
+
+    def __iter__(self) -> SyncStreamProxy:
+        return self
+
+    def __next__(self) -> Any:
+        try:
+            chunk = next(self.__wrapped__)
+        except StopIteration:
+            self._self_finalizer()
+            raise
+        except BaseException as exc:
+            self._self_state.end(exc)
+            self._self_finalizer.detach()
+            raise
+        self._self_state.on_chunk(chunk)
+        return chunk
+
+    def __enter__(self) -> SyncStreamProxy:
+        self.__wrapped__.__enter__()
+        return self
+
+    def __exit__(self, *exc_info: Any) -> Any:
+        try:
+            return self.__wrapped__.__exit__(*exc_info)
+        finally:
+            self._end_with(exc_info[1] if len(exc_info) > 1 else None)
+
+    def close(self) -> None:
+        try:
+            self.__wrapped__.close()
+        finally:
+            self._self_finalizer()
+
+    def _end_with(self, exc: BaseException | None) -> None:
+        if exc is None:
+            self._self_finalizer()
+        else:
+            self._self_state.end(exc)
+            self._self_finalizer.detach()
+
+
+class AsyncStreamProxy(wrapt.ObjectProxy[Any]):
+    """The async twin of `SyncStreamProxy`."""
+
+    def __init__(self, stream: Any, call: LLMCall, accumulator: StreamAccumulator) -> None:
+        super().__init__(stream)
+        state = _StreamState(call, accumulator)
+        self._self_state = state
+        self._self_finalizer = weakref.finalize(self, state.end, None)
+
+    def __aiter__(self) -> AsyncStreamProxy:
+        return self
+
+    async def __anext__(self) -> Any:
+        try:
+            chunk = await self.__wrapped__.__anext__()
+        except StopAsyncIteration:
+            self._self_finalizer()
+            raise
+        except BaseException as exc:
+            self._self_state.end(exc)
+            self._self_finalizer.detach()
+            raise
+        self._self_state.on_chunk(chunk)
+        return chunk
+
+    async def __aenter__(self) -> AsyncStreamProxy:
+        await self.__wrapped__.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc_info: Any) -> Any:
+        try:
+            return await self.__wrapped__.__aexit__(*exc_info)
+        finally:
+            exc = exc_info[1] if len(exc_info) > 1 else None
+            if exc is None:
+                self._self_finalizer()
+            else:
+                self._self_state.end(exc)
+                self._self_finalizer.detach()
+
+    async def close(self) -> None:
+        try:
+            await self.__wrapped__.close()
+        finally:
+            self._self_finalizer()
+
+
+def wrap_stream(stream: Any, call: LLMCall, accumulator: StreamAccumulator) -> Any:
+    """Wrap a client stream (sync or async) so its span ends exactly once."""
+    if hasattr(stream, "__anext__") or hasattr(stream, "__aiter__"):
+        return AsyncStreamProxy(stream, call, accumulator)
+    return SyncStreamProxy(stream, call, accumulator)
+
+
+__all__ = [
+    "AsyncStreamProxy",
+    "LLMCall",
+    "LLMRequest",
+    "LLMResponse",
+    "StreamAccumulator",
+    "SyncStreamProxy",
+    "ToolCallRequest",
+    "current_call",
+    "wrap_stream",
+]
