@@ -34,7 +34,10 @@ _REDACTION_SLACK = 256  # scrub a little past the cut so a secret on the boundar
 # the secret. Prefixes such as "Bearer " or "password=" stay readable.
 _BUILTIN_SECRET_PATTERNS: tuple[tuple[tuple[str, ...], str], ...] = (
     # PEM private keys
-    (("private key",), r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----"),
+    (
+        ("private key",),
+        r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----",
+    ),
     # OpenAI (sk-, sk-proj-, sk-svcacct-, sk-admin-) and Anthropic (sk-ant-api03-...) keys
     (("sk-",), r"\bsk-[A-Za-z0-9_-]{20,}"),
     # Google API keys
@@ -112,7 +115,9 @@ class Redactor:
     """Masks secrets in text and decides which mapping keys hold secrets."""
 
     def __init__(self, extra_patterns: Sequence[str] = (), extra_keys: Sequence[str] = ()) -> None:
-        self._builtin = [(set(markers), _PatternSet([p])) for markers, p in _BUILTIN_SECRET_PATTERNS]
+        self._builtin = [
+            (set(markers), _PatternSet([pattern])) for markers, pattern in _BUILTIN_SECRET_PATTERNS
+        ]
         every_marker = sorted({m for markers, _ in _BUILTIN_SECRET_PATTERNS for m in markers})
         self._markers = re.compile("|".join(re.escape(m) for m in every_marker))
         self._extra = _PatternSet(extra_patterns)  # user patterns: no markers, always run

@@ -8,11 +8,11 @@ import json
 from typing import Any
 
 import pytest
+from conftest import Telemetry
 from opentelemetry.trace import SpanKind, StatusCode
 
 import otel_agents
 from otel_agents import semconv as sc
-from conftest import Telemetry
 
 
 def attrs(span: Any) -> dict[str, Any]:

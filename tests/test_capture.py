@@ -10,12 +10,12 @@ import time
 from typing import Any
 
 import pytest
+from conftest import Telemetry
 
 import otel_agents
 from otel_agents import semconv as sc
 from otel_agents.capture import REDACTED, Capturer, Redactor, summarize
 from otel_agents.config import ConfigError, ContentCapture, Settings
-from conftest import Telemetry
 
 CAPTURER = Capturer(max_length=200, redactor=Redactor())
 
@@ -93,6 +93,7 @@ def test_huge_collections_stop_early() -> None:
         "xoxb-1234567890-abcdefghij",
         "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N",
         "hf_abcdefghijklmnopqrstuvwxyz01234567",
+        "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA7\n-----END RSA PRIVATE KEY-----",
     ],
 )
 def test_provider_keys_are_masked_anywhere(secret: str) -> None:

@@ -8,11 +8,11 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
+from conftest import Telemetry
 
 import otel_agents
 from otel_agents import semconv as sc
 from otel_agents.runtime import Observer, get_runtime
-from conftest import Telemetry
 
 
 def attrs(span: Any) -> dict[str, Any]:

@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from conftest import Telemetry
 from opentelemetry.trace import StatusCode
 
 import otel_agents
 from otel_agents import semconv as sc
-from conftest import Telemetry
 
 
 def attrs(span: Any) -> dict[str, Any]:
