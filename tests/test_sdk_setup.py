@@ -185,3 +185,29 @@ def test_import_is_cheap(tmp_path: Path) -> None:
     elapsed_ms, heavy = result.stdout.split(" ", 1)
     assert heavy.strip() == "[]"
     assert float(elapsed_ms) < 50
+
+
+def test_jaeger_propagation_for_services_still_on_jaeger_client(tmp_path: Path) -> None:
+    """Interop with jaeger-client services goes through the `uber-trace-id` header."""
+    pytest.importorskip("opentelemetry.propagators.jaeger")
+    result = run_script(
+        tmp_path,
+        """
+        from opentelemetry import propagate, trace
+        import otel_agents
+        otel_agents.instrument()
+        with otel_agents.agent("caller"):
+            headers = {}
+            propagate.inject(headers)
+            span_id = trace.get_current_span().get_span_context().span_id
+        incoming = {"uber-trace-id": "000000000000000000000000000000ab:00000000000000cd:0:1"}
+        ctx = propagate.extract(incoming)
+        with otel_agents.agent("callee"):
+            pass
+        parent = trace.get_current_span(ctx).get_span_context()
+        print(headers["uber-trace-id"].split(":")[1] == format(span_id, "016x"),
+              format(parent.trace_id, "x"))
+        """,
+        env={"OTEL_PROPAGATORS": "tracecontext,baggage,jaeger", "OTEL_TRACES_EXPORTER": "none"},
+    )
+    assert result.stdout.split() == ["True", "ab"]
