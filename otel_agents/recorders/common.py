@@ -71,11 +71,14 @@ def record_error(span: Span, exc: BaseException, runtime: Runtime) -> None:
         report_internal_error("record_error", internal)
 
 
-def capture_content(span: Span, runtime: Runtime, values: Mapping[str, Any]) -> None:
+def capture_content(
+    span: Span, runtime: Runtime, values: Mapping[str, Any], event_name: str = sc.EVENT_CONTENT
+) -> None:
     """Set opt-in content attributes, honouring the capture mode; values are made safe.
 
-    In the event modes the same content goes into one `otel_agents.content` event on the
-    span instead of (or as well as) the attributes.
+    In the event modes the same content goes into one span event (`otel_agents.content`,
+    or the conventions' `gen_ai.client.inference.operation.details` for inference calls)
+    instead of, or as well as, the attributes.
     """
     mode = runtime.settings.capture_content
     if not mode.enabled or not values:
@@ -85,7 +88,7 @@ def capture_content(span: Span, runtime: Runtime, values: Mapping[str, Any]) -> 
         if mode.on_spans:
             span.set_attributes(safe)
         if mode.on_events:
-            span.add_event(sc.EVENT_CONTENT, safe)
+            span.add_event(event_name, safe)
     except Exception as internal:
         report_internal_error("capture_content", internal)
 

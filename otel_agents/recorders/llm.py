@@ -134,6 +134,7 @@ class LLMCall:
                         sc.GEN_AI_TOOL_DEFINITIONS: request.tool_definitions,
                     }
                 ),
+                sc.EVENT_GEN_AI_CLIENT_INFERENCE_OPERATION_DETAILS,
             )
             return call
         except Exception as exc:
@@ -215,7 +216,10 @@ class LLMCall:
                 attributes[sc.COST_SOURCE] = cost_source
         span.set_attributes(attributes)
         capture_content(
-            span, runtime, _drop_none({sc.GEN_AI_OUTPUT_MESSAGES: response.output_messages})
+            span,
+            runtime,
+            _drop_none({sc.GEN_AI_OUTPUT_MESSAGES: response.output_messages}),
+            sc.EVENT_GEN_AI_CLIENT_INFERENCE_OPERATION_DETAILS,
         )
         ledger = current_ledger()
         if ledger is not None:
