@@ -70,6 +70,7 @@ class PriceBook:
         self.overrides = dict(overrides or {})
         self._table_lock = threading.Lock()
         self._misses: set[tuple[str, str]] = set()
+        self._flat_prices: dict[tuple[str, str], ModelPrice] = {}
 
     def cost(self, provider: str, model: str | None, usage: TokenUsage) -> tuple[float, str] | None:
         """(USD, source) for one call, or None when the price is unknown."""
@@ -87,10 +88,14 @@ class PriceBook:
         key = (provider, model)
         if key in self._misses:
             return None
+        flat = self._flat_prices.get(key)
+        if flat is not None:
+            return flat.cost(usage)
         try:
             from genai_prices import Usage, calc_price
         except ImportError:
             return None
+        provider_id = _PROVIDER_IDS.get(provider, provider)
         try:
             with self._table_lock:  # the table loads lazily on first use
                 result = calc_price(
@@ -101,13 +106,43 @@ class PriceBook:
                         cache_write_tokens=usage.cache_write_tokens or None,
                     ),
                     model_ref=model,
-                    provider_id=_PROVIDER_IDS.get(provider, provider),
+                    provider_id=provider_id,
                 )
+                flat = _flat_price(model, provider_id)
         except LookupError:
             if len(self._misses) < 1024:
                 self._misses.add(key)
             return None
+        if flat is not None and len(self._flat_prices) < 1024:
+            self._flat_prices[key] = flat
         return float(result.total_price)
+
+
+def _flat_price(model: str, provider_id: str) -> ModelPrice | None:
+    """The table's price for `model` when it is a plain per-token rate (no tiers, no dated
+    variants): then later calls compute the cost directly, about 100x faster than a full
+    table calculation. Tiered or conditional prices keep going through `calc_price`."""
+    from decimal import Decimal
+
+    from genai_prices import data_snapshot
+
+    _, info = data_snapshot.get_snapshot().find_provider_model(model, None, provider_id, None)
+    prices = info.prices
+    rates = [getattr(prices, name, None) for name in _TABLE_RATE_FIELDS]
+    if isinstance(prices, list) or not all(r is None or isinstance(r, Decimal) for r in rates):
+        return None
+    extra = {k for k, v in vars(prices).items() if v is not None and not k.startswith("_")}
+    extra -= {*_TABLE_RATE_FIELDS, "web_searches_kcount", "storage_searches_kcount"}
+    if rates[0] is None or rates[1] is None or extra:
+        return None
+    input_rate, output_rate, cache_read, cache_write = (
+        None if r is None else float(r) for r in rates
+    )
+    assert input_rate is not None and output_rate is not None
+    return ModelPrice(input_rate, output_rate, cache_read, cache_write)
+
+
+_TABLE_RATE_FIELDS = ("input_mtok", "output_mtok", "cache_read_mtok", "cache_write_mtok")
 
 
 def load_overrides(

@@ -8,7 +8,7 @@ import json
 from typing import Any
 
 import pytest
-from conftest import Telemetry
+from agents_testing import Telemetry
 from opentelemetry.trace import SpanKind, StatusCode
 
 import otel_agents

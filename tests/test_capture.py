@@ -10,7 +10,7 @@ import time
 from typing import Any
 
 import pytest
-from conftest import Telemetry
+from agents_testing import Telemetry
 
 import otel_agents
 from otel_agents import semconv as sc
@@ -196,7 +196,7 @@ def test_secrets_in_exception_messages_are_masked(telemetry: Telemetry) -> None:
 
 
 def test_event_mode_puts_content_on_an_event(monkeypatch: pytest.MonkeyPatch) -> None:
-    from conftest import instrumented
+    from agents_testing import instrumented
 
     generator = instrumented(monkeypatch, capture_content="EVENT_ONLY")
     telemetry = next(generator)

@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
-from conftest import Telemetry
+from agents_testing import Telemetry
 
 import otel_agents
 from otel_agents import semconv as sc

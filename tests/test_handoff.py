@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from conftest import Telemetry
+from agents_testing import Telemetry
 from opentelemetry.trace import StatusCode
 
 import otel_agents

@@ -1,0 +1,67 @@
+"""Test support: otel-agents instrumented against the real SDK with in-memory exporters.
+
+Imported by test modules (`from agents_testing import Telemetry, instrumented`) and by
+`conftest.py` for the fixtures. Kept out of `conftest.py` because several test folders have
+a conftest of their own, and only one module can be named `conftest`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+import otel_agents
+
+
+@dataclass
+class Telemetry:
+    exporter: InMemorySpanExporter
+    metric_reader: InMemoryMetricReader
+    tracer_provider: TracerProvider
+    meter_provider: MeterProvider
+
+    def spans(self) -> list[ReadableSpan]:
+        return list(self.exporter.get_finished_spans())
+
+    def span(self, name: str) -> ReadableSpan:
+        found = [s for s in self.spans() if s.name == name]
+        assert len(found) == 1, f"expected one span {name!r}, got {[s.name for s in self.spans()]}"
+        return found[0]
+
+    def metric_points(self, name: str) -> list[object]:
+        data = self.metric_reader.get_metrics_data()
+        points: list[object] = []
+        for resource_metrics in data.resource_metrics if data else []:
+            for scope_metrics in resource_metrics.scope_metrics:
+                for metric in scope_metrics.metrics:
+                    if metric.name == name:
+                        points.extend(metric.data.data_points)
+        return points
+
+
+def make_telemetry() -> Telemetry:
+    exporter = InMemorySpanExporter()
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
+    reader = InMemoryMetricReader()
+    return Telemetry(exporter, reader, tracer_provider, MeterProvider(metric_readers=[reader]))
+
+
+def instrumented(monkeypatch: pytest.MonkeyPatch, **options: object) -> Iterator[Telemetry]:
+    monkeypatch.delenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", raising=False)
+    built = make_telemetry()
+    otel_agents.instrument(
+        tracer_provider=built.tracer_provider,
+        meter_provider=built.meter_provider,
+        configure_sdk=False,
+        **options,  # type: ignore[arg-type]
+    )
+    yield built
+    otel_agents.uninstrument()

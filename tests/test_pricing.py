@@ -1,0 +1,72 @@
+"""Cost from the genai-prices table and from overrides."""
+
+from __future__ import annotations
+
+import pytest
+
+from otel_agents.config import ConfigError
+from otel_agents.pricing import PriceBook, TokenUsage, load_overrides
+
+genai_prices = pytest.importorskip("genai_prices")
+
+USAGE = TokenUsage(input_tokens=12_000, output_tokens=800, cache_read_tokens=3_000)
+
+
+def table_price(model: str, provider_id: str, usage: TokenUsage) -> float:
+    result = genai_prices.calc_price(
+        genai_prices.Usage(
+            input_tokens=usage.input_tokens,
+            output_tokens=usage.output_tokens,
+            cache_read_tokens=usage.cache_read_tokens or None,
+            cache_write_tokens=usage.cache_write_tokens or None,
+        ),
+        model_ref=model,
+        provider_id=provider_id,
+    )
+    return float(result.total_price)
+
+
+@pytest.mark.parametrize(
+    ("provider", "model"),
+    [
+        ("openai", "gpt-4o-mini"),
+        ("openai", "gpt-4.1"),
+        ("openai", "o4-mini"),
+        ("anthropic", "claude-sonnet-4-6"),  # tiered and dated prices: the slow path
+        ("anthropic", "claude-haiku-4-5"),
+    ],
+)
+def test_every_call_matches_the_table(provider: str, model: str) -> None:
+    book = PriceBook()
+    for usage in (USAGE, TokenUsage(250_000, 9_000, 1_000, 2_000), TokenUsage(10, 1)):
+        expected = table_price(model, provider, usage)
+        for _ in range(2):  # first call through the table, later ones maybe the fast path
+            cost = book.cost(provider, model, usage)
+            assert cost is not None
+            assert cost[0] == pytest.approx(expected, rel=1e-12)
+            assert cost[1] == "price_table"
+
+
+def test_unknown_models_have_no_cost() -> None:
+    book = PriceBook()
+    assert book.cost("openai", "no-such-model-7", USAGE) is None
+    assert book.cost("openai", "no-such-model-7", USAGE) is None  # cached miss
+    assert book.cost("openai", None, USAGE) is None
+
+
+def test_overrides_win_and_are_validated() -> None:
+    overrides = load_overrides({"gpt-4o-mini": {"input": 1, "output": 2, "cache_read": 0.5}})
+    book = PriceBook(overrides)
+    cost = book.cost("openai", "gpt-4o-mini", USAGE)
+    assert cost == (pytest.approx((9_000 * 1 + 3_000 * 0.5 + 800 * 2) / 1e6), "override")
+    env = load_overrides(
+        environ={"OTEL_AGENTS_PRICES": '{"openai/private-ft": {"input": 3, "output": 6}}'}
+    )
+    assert PriceBook(env).cost("openai", "private-ft", TokenUsage(1_000_000, 0)) == (
+        3.0,
+        "override",
+    )
+    with pytest.raises(ConfigError, match="unknown keys"):
+        load_overrides({"m": {"input": 1, "output": 2, "cahce_read": 1}})
+    with pytest.raises(ConfigError, match="OTEL_AGENTS_PRICES is not valid JSON"):
+        load_overrides(environ={"OTEL_AGENTS_PRICES": "{nope"})
