@@ -23,12 +23,13 @@ from typing import Any, Protocol
 import wrapt
 
 from otel_agents.recorders.llm import (
+    AsyncStreamProxy,
     LLMCall,
     LLMRequest,
     LLMResponse,
     StreamAccumulator,
+    SyncStreamProxy,
     current_call,
-    wrap_stream,
 )
 from otel_agents.runtime import report_internal_error
 
@@ -93,6 +94,9 @@ class StainlessClient:
             body = getattr(options, "json_data", None)
             if not isinstance(body, Mapping):
                 return None
+            extra = getattr(options, "extra_json", None)
+            if isinstance(extra, Mapping):  # `extra_body=`: the SDK merges it in later
+                body = {**body, **extra}
             call = LLMCall.start(endpoint.read_request(client, body))
             if call is None:
                 return None
@@ -177,7 +181,7 @@ def _handle_result(result: Any, started: _Started) -> Any:
         if _is_raw_response(result):
             return RawResponseProxy(result, call, endpoint)
         if _is_stream(result):
-            return wrap_stream(result, call, endpoint.new_accumulator())
+            return _wrap_stream(result, call, endpoint)
         call.finish(_read_response(endpoint, result))
     except Exception as exc:
         report_internal_error("llm result", exc)
@@ -196,9 +200,61 @@ def _read_response(endpoint: Endpoint, parsed: Any) -> LLMResponse | None:
 def _after_parse(parsed: Any, call: LLMCall, endpoint: Endpoint) -> Any:
     """A raw response was parsed: into a stream (wrap it) or a model (finish the call)."""
     if _is_stream(parsed):
-        return wrap_stream(parsed, call, endpoint.new_accumulator())
+        return _wrap_stream(parsed, call, endpoint)
     call.finish(_read_response(endpoint, parsed))
     return parsed
+
+
+# -- streams -----------------------------------------------------------------------------
+
+
+def _wrap_stream(stream: Any, call: LLMCall, endpoint: Endpoint) -> Any:
+    """Wrap a Stainless `Stream` / `AsyncStream` so its span ends exactly once."""
+    if hasattr(stream, "__anext__"):
+        return _AsyncStream(stream, call, endpoint.new_accumulator())
+    return _SyncStream(stream, call, endpoint.new_accumulator())
+
+
+class _ClosingResponse(wrapt.ObjectProxy[Any]):
+    """A stream's HTTP response. The SDKs' stream helpers (`chat.completions.stream`,
+    `responses.stream`, `messages.stream`) close this response directly, not the stream,
+    when the application leaves early; closing it here ends the call then, not at GC."""
+
+    def __init__(self, response: Any, on_close: Callable[[], Any]) -> None:
+        super().__init__(response)
+        self._self_on_close = on_close
+
+    def close(self) -> Any:
+        try:
+            return self.__wrapped__.close()
+        finally:
+            self._self_on_close()
+
+    async def aclose(self) -> Any:
+        try:
+            return await self.__wrapped__.aclose()
+        finally:
+            self._self_on_close()
+
+
+class _SyncStream(SyncStreamProxy):
+    def __init__(self, stream: Any, call: LLMCall, accumulator: StreamAccumulator) -> None:
+        super().__init__(stream, call, accumulator)
+        self._self_response = _ClosingResponse(stream.response, self._self_finalizer)
+
+    @property
+    def response(self) -> Any:
+        return self._self_response
+
+
+class _AsyncStream(AsyncStreamProxy):
+    def __init__(self, stream: Any, call: LLMCall, accumulator: StreamAccumulator) -> None:
+        super().__init__(stream, call, accumulator)
+        self._self_response = _ClosingResponse(stream.response, self._self_finalizer)
+
+    @property
+    def response(self) -> Any:
+        return self._self_response
 
 
 class RawResponseProxy(wrapt.ObjectProxy[Any]):
@@ -212,7 +268,7 @@ class RawResponseProxy(wrapt.ObjectProxy[Any]):
         super().__init__(raw)
         self._self_call = call
         self._self_endpoint = endpoint
-        self._self_finalizer = weakref.finalize(self, call.finish, None)
+        self._self_finalizer: weakref.finalize[..., Any] = weakref.finalize(self, call.finish, None)
 
     def parse(self, *args: Any, **kwargs: Any) -> Any:
         parsed = self.__wrapped__.parse(*args, **kwargs)
@@ -230,10 +286,14 @@ class RawResponseProxy(wrapt.ObjectProxy[Any]):
             self._self_call.finish(None)
             return parsed
         try:
-            return _after_parse(parsed, self._self_call, self._self_endpoint)
+            result = _after_parse(parsed, self._self_call, self._self_endpoint)
         except Exception as exc:
             report_internal_error("raw response parse", exc)
             return parsed
+        if isinstance(result, (SyncStreamProxy, AsyncStreamProxy)):
+            # Leaving `with_streaming_response` early closes this response, not the stream.
+            self._self_finalizer = result._self_finalizer
+        return result
 
     def close(self) -> Any:
         closing = self.__wrapped__.close()

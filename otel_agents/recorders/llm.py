@@ -26,7 +26,7 @@ from opentelemetry.util.types import AttributeValue
 
 from otel_agents import semconv as sc
 from otel_agents.ledger import current_ledger
-from otel_agents.pricing import TokenUsage
+from otel_agents.pricing import PriceBook, TokenUsage
 from otel_agents.recorders.common import (
     capture_content,
     current_agent,
@@ -208,7 +208,7 @@ class LLMCall:
         attributes = _response_attributes(response)
         usage = response.usage
         if usage is not None:
-            model = response.response_model or self.request.model
+            model = _priced_model(runtime.prices, self.request, response)
             priced = runtime.prices.cost(self.request.provider, model, usage)
             if priced is not None:
                 self.cost_usd, cost_source = priced
@@ -328,6 +328,21 @@ def _response_attributes(response: LLMResponse) -> dict[str, AttributeValue]:
             attributes[sc.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS] = usage.reasoning_tokens
     attributes.update(response.attributes)
     return attributes
+
+
+def _priced_model(prices: PriceBook, request: LLMRequest, response: LLMResponse) -> str | None:
+    """The model that answered (providers report dated names: `gpt-4o-mini-2024-07-18`),
+    unless only the name the application asked for (or its Azure deployment) has a price
+    override: an override must win under the name the user knows."""
+    answered = response.response_model or request.model
+
+    def overridden(model: str | None) -> bool:
+        keys = (f"{request.provider}/{model}", model)
+        return model is not None and any(key in prices.overrides for key in keys)
+
+    if not overridden(answered) and overridden(request.model):
+        return request.model
+    return answered
 
 
 def _drop_none(values: Mapping[str, Any]) -> dict[str, Any]:

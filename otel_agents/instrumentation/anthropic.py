@@ -1,0 +1,549 @@
+"""Auto-instrumentation of the official `anthropic` SDK: the Messages API.
+
+Every `messages.create` call, sync or async, with or without `stream=True`, and everything
+built on it (`messages.stream()`, `messages.parse()`, `with_raw_response`,
+`with_streaming_response`, `client.beta.messages`) becomes one `chat {model}` span through
+the shared Stainless wrapper (`stainless.py`). This module only says how to read a request,
+a `Message` and the stream events:
+
+- thinking blocks are the reasoning behind the tool calls of the same message (source
+  `thinking`); `tool_use` blocks are the tool calls the application is asked to run;
+- `redacted_thinking` blocks are encrypted: they show in the captured output as a
+  `reasoning` part whose content is `[redacted]` (with `"redacted": true`), and give no
+  reasoning text to the decision path, which then falls back to the assistant's text;
+- server tools (`server_tool_use`, `web_search_tool_result`, MCP tool blocks) run at
+  Anthropic, not in the application: they are `server_tool_call` /
+  `server_tool_call_response` parts, never tool calls waiting for an `execute_tool` span;
+- usage follows the GenAI conventions: `gen_ai.usage.input_tokens` is Anthropic's
+  `input_tokens + cache_read_input_tokens + cache_creation_input_tokens`;
+- `stop_reason` values (`end_turn`, `tool_use`, `max_tokens`, ...) are kept as they are.
+
+The SDK's own span
+------------------
+`anthropic` 2.x traces itself: `SyncAPIClient.request` / `AsyncAPIClient.request` open an
+`anthropic.messages.create` CLIENT span (`start_api_call_span`, looked up in
+`anthropic._base_client`) whenever the client's tracing is on, which it is by default once
+a TracerProvider is registered. With both, one call would give two spans. We keep ours, so
+that Anthropic calls carry the same attributes, cost, content switch and decision path as
+every other client, and switch the SDK's span off for the calls we record only:
+`start_api_call_span` is wrapped, and while one of our Messages calls is current it returns
+a non-recording span that carries *our* span's context instead of starting a new one.
+
+- The SDK goes on exactly as with its own span: each HTTP attempt carries the trace context
+  (`traceparent`) when the client's `propagation` setting says so, now naming our span; it
+  records nothing on the non-recording span and never ends ours. When the SDK's tracing is
+  off (`open_telemetry=False`, `ANTHROPIC_OPEN_TELEMETRY=false`), `request` never asks for a
+  span and nothing changes: no native span, and no trace headers, as without otel-agents.
+- The SDK's `http.request.resend_count` is covered by our `otel_agents.llm.attempts`
+  (attempts = resends + 1), counted through `_attempt_request`.
+- Endpoints we do not record (`models.list`, `messages.count_tokens`, batches, files, ...)
+  keep the SDK's span untouched, and `unpatch()` restores the SDK's behaviour entirely.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import json
+from collections.abc import Callable, Iterable, Mapping
+from types import ModuleType
+from typing import Any, ClassVar
+
+import wrapt
+from opentelemetry.trace import NonRecordingSpan, Span
+from opentelemetry.util.types import AttributeValue
+
+from otel_agents import semconv as sc
+from otel_agents.instrumentation.stainless import StainlessClient
+from otel_agents.pricing import TokenUsage
+from otel_agents.recorders.llm import LLMRequest, LLMResponse, ToolCallRequest, current_call
+from otel_agents.runtime import get_runtime, report_internal_error
+
+PROVIDER = sc.GenAiProviderNameValues.ANTHROPIC
+REDACTED_REASONING = "[redacted]"
+
+# `client.beta.messages` posts to the same path; older SDKs spelled the beta flag into it.
+MESSAGES_PATHS = ("/v1/messages", "/v1/messages?beta=true")
+
+_NATIVE_SPAN_FACTORY = "start_api_call_span"
+
+
+# -- small readers that work on SDK models and plain dicts alike --------------------------
+
+
+def _field(value: Any, name: str) -> Any:
+    """`value[name]` or `value.name`; None when absent or when the SDK's `omit` marker."""
+    found = value.get(name) if isinstance(value, Mapping) else getattr(value, name, None)
+    return None if _is_omitted(found) else found
+
+
+def _is_omitted(value: Any) -> bool:
+    # The SDK's `Omit` / `NotGiven` sentinels fill the body's unset parameters.
+    return type(value).__name__ in ("Omit", "NotGiven")
+
+
+def _str(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _int(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value)
+
+
+def _items(value: Any) -> list[Any]:
+    """A list or tuple as a list; anything else as no items. Other iterables (generators)
+    are left alone: they may be one-shot, and the SDK has yet to read them."""
+    return list(value) if isinstance(value, (list, tuple)) else []
+
+
+def _plain(value: Any, depth: int = 0) -> Any:
+    """SDK models as plain data, without opaque `encrypted_*` fields (search results)."""
+    if depth > 16:
+        return None
+    if not isinstance(value, Mapping):
+        to_dict = getattr(value, "to_dict", None)
+        if callable(to_dict):
+            value = to_dict()
+    if isinstance(value, Mapping):
+        return {
+            str(k): _plain(v, depth + 1)
+            for k, v in value.items()
+            if not str(k).startswith("encrypted_") and not _is_omitted(v)
+        }
+    if isinstance(value, (list, tuple)):
+        return [_plain(item, depth + 1) for item in value]
+    return value
+
+
+def _capturing_content() -> bool:
+    """Content parts are only built when they will be recorded."""
+    return get_runtime().settings.capture_content.enabled
+
+
+# -- request extractors -----------------------------------------------------------------
+
+
+def read_request(client: Any, body: Mapping[str, Any]) -> LLMRequest:
+    """An `LLMRequest` from a Messages request body (as the SDK is about to send it)."""
+    address, port = _server(client)
+    request = LLMRequest(
+        provider=_provider(client),
+        model=_str(_field(body, "model")),
+        operation=sc.GenAiOperationNameValues.CHAT,
+        stream=_field(body, "stream") is True,
+        server_address=address,
+        server_port=port,
+        parameters=request_parameters(body),
+        conversation_id=_conversation_id(client),
+    )
+    if _capturing_content():
+        request.input_messages = [input_message(m) for m in _items(_field(body, "messages"))]
+        request.system_instructions = system_instructions(_field(body, "system"))
+        request.tool_definitions = tool_definitions(_field(body, "tools"))
+    return request
+
+
+def _provider(client: Any) -> str:
+    # The SDK names its platform clients itself: AnthropicBedrock is `aws.bedrock`, ...
+    name = getattr(type(client), "_gen_ai_provider_name", None)
+    return name if isinstance(name, str) and name else PROVIDER
+
+
+def _server(client: Any) -> tuple[str | None, int | None]:
+    url = getattr(client, "base_url", None)
+    host = getattr(url, "host", None)
+    if not isinstance(host, str) or not host:
+        return None, None
+    port = getattr(url, "port", None)
+    if not isinstance(port, int):
+        port = 80 if getattr(url, "scheme", "") == "http" else 443
+    return host, port
+
+
+def _conversation_id(client: Any) -> str | None:
+    # The SDK's own option `open_telemetry={"conversation_id": ...}`, when the app set one.
+    options = getattr(client, "open_telemetry", None)
+    return _str(options.get("conversation_id")) if isinstance(options, Mapping) else None
+
+
+def request_parameters(body: Mapping[str, Any]) -> dict[str, AttributeValue]:
+    """The `gen_ai.request.*` attributes a Messages body sets."""
+    parameters: dict[str, AttributeValue] = {}
+    max_tokens = _field(body, "max_tokens")
+    if isinstance(max_tokens, int) and not isinstance(max_tokens, bool):
+        parameters[sc.GEN_AI_REQUEST_MAX_TOKENS] = max_tokens
+    for key, attribute in (
+        ("temperature", sc.GEN_AI_REQUEST_TEMPERATURE),
+        ("top_p", sc.GEN_AI_REQUEST_TOP_P),
+        ("top_k", sc.GEN_AI_REQUEST_TOP_K),
+    ):
+        number = _number(_field(body, key))
+        if number is not None:
+            parameters[attribute] = number
+    stops = [s for s in _items(_field(body, "stop_sequences")) if isinstance(s, str)]
+    if stops:
+        parameters[sc.GEN_AI_REQUEST_STOP_SEQUENCES] = stops
+    # `output_config.effort` (low/medium/high/max) is a reasoning level; a thinking budget
+    # in tokens is not, so it is left out.
+    output_config = _field(body, "output_config")
+    effort = _str(_field(output_config, "effort"))
+    if effort:
+        parameters[sc.GEN_AI_REQUEST_REASONING_LEVEL] = effort
+    formats = (_field(output_config, "format"), _field(body, "output_format"))
+    if any(_field(f, "type") == "json_schema" for f in formats):
+        parameters[sc.GEN_AI_OUTPUT_TYPE] = sc.GenAiOutputTypeValues.JSON
+    return parameters
+
+
+def system_instructions(system: Any) -> list[dict[str, Any]] | None:
+    """`system` (a string or text blocks) as the conventions' system instruction parts."""
+    if isinstance(system, str):
+        return [{"type": "text", "content": system}]
+    blocks = _items(system)
+    return [content_part(block) for block in blocks] if blocks else None
+
+
+def tool_definitions(tools: Any) -> list[dict[str, Any]] | None:
+    """`tools` as the conventions' tool definitions: client tools are functions, Anthropic's
+    server tools (`web_search_20250305`, ...) keep their type and settings."""
+    definitions: list[dict[str, Any]] = []
+    for tool in _items(tools):
+        tool_type = _str(_field(tool, "type"))
+        name = _str(_field(tool, "name")) or ""
+        if tool_type in (None, "custom"):
+            definition: dict[str, Any] = {"type": "function", "name": name}
+            description = _field(tool, "description")
+            if description is not None:
+                definition["description"] = description
+            schema = _field(tool, "input_schema")
+            if schema is not None:
+                definition["parameters"] = _plain(schema)
+            definitions.append(definition)
+        else:
+            settings = _plain(tool)
+            if not isinstance(settings, dict):
+                settings = {}
+            settings.pop("cache_control", None)
+            definitions.append({**settings, "type": tool_type, "name": name})
+    return definitions or None
+
+
+def input_message(message: Any) -> dict[str, Any]:
+    """One request message (`{"role", "content"}`) as a conventions' message."""
+    role = _str(_field(message, "role")) or "user"
+    return {"role": role, "parts": content_parts(_field(message, "content"))}
+
+
+def content_parts(content: Any) -> list[dict[str, Any]]:
+    """Message content (a string or a list of blocks) as the conventions' parts."""
+    if isinstance(content, str):
+        return [{"type": "text", "content": content}]
+    return [content_part(block) for block in _items(content)]
+
+
+def content_part(block: Any) -> dict[str, Any]:
+    """One content block, of a request or a response, as a conventions' part."""
+    kind = _str(_field(block, "type")) or "unknown"
+    if kind == "text":
+        return {"type": "text", "content": _field(block, "text") or ""}
+    if kind == "thinking":
+        return {"type": "reasoning", "content": _field(block, "thinking") or ""}
+    if kind == "redacted_thinking":
+        # The data is encrypted: record that reasoning happened, never the opaque blob.
+        return {"type": "reasoning", "content": REDACTED_REASONING, "redacted": True}
+    if kind == "tool_use":
+        return {
+            "type": "tool_call",
+            "id": _field(block, "id"),
+            "name": _field(block, "name") or "",
+            "arguments": _plain(_field(block, "input")),
+        }
+    if kind == "tool_result":
+        return {
+            "type": "tool_call_response",
+            "id": _field(block, "tool_use_id"),
+            "response": _tool_result(_field(block, "content")),
+        }
+    if kind in ("server_tool_use", "mcp_tool_use"):
+        name = _field(block, "name") or ""
+        return {
+            "type": "server_tool_call",
+            "id": _field(block, "id"),
+            "name": name,
+            "server_tool_call": {"type": name, "arguments": _plain(_field(block, "input"))},
+        }
+    if kind.endswith("_tool_result"):  # web_search_tool_result, mcp_tool_result, ...
+        return {
+            "type": "server_tool_call_response",
+            "id": _field(block, "tool_use_id"),
+            "server_tool_call_response": {
+                "type": kind,
+                "content": _plain(_field(block, "content")),
+            },
+        }
+    if kind in ("image", "document"):
+        return _media_part(kind, _field(block, "source"))
+    if kind == "compaction":
+        return {"type": "compaction", "content": _field(block, "content")}
+    return {"type": kind}
+
+
+def _tool_result(content: Any) -> Any:
+    if isinstance(content, str) or content is None:
+        return content
+    return content_parts(content)
+
+
+def _media_part(modality: str, source: Any) -> dict[str, Any]:
+    kind = _field(source, "type")
+    mime_type = _field(source, "media_type")
+    if kind == "base64":
+        data = _field(source, "data")
+        return {"type": "blob", "modality": modality, "mime_type": mime_type, "content": data}
+    if kind == "url":
+        return {"type": "uri", "modality": modality, "uri": _field(source, "url")}
+    if kind == "file":
+        return {"type": "file", "modality": modality, "file_id": _field(source, "file_id")}
+    if kind == "text":
+        return {"type": "text", "content": _field(source, "data") or ""}
+    return {"type": modality}
+
+
+# -- response extractors ----------------------------------------------------------------
+
+
+def read_response(message: Any) -> LLMResponse:
+    """An `LLMResponse` from a `Message` (or `BetaMessage`, `ParsedMessage`)."""
+    return response_from(
+        response_id=_str(_field(message, "id")),
+        model=_str(_field(message, "model")),
+        stop_reason=_str(_field(message, "stop_reason")),
+        usage=token_usage(_field(message, "usage")),
+        blocks=_items(_field(message, "content")),
+    )
+
+
+def token_usage(usage: Any) -> TokenUsage | None:
+    """Anthropic usage in GenAI terms: input tokens include cache reads and writes."""
+    if usage is None:
+        return None
+    cache_read = _int(_field(usage, "cache_read_input_tokens"))
+    cache_write = _int(_field(usage, "cache_creation_input_tokens"))
+    return TokenUsage(
+        input_tokens=_int(_field(usage, "input_tokens")) + cache_read + cache_write,
+        output_tokens=_int(_field(usage, "output_tokens")),
+        cache_read_tokens=cache_read,
+        cache_write_tokens=cache_write,
+        reasoning_tokens=_int(_field(_field(usage, "output_tokens_details"), "thinking_tokens")),
+    )
+
+
+def response_from(
+    *,
+    response_id: str | None,
+    model: str | None,
+    stop_reason: str | None,
+    usage: TokenUsage | None,
+    blocks: Iterable[Any],
+) -> LLMResponse:
+    """The response that a message's parts make, from a whole message or a stream."""
+    blocks = list(blocks)
+    thinking: list[str] = []
+    texts: list[str] = []
+    tool_calls: list[ToolCallRequest] = []
+    for block in blocks:
+        kind = _field(block, "type")
+        if kind == "text":
+            texts.append(_str(_field(block, "text")) or "")
+        elif kind == "thinking":
+            thinking.append(_str(_field(block, "thinking")) or "")
+        elif kind == "tool_use":  # server tools (server_tool_use) are not the app's to run
+            name = _str(_field(block, "name")) or ""
+            tool_calls.append(
+                ToolCallRequest(_str(_field(block, "id")), name, _field(block, "input"))
+            )
+    reasoning = "\n\n".join(t for t in thinking if t) or None
+    response = LLMResponse(
+        response_id=response_id,
+        response_model=model,
+        finish_reasons=[stop_reason] if stop_reason else [],
+        usage=usage,
+        tool_calls=tool_calls,
+        reasoning=reasoning,
+        reasoning_source=sc.DecisionReasoningSourceValues.THINKING if reasoning else None,
+        text="".join(texts) or None,
+    )
+    if _capturing_content():
+        output: dict[str, Any] = {"role": "assistant", "parts": [content_part(b) for b in blocks]}
+        if stop_reason:
+            output["finish_reason"] = stop_reason
+        response.output_messages = [output]
+    return response
+
+
+class MessageStreamAccumulator:
+    """Folds the SSE events of a streamed message into an `LLMResponse`.
+
+    `message_start` brings the id, model and input usage; each content block starts
+    (`content_block_start`), grows by deltas (text, thinking, tool input JSON split across
+    events) and stops; `message_delta` brings the stop reason and the final usage.
+    A stream cut short still gives what arrived.
+    """
+
+    # delta type -> (its field, the block field it extends)
+    _DELTAS: ClassVar[Mapping[str, tuple[str, str]]] = {
+        "text_delta": ("text", "text"),
+        "thinking_delta": ("thinking", "thinking"),
+        "input_json_delta": ("partial_json", "input"),
+        # signature_delta (opaque) and citations_delta (not part of the conventions'
+        # text part) add nothing we record.
+    }
+
+    def __init__(self) -> None:
+        self._id: str | None = None
+        self._model: str | None = None
+        self._stop_reason: str | None = None
+        self._usage: dict[str, Any] = {}
+        self._blocks: dict[int, dict[str, Any]] = {}
+        self._pieces: dict[tuple[int, str], list[str]] = {}  # joined once, at the end
+
+    def add(self, event: Any) -> None:
+        kind = _field(event, "type")
+        if kind == "content_block_delta":
+            self._block_delta(event)
+        elif kind == "content_block_start":
+            block = _plain(_field(event, "content_block"))
+            if isinstance(block, dict):
+                self._blocks[_int(_field(event, "index"))] = block
+        elif kind == "message_start":
+            message = _field(event, "message")
+            self._id = _str(_field(message, "id"))
+            self._model = _str(_field(message, "model"))
+            self._merge_usage(_field(message, "usage"))
+        elif kind == "message_delta":
+            stop_reason = _str(_field(_field(event, "delta"), "stop_reason"))
+            self._stop_reason = stop_reason or self._stop_reason
+            self._merge_usage(_field(event, "usage"))
+
+    def _block_delta(self, event: Any) -> None:
+        delta = _field(event, "delta")
+        known = self._DELTAS.get(_field(delta, "type"))
+        piece = _str(_field(delta, known[0])) if known else None
+        if known is not None and piece is not None:
+            self._pieces.setdefault((_int(_field(event, "index")), known[1]), []).append(piece)
+
+    def _merge_usage(self, usage: Any) -> None:
+        # `message_delta` repeats the counts so far; its output_tokens is the final one.
+        plain = _plain(usage)
+        if isinstance(plain, dict):
+            self._usage.update({k: v for k, v in plain.items() if v is not None})
+
+    def response(self) -> LLMResponse:
+        return response_from(
+            response_id=self._id,
+            model=self._model,
+            stop_reason=self._stop_reason,
+            usage=token_usage(self._usage) if self._usage else None,
+            blocks=[self._finished_block(i) for i in sorted(self._blocks)],
+        )
+
+    def _finished_block(self, index: int) -> dict[str, Any]:
+        block = dict(self._blocks[index])
+        for field in ("text", "thinking"):
+            pieces = self._pieces.get((index, field))
+            if pieces:
+                block[field] = (block.get(field) or "") + "".join(pieces)
+        json_pieces = self._pieces.get((index, "input"))
+        if json_pieces is not None:
+            text = "".join(json_pieces)
+            try:
+                block["input"] = json.loads(text) if text else {}
+            except ValueError:
+                block["input"] = text  # cut off mid-arguments: keep what arrived
+        return block
+
+
+class MessagesEndpoint:
+    """`POST /v1/messages` for the shared Stainless wrapper."""
+
+    def read_request(self, client: Any, body: Mapping[str, Any]) -> LLMRequest:
+        return read_request(client, body)
+
+    def read_response(self, response: Any) -> LLMResponse:
+        return read_response(response)
+
+    def new_accumulator(self) -> MessageStreamAccumulator:
+        return MessageStreamAccumulator()
+
+
+MESSAGES = MessagesEndpoint()
+
+CLIENT = StainlessClient(
+    package="anthropic",
+    endpoints={("post", path): MESSAGES for path in MESSAGES_PATHS},
+    attempt_method="_attempt_request",
+)
+
+
+# -- the SDK's own span -----------------------------------------------------------------
+
+
+def _instead_of_native_span(
+    wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Any:
+    """`start_api_call_span(tracer, base_url, options, ...)`: for a call we record, a
+    non-recording stand-in with our span's context, so the SDK propagates our trace context
+    and starts no second span. Any other call gets the SDK's own span."""
+    try:
+        call = current_call()
+        options = args[2] if len(args) > 2 else kwargs.get("options")
+        if call is not None and CLIENT.endpoint_for(options) is not None:
+            stand_in: Span = NonRecordingSpan(call.span.get_span_context())
+            return stand_in
+    except Exception as exc:
+        report_internal_error("anthropic native span", exc)
+    return wrapped(*args, **kwargs)
+
+
+_native_patched: list[ModuleType] = []
+
+
+def patch(client_module: ModuleType) -> None:
+    """Instrument the `anthropic` package (called when the application imports it)."""
+    base_client = importlib.import_module(f"{client_module.__name__}._base_client")
+    CLIENT.patch(base_client)
+    factory = base_client.__dict__.get(_NATIVE_SPAN_FACTORY)
+    if callable(factory) and not isinstance(factory, wrapt.FunctionWrapper):
+        wrapt.wrap_function_wrapper(base_client, _NATIVE_SPAN_FACTORY, _instead_of_native_span)
+        _native_patched.append(base_client)
+
+
+def unpatch() -> None:
+    """Undo `patch`: the SDK behaves, and traces itself, exactly as before."""
+    CLIENT.unpatch()
+    while _native_patched:
+        base_client = _native_patched.pop()
+        current = base_client.__dict__.get(_NATIVE_SPAN_FACTORY)
+        # Only our own wrapper: one put on top of it by someone else is theirs to remove.
+        ours = getattr(current, "_self_wrapper", None) is _instead_of_native_span
+        if isinstance(current, wrapt.FunctionWrapper) and ours:
+            with contextlib.suppress(Exception):
+                setattr(base_client, _NATIVE_SPAN_FACTORY, current.__wrapped__)
+
+
+__all__ = [
+    "CLIENT",
+    "MESSAGES",
+    "MessageStreamAccumulator",
+    "MessagesEndpoint",
+    "patch",
+    "read_request",
+    "read_response",
+    "unpatch",
+]

@@ -1,0 +1,726 @@
+"""Auto-instrumentation of the official `openai` SDK: chat completions and the Responses API.
+
+The SDK sends every call through its Stainless base client, which `stainless.py` wraps once
+for `create`, `parse`, the `.stream(...)` helpers, raw and streaming responses, async and
+Azure clients alike. This module only says how to read OpenAI's requests, responses and
+stream events, in three parts kept apart from the wrapping:
+
+- request readers: body -> `LLMRequest` (parameters, and content in the conventions' shapes);
+- response readers: `ChatCompletion` / `Response` -> `LLMResponse` (usage, the tool calls
+  the model asked for, reasoning summaries, output messages);
+- stream accumulators: chunks or events -> the same shape a complete response has, read by
+  the same response reader, so a stream and a plain call give the same span.
+
+Readers accept SDK models and plain mappings alike (`_get`), which is what lets an
+accumulator hand a dict it built to the response reader.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any
+
+from opentelemetry.util.types import AttributeValue
+
+from otel_agents import semconv as sc
+from otel_agents.instrumentation.stainless import StainlessClient
+from otel_agents.pricing import TokenUsage
+from otel_agents.recorders.llm import LLMRequest, LLMResponse, ToolCallRequest
+from otel_agents.runtime import get_runtime
+
+_AZURE_HOST_SUFFIXES = (
+    ".openai.azure.com",
+    ".cognitiveservices.azure.com",
+    ".services.ai.azure.com",
+)
+_JSON_FORMATS = ("json_schema", "json_object")
+# The conventions' finish reasons for output messages, where OpenAI spells them otherwise.
+_FINISH_REASONS = {"tool_calls": "tool_call", "function_call": "tool_call"}
+# Responses API items for the application's own tools: requested tool calls. Built-in tools
+# that run on the client side stay plain parts; every other `*_call` item is a tool OpenAI
+# runs on its side (web search, file search, code interpreter, MCP, ...).
+_CLIENT_TOOL_ITEMS = ("function_call", "custom_tool_call")
+_CLIENT_BUILTIN_ITEMS = ("computer_call", "local_shell_call", "shell_call", "apply_patch_call")
+
+
+# -- small readers -----------------------------------------------------------------------
+
+
+def _get(obj: Any, key: str, default: Any = None) -> Any:
+    """`obj[key]` for a mapping, `obj.key` for an SDK model; `default` when absent."""
+    if isinstance(obj, dict):  # the common case first: request bodies are dicts
+        return obj.get(key, default)
+    if obj is None:
+        return default
+    if isinstance(obj, Mapping):
+        return obj.get(key, default)
+    return getattr(obj, key, default)
+
+
+def _list(value: Any) -> list[Any]:
+    return list(value) if isinstance(value, (list, tuple)) else []
+
+
+def _str(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _float(value: Any) -> float | None:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    return None
+
+
+def _put(target: dict[str, AttributeValue], key: str, value: AttributeValue | None) -> None:
+    if value is not None:
+        target[key] = value
+
+
+def _capturing() -> bool:
+    """Content is converted only when it will be captured: a long history costs nothing
+    when capture is off (the default)."""
+    return get_runtime().settings.capture_content.enabled
+
+
+# -- provider, server, usage ---------------------------------------------------------------
+
+
+def _is_azure(client: Any, host: str | None) -> bool:
+    try:
+        from openai.lib.azure import BaseAzureClient
+
+        if isinstance(client, BaseAzureClient):
+            return True
+    except ImportError:
+        pass
+    return host is not None and host.lower().endswith(_AZURE_HOST_SUFFIXES)
+
+
+def _server(client: Any) -> tuple[str | None, int | None]:
+    url = _get(client, "base_url")
+    host = _str(_get(url, "host"))
+    port = _int(_get(url, "port"))
+    if host is not None and port is None:
+        port = {"https": 443, "http": 80}.get(str(_get(url, "scheme", "")))
+    return host, port
+
+
+def _new_request(client: Any, body: Mapping[str, Any]) -> LLMRequest:
+    host, port = _server(client)
+    provider = (
+        sc.GenAiProviderNameValues.AZURE_AI_OPENAI
+        if _is_azure(client, host)
+        else sc.GenAiProviderNameValues.OPENAI
+    )
+    return LLMRequest(
+        provider=provider,
+        model=_str(body.get("model")),
+        stream=body.get("stream") is True,
+        server_address=host,
+        server_port=port,
+    )
+
+
+def _output_type(format_type: Any) -> str | None:
+    if not isinstance(format_type, str):
+        return None
+    if format_type in _JSON_FORMATS:
+        return sc.GenAiOutputTypeValues.JSON
+    return sc.GenAiOutputTypeValues.TEXT
+
+
+def _token_usage(
+    usage: Any, input_key: str, output_key: str, input_details: str, output_details: str
+) -> TokenUsage | None:
+    """OpenAI's counts already include cached input and reasoning output, as the
+    conventions want; only the key names differ between the two APIs."""
+    if usage is None:
+        return None
+    inputs, outputs = _get(usage, input_details), _get(usage, output_details)
+    return TokenUsage(
+        input_tokens=_int(_get(usage, input_key)) or 0,
+        output_tokens=_int(_get(usage, output_key)) or 0,
+        cache_read_tokens=_int(_get(inputs, "cached_tokens")) or 0,
+        cache_write_tokens=_int(_get(inputs, "cache_write_tokens")) or 0,
+        reasoning_tokens=_int(_get(outputs, "reasoning_tokens")) or 0,
+    )
+
+
+# -- content in the conventions' shapes ------------------------------------------------------
+
+
+def _text(content: str) -> dict[str, Any]:
+    return {"type": "text", "content": content}
+
+
+def _arguments(raw: Any) -> Any:
+    """Tool arguments as an object when the model's JSON string parses, else as sent."""
+    if isinstance(raw, str):
+        try:
+            return json.loads(raw)
+        except ValueError:
+            return raw
+    return raw
+
+
+def _tool_call(call_id: Any, name: Any, arguments: Any) -> dict[str, Any]:
+    return {"type": "tool_call", "id": call_id, "name": name, "arguments": _arguments(arguments)}
+
+
+def _media(
+    modality: str, *, url: Any = None, data: Any = None, file_id: Any = None, mime: Any = None
+) -> dict[str, Any] | None:
+    """An image, audio or document given inline (blob), by address (uri) or by id (file)."""
+    inline = data if isinstance(data, str) else None
+    if isinstance(url, str) and url.startswith("data:"):
+        inline = url
+    if inline is not None:
+        part: dict[str, Any] = {"type": "blob", "modality": modality}
+        if inline.startswith("data:") and "," in inline:
+            header, inline = inline[5:].split(",", 1)
+            mime = mime or header.split(";", 1)[0] or None
+        if mime:
+            part["mime_type"] = mime
+        part["content"] = inline
+        return part
+    if isinstance(url, str):
+        return {"type": "uri", "modality": modality, "uri": url}
+    if isinstance(file_id, str):
+        return {"type": "file", "modality": modality, "file_id": file_id}
+    return None
+
+
+def _content_part(part: Any) -> dict[str, Any]:
+    """One content part of either API (`text`/`input_text`/`output_text`, images, ...)."""
+    kind = str(_get(part, "type") or "unknown")
+    if kind in ("text", "input_text", "output_text"):
+        return _text(str(_get(part, "text") or ""))
+    if kind == "refusal":
+        return {"type": "refusal", "content": _get(part, "refusal")}
+    return _media_part(kind, part) or {"type": kind}
+
+
+def _media_part(kind: str, part: Any) -> dict[str, Any] | None:
+    if kind == "image_url":  # chat
+        return _media("image", url=_get(_get(part, "image_url"), "url"))
+    if kind == "input_image":  # responses
+        return _media("image", url=_get(part, "image_url"), file_id=_get(part, "file_id"))
+    if kind == "input_audio":
+        audio = _get(part, "input_audio", part)
+        audio_format = _get(audio, "format")
+        mime = f"audio/{audio_format}" if isinstance(audio_format, str) else None
+        return _media("audio", data=_get(audio, "data"), mime=mime)
+    if kind in ("file", "input_file"):
+        file = _get(part, "file", part)  # chat nests the fields under "file"
+        return _media(
+            "document",
+            url=_get(file, "file_url"),
+            data=_get(file, "file_data"),
+            file_id=_get(file, "file_id"),
+        )
+    return None
+
+
+def _content_parts(content: Any) -> list[dict[str, Any]]:
+    if isinstance(content, str):
+        return [_text(content)] if content else []
+    return [_content_part(part) for part in _list(content)]
+
+
+def _plain_text(content: Any) -> Any:
+    """A tool result as text: a string, or the text parts joined."""
+    if isinstance(content, str) or not isinstance(content, (list, tuple)):
+        return content
+    return "".join(str(_get(part, "text") or "") for part in content)
+
+
+def _tool_definition(tool: Any) -> dict[str, Any]:
+    """A tool offered to the model; chat nests function fields under `function`."""
+    kind = str(_get(tool, "type") or "function")
+    spec = _get(tool, kind) if kind in ("function", "custom") else None
+    spec = spec if spec is not None else tool
+    name = _get(spec, "name") or _get(tool, "server_label") or kind
+    definition: dict[str, Any] = {"type": kind, "name": name}
+    for key in ("description", "parameters"):
+        value = _get(spec, key)
+        if value is not None:
+            definition[key] = value
+    return definition
+
+
+def _tool_definitions(tools: Any) -> list[dict[str, Any]] | None:
+    definitions = [_tool_definition(tool) for tool in _list(tools)]
+    return definitions or None
+
+
+def _output_message(parts: list[dict[str, Any]], finish_reason: str | None) -> dict[str, Any]:
+    message: dict[str, Any] = {"role": "assistant", "parts": parts}
+    if finish_reason:
+        message["finish_reason"] = _FINISH_REASONS.get(finish_reason, finish_reason)
+    return message
+
+
+# -- chat completions ---------------------------------------------------------------------
+
+
+class ChatCompletions:
+    """`POST /chat/completions`: `chat.completions.create`, `parse`, `stream`."""
+
+    def read_request(self, client: Any, body: Mapping[str, Any]) -> LLMRequest:
+        request = _new_request(client, body)
+        request.parameters = _chat_parameters(body)
+        if _capturing():
+            request.input_messages = [_chat_message(m) for m in _list(body.get("messages"))]
+            request.tool_definitions = _tool_definitions(body.get("tools"))
+        return request
+
+    def read_response(self, completion: Any) -> LLMResponse:
+        response = LLMResponse(
+            response_id=_str(_get(completion, "id")),
+            response_model=_str(_get(completion, "model")),
+            usage=_token_usage(
+                _get(completion, "usage"),
+                "prompt_tokens",
+                "completion_tokens",
+                "prompt_tokens_details",
+                "completion_tokens_details",
+            ),
+        )
+        capturing = _capturing()
+        messages: list[dict[str, Any]] = []
+        for choice in _list(_get(completion, "choices")):
+            message = _get(choice, "message")
+            finish_reason = _str(_get(choice, "finish_reason"))
+            if finish_reason:
+                response.finish_reasons.append(finish_reason)
+            calls = [_chat_tool_call(call) for call in _list(_get(message, "tool_calls"))]
+            response.tool_calls.extend(calls)
+            text = _str(_get(message, "content"))
+            if response.text is None and text:
+                response.text = text  # the decision path's fallback reasoning
+            if capturing:
+                parts = _chat_output_parts(message, calls)
+                messages.append(_output_message(parts, finish_reason))
+        if capturing:
+            response.output_messages = messages
+        return response
+
+    def new_accumulator(self) -> ChatStreamAccumulator:
+        return ChatStreamAccumulator(self)
+
+
+def _chat_parameters(body: Mapping[str, Any]) -> dict[str, AttributeValue]:
+    params: dict[str, AttributeValue] = {}
+    max_tokens = body.get("max_completion_tokens", body.get("max_tokens"))
+    _put(params, sc.GEN_AI_REQUEST_MAX_TOKENS, _int(max_tokens))
+    _put(params, sc.GEN_AI_REQUEST_TEMPERATURE, _float(body.get("temperature")))
+    _put(params, sc.GEN_AI_REQUEST_TOP_P, _float(body.get("top_p")))
+    _put(params, sc.GEN_AI_REQUEST_FREQUENCY_PENALTY, _float(body.get("frequency_penalty")))
+    _put(params, sc.GEN_AI_REQUEST_PRESENCE_PENALTY, _float(body.get("presence_penalty")))
+    _put(params, sc.GEN_AI_REQUEST_SEED, _int(body.get("seed")))
+    choices = _int(body.get("n"))
+    if choices is not None and choices != 1:  # the conventions record it only when != 1
+        params[sc.GEN_AI_REQUEST_CHOICE_COUNT] = choices
+    stop = body.get("stop")
+    if isinstance(stop, str):
+        params[sc.GEN_AI_REQUEST_STOP_SEQUENCES] = [stop]
+    elif isinstance(stop, (list, tuple)) and stop:
+        params[sc.GEN_AI_REQUEST_STOP_SEQUENCES] = [str(s) for s in stop]
+    _put(params, sc.GEN_AI_REQUEST_REASONING_LEVEL, _str(body.get("reasoning_effort")))
+    _put(params, sc.GEN_AI_OUTPUT_TYPE, _output_type(_get(body.get("response_format"), "type")))
+    return params
+
+
+def _chat_message(message: Any) -> dict[str, Any]:
+    role = str(_get(message, "role") or "user")
+    content = _get(message, "content")
+    if role in ("tool", "function"):  # a tool result (`function` is the legacy spelling)
+        result: dict[str, Any] = {
+            "role": "tool",
+            "parts": [
+                {
+                    "type": "tool_call_response",
+                    "id": _get(message, "tool_call_id"),
+                    "response": _plain_text(content),
+                }
+            ],
+        }
+    else:
+        parts = _content_parts(content)
+        for call in _list(_get(message, "tool_calls")):
+            parsed = _chat_tool_call(call)
+            parts.append(_tool_call(parsed.call_id, parsed.name, parsed.arguments))
+        legacy_call = _get(message, "function_call")
+        if legacy_call is not None:
+            parts.append(
+                _tool_call(None, _get(legacy_call, "name"), _get(legacy_call, "arguments"))
+            )
+        result = {"role": role, "parts": parts}
+    name = _str(_get(message, "name"))
+    if name:
+        result["name"] = name
+    return result
+
+
+def _chat_tool_call(call: Any) -> ToolCallRequest:
+    """A function call (`function.name/arguments`) or a custom tool call (`custom.input`)."""
+    custom = _get(call, "custom")
+    if custom is not None:
+        return ToolCallRequest(_get(call, "id"), str(_get(custom, "name")), _get(custom, "input"))
+    function = _get(call, "function")
+    return ToolCallRequest(
+        _get(call, "id"), str(_get(function, "name")), _get(function, "arguments")
+    )
+
+
+def _chat_output_parts(message: Any, calls: list[ToolCallRequest]) -> list[dict[str, Any]]:
+    parts = _content_parts(_get(message, "content"))
+    refusal = _str(_get(message, "refusal"))
+    if refusal:
+        parts.append({"type": "refusal", "content": refusal})
+    parts.extend(_tool_call(c.call_id, c.name, c.arguments) for c in calls)
+    return parts
+
+
+@dataclass
+class _ChoiceState:
+    role: str = "assistant"
+    content: list[str] = field(default_factory=list)
+    refusal: list[str] = field(default_factory=list)
+    tool_calls: dict[int, dict[str, Any]] = field(default_factory=dict)
+    finish_reason: str | None = None
+
+    def add(self, delta: Any) -> None:
+        self.role = _str(_get(delta, "role")) or self.role
+        for target, key in ((self.content, "content"), (self.refusal, "refusal")):
+            text = _get(delta, key)
+            if isinstance(text, str):
+                target.append(text)
+        for call_delta in _list(_get(delta, "tool_calls")):
+            self._add_tool_call(call_delta)
+
+    def _add_tool_call(self, delta: Any) -> None:
+        """A tool call arrives in pieces keyed by `index`: id and name first, then the
+        arguments string a few characters at a time."""
+        index = _int(_get(delta, "index")) or 0
+        call = self.tool_calls.setdefault(index, {"id": None, "name": "", "arguments": ""})
+        call["id"] = _get(delta, "id") or call["id"]
+        function = _get(delta, "function")
+        call["name"] += _get(function, "name") or ""
+        call["arguments"] += _get(function, "arguments") or ""
+
+    def as_choice(self, index: int) -> dict[str, Any]:
+        calls = [
+            {
+                "id": call["id"],
+                "type": "function",
+                "function": {"name": call["name"], "arguments": call["arguments"]},
+            }
+            for _, call in sorted(self.tool_calls.items())
+        ]
+        message = {
+            "role": self.role,
+            "content": "".join(self.content) or None,
+            "refusal": "".join(self.refusal) or None,
+            "tool_calls": calls,
+        }
+        return {"index": index, "message": message, "finish_reason": self.finish_reason}
+
+
+class ChatStreamAccumulator:
+    """Folds `ChatCompletionChunk`s into a completion-shaped dict for the chat reader.
+
+    Usage arrives in a last chunk with no choices, when the request set
+    `stream_options.include_usage`.
+    """
+
+    def __init__(self, endpoint: ChatCompletions) -> None:
+        self._endpoint = endpoint
+        self._id: str | None = None
+        self._model: str | None = None
+        self._usage: Any = None
+        self._choices: dict[int, _ChoiceState] = {}
+
+    def add(self, chunk: Any) -> None:
+        self._id = self._id or _str(_get(chunk, "id"))
+        self._model = self._model or _str(_get(chunk, "model"))
+        self._usage = _get(chunk, "usage") or self._usage
+        for choice in _list(_get(chunk, "choices")):
+            state = self._choices.setdefault(_int(_get(choice, "index")) or 0, _ChoiceState())
+            state.add(_get(choice, "delta"))
+            state.finish_reason = _str(_get(choice, "finish_reason")) or state.finish_reason
+
+    def response(self) -> LLMResponse:
+        completion = {
+            "id": self._id,
+            "model": self._model,
+            "usage": self._usage,
+            "choices": [state.as_choice(i) for i, state in sorted(self._choices.items())],
+        }
+        return self._endpoint.read_response(completion)
+
+
+# -- the Responses API -----------------------------------------------------------------------
+
+
+class Responses:
+    """`POST /responses`: `responses.create`, `parse`, `stream`."""
+
+    def read_request(self, client: Any, body: Mapping[str, Any]) -> LLMRequest:
+        request = _new_request(client, body)
+        request.parameters = _responses_parameters(body)
+        conversation = body.get("conversation")
+        request.conversation_id = _str(_get(conversation, "id", conversation))
+        if _capturing():
+            request.input_messages = _responses_input(body.get("input"))
+            request.system_instructions = _system_instructions(body.get("instructions"))
+            request.tool_definitions = _tool_definitions(body.get("tools"))
+        return request
+
+    def read_response(self, result: Any) -> LLMResponse:
+        response = LLMResponse(
+            response_id=_str(_get(result, "id")),
+            response_model=_str(_get(result, "model")),
+            usage=_token_usage(
+                _get(result, "usage"),
+                "input_tokens",
+                "output_tokens",
+                "input_tokens_details",
+                "output_tokens_details",
+            ),
+        )
+        output = _ResponseOutput()
+        for item in _list(_get(result, "output")):
+            output.add(item)
+        response.tool_calls = output.tool_calls
+        response.text = "".join(output.texts) or None
+        if output.summaries:
+            response.reasoning = "\n\n".join(output.summaries)
+            response.reasoning_source = sc.DecisionReasoningSourceValues.REASONING_SUMMARY
+        elif output.thinking:
+            response.reasoning = "\n\n".join(output.thinking)
+            response.reasoning_source = sc.DecisionReasoningSourceValues.THINKING
+        finish_reason = _responses_finish_reason(result, bool(output.tool_calls))
+        if finish_reason:
+            response.finish_reasons = [finish_reason]
+        error_code = _str(_get(_get(result, "error"), "code"))
+        if error_code:
+            response.attributes[sc.ERROR_TYPE] = error_code
+        if _capturing():
+            response.output_messages = [_output_message(output.parts, finish_reason)]
+        return response
+
+    def new_accumulator(self) -> ResponsesStreamAccumulator:
+        return ResponsesStreamAccumulator(self)
+
+
+def _responses_parameters(body: Mapping[str, Any]) -> dict[str, AttributeValue]:
+    params: dict[str, AttributeValue] = {}
+    _put(params, sc.GEN_AI_REQUEST_MAX_TOKENS, _int(body.get("max_output_tokens")))
+    _put(params, sc.GEN_AI_REQUEST_TEMPERATURE, _float(body.get("temperature")))
+    _put(params, sc.GEN_AI_REQUEST_TOP_P, _float(body.get("top_p")))
+    effort = _str(_get(body.get("reasoning"), "effort"))
+    _put(params, sc.GEN_AI_REQUEST_REASONING_LEVEL, effort)
+    text_format = _get(_get(body.get("text"), "format"), "type")
+    _put(params, sc.GEN_AI_OUTPUT_TYPE, _output_type(text_format))
+    return params
+
+
+def _system_instructions(instructions: Any) -> list[dict[str, Any]] | None:
+    if isinstance(instructions, str):
+        return [_text(instructions)] if instructions else None
+    parts = [part for item in _list(instructions) for part in _content_parts(_get(item, "content"))]
+    return parts or None
+
+
+def _responses_input(items: Any) -> list[dict[str, Any]]:
+    """Input items as chat messages; a model's own items (reasoning, tool calls) that
+    follow each other join one assistant message, as they came from one turn."""
+    if isinstance(items, str):
+        return [{"role": "user", "parts": [_text(items)]}]
+    messages: list[dict[str, Any]] = []
+    for item in _list(items):
+        role, parts = _input_item(item)
+        if messages and role == "assistant" and messages[-1]["role"] == "assistant":
+            messages[-1]["parts"].extend(parts)
+        else:
+            messages.append({"role": role, "parts": parts})
+    return messages
+
+
+def _input_item(item: Any) -> tuple[str, list[dict[str, Any]]]:
+    kind = _get(item, "type") or "message"
+    if kind == "message":
+        return str(_get(item, "role") or "user"), _content_parts(_get(item, "content"))
+    if kind in ("function_call_output", "custom_tool_call_output"):
+        response = {"type": "tool_call_response", "id": _get(item, "call_id")}
+        response["response"] = _plain_text(_get(item, "output"))
+        return "tool", [response]
+    output = _ResponseOutput()
+    output.add(item)
+    return "assistant", output.parts
+
+
+class _ResponseOutput:
+    """Reads Responses API output items: the message parts, and what the decision path
+    needs (tool calls, reasoning summaries, visible text)."""
+
+    def __init__(self) -> None:
+        self.parts: list[dict[str, Any]] = []
+        self.tool_calls: list[ToolCallRequest] = []
+        self.summaries: list[str] = []
+        self.thinking: list[str] = []
+        self.texts: list[str] = []
+
+    def add(self, item: Any) -> None:
+        kind = str(_get(item, "type") or "")
+        if kind == "message":
+            for part in _list(_get(item, "content")):
+                converted = _content_part(part)
+                self.parts.append(converted)
+                if converted["type"] == "text":
+                    self.texts.append(converted["content"])
+        elif kind == "reasoning":
+            self._add_reasoning(item)
+        elif kind in _CLIENT_TOOL_ITEMS:
+            arguments = _get(item, "arguments" if kind == "function_call" else "input")
+            call = ToolCallRequest(_get(item, "call_id"), str(_get(item, "name")), arguments)
+            self.tool_calls.append(call)
+            self.parts.append(_tool_call(call.call_id, call.name, arguments))
+        elif kind.endswith("_call") and kind not in _CLIENT_BUILTIN_ITEMS:
+            name = _get(item, "name") or kind.removesuffix("_call")
+            self.parts.append(
+                {
+                    "type": "server_tool_call",
+                    "id": _get(item, "id"),
+                    "name": name,
+                    "server_tool_call": {"type": kind},
+                }
+            )
+        elif kind:
+            self.parts.append({"type": kind})
+
+    def _add_reasoning(self, item: Any) -> None:
+        """Summaries are what OpenAI shows of its models' reasoning; open-weight models
+        return the reasoning text itself in `content`."""
+        for source, target in (("summary", self.summaries), ("content", self.thinking)):
+            for entry in _list(_get(item, source)):
+                text = _str(_get(entry, "text"))
+                if text:
+                    target.append(text)
+                    self.parts.append({"type": "reasoning", "content": text})
+
+
+def _responses_finish_reason(result: Any, has_tool_calls: bool) -> str | None:
+    """The Responses API has a status instead of finish reasons; in the conventions' terms."""
+    status = _get(result, "status")
+    if status == "completed":
+        return "tool_call" if has_tool_calls else "stop"
+    if status == "incomplete":
+        reason = _get(_get(result, "incomplete_details"), "reason")
+        return "length" if reason == "max_output_tokens" else _str(reason) or "incomplete"
+    if status == "failed":
+        return "error"
+    return _str(status) if status not in (None, "in_progress", "queued") else None
+
+
+class ResponsesStreamAccumulator:
+    """Folds Responses API stream events into a response for the Responses reader.
+
+    A finished stream ends with `response.completed` (or `.failed` / `.incomplete`), which
+    carries the whole response; a stream left early is rebuilt from the items and deltas
+    seen so far.
+    """
+
+    def __init__(self, endpoint: Responses) -> None:
+        self._endpoint = endpoint
+        self._final: Any = None
+        self._started: Any = None
+        self._items: dict[int, dict[str, Any]] = {}
+
+    def add(self, event: Any) -> None:
+        kind = str(_get(event, "type") or "")
+        if kind in ("response.completed", "response.failed", "response.incomplete"):
+            self._final = _get(event, "response")
+        elif kind in ("response.created", "response.in_progress", "response.queued"):
+            self._started = _get(event, "response")
+        elif kind in ("response.output_item.added", "response.output_item.done"):
+            self._items[self._index(event)] = _as_dict(_get(event, "item"))
+        elif kind.startswith("response.function_call_arguments."):
+            self._add_arguments(event, kind.endswith(".done"))
+        elif kind.startswith("response.reasoning_summary_text."):
+            self._add_text(event, "summary", "summary_index", kind.endswith(".done"))
+        elif kind.startswith("response.output_text."):
+            self._add_text(event, "content", "content_index", kind.endswith(".done"))
+
+    def response(self) -> LLMResponse:
+        if self._final is not None:
+            return self._endpoint.read_response(self._final)
+        partial = {
+            "id": _get(self._started, "id"),
+            "model": _get(self._started, "model"),
+            "output": [item for _, item in sorted(self._items.items())],
+        }
+        return self._endpoint.read_response(partial)
+
+    def _index(self, event: Any) -> int:
+        return _int(_get(event, "output_index")) or 0
+
+    def _add_arguments(self, event: Any, done: bool) -> None:
+        item = self._items.setdefault(self._index(event), {"type": "function_call"})
+        if done:
+            item["arguments"] = _get(event, "arguments")
+        else:
+            item["arguments"] = (item.get("arguments") or "") + str(_get(event, "delta", ""))
+
+    def _add_text(self, event: Any, list_key: str, index_key: str, done: bool) -> None:
+        default_type = "reasoning" if list_key == "summary" else "message"
+        item = self._items.setdefault(self._index(event), {"type": default_type})
+        entries = item.get(list_key)
+        if not isinstance(entries, list):
+            entries = item[list_key] = []
+        position = _int(_get(event, index_key)) or 0
+        while len(entries) <= position:
+            entries.append({"type": "output_text" if list_key == "content" else "summary_text"})
+        entry = entries[position] = _as_dict(entries[position])
+        if done:
+            entry["text"] = _get(event, "text")
+        else:
+            entry["text"] = str(entry.get("text") or "") + str(_get(event, "delta", ""))
+
+
+def _as_dict(value: Any) -> dict[str, Any]:
+    """A mutable copy of an SDK model (or mapping), for building up from deltas."""
+    if isinstance(value, Mapping):
+        return dict(value)
+    dump = getattr(value, "model_dump", None)
+    return dict(dump()) if callable(dump) else {}
+
+
+# -- patching --------------------------------------------------------------------------------
+
+_CLIENT = StainlessClient(
+    "openai",
+    endpoints={
+        ("post", "/chat/completions"): ChatCompletions(),
+        ("post", "/responses"): Responses(),
+    },
+    attempt_method="_send_request",
+)
+
+
+def patch(client_module: ModuleType) -> None:
+    """Called with the `openai` package when the application imports it."""
+    _CLIENT.patch(importlib.import_module(f"{client_module.__name__}._base_client"))
+
+
+def unpatch() -> None:
+    _CLIENT.unpatch()
