@@ -14,11 +14,12 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -28,6 +29,7 @@ _LEDGER_KEY = otel_context.create_key("otel_agents.ledger")
 _MAX_REQUESTED_CALLS = 512
 _MAX_FINGERPRINTS = 4096
 _MAX_TRACE_LEDGERS = 1024
+T = TypeVar("T")
 
 
 @dataclass
@@ -53,6 +55,7 @@ class RunTotals:
     handoffs: int = 0
     retries: int = 0
     anomalies: int = 0
+    tool_cost_usd: float = 0.0  # declared cost of the run's successful tool calls
 
 
 @dataclass
@@ -64,6 +67,9 @@ class RunLedger:
     _requested: OrderedDict[int, RequestedToolCall] = field(default_factory=OrderedDict)
     _next_key: int = 0
     _attempts: OrderedDict[str, int] = field(default_factory=OrderedDict)
+    _failures: OrderedDict[str, int] = field(default_factory=OrderedDict)
+    _observer_state: dict[str, Any] = field(default_factory=dict)
+    started: float = field(default_factory=time.monotonic)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     # -- the decision path -------------------------------------------------------------
@@ -131,6 +137,31 @@ class RunLedger:
                 self.totals.retries += 1
             return attempt
 
+    def note_failure(self, fingerprint: str) -> int:
+        """Count a failed call with this fingerprint; returns its failures so far in the run."""
+        with self._lock:
+            failures = self._failures.get(fingerprint, 0) + 1
+            self._failures[fingerprint] = failures
+            self._failures.move_to_end(fingerprint)
+            while len(self._failures) > _MAX_FINGERPRINTS:
+                self._failures.popitem(last=False)
+            return failures
+
+    def failures(self, fingerprint: str) -> int:
+        """How often a call with this fingerprint has failed in the run so far."""
+        return self._failures.get(fingerprint, 0)
+
+    # -- state that observers keep per run ---------------------------------------------
+
+    def observer_state(self, key: str, factory: Callable[[], T]) -> T:
+        """The per-run state an observer keeps under `key`, created by `factory` on first
+        use. It lives and dies with the run, so concurrent runs never share it."""
+        with self._lock:
+            state = self._observer_state.get(key)
+            if state is None:
+                state = self._observer_state[key] = factory()
+            return cast(T, state)
+
     # -- money and tokens --------------------------------------------------------------
 
     def add_llm_call(self, input_tokens: int, output_tokens: int, cost_usd: float | None) -> None:
@@ -142,6 +173,16 @@ class RunLedger:
             if cost_usd is not None:
                 totals.cost_usd += cost_usd
                 totals.cost_known = True
+
+    def add_tool_cost(self, cost_usd: float) -> None:
+        """Book (or, negative, give back) the declared cost of a tool call."""
+        with self._lock:
+            self.totals.tool_cost_usd += cost_usd
+
+    @property
+    def spent_usd(self) -> float:
+        """What the run has spent so far: LLM calls plus declared tool costs."""
+        return self.totals.cost_usd + self.totals.tool_cost_usd
 
     def add_handoff(self, source: str, target: str) -> None:
         with self._lock:

@@ -5,20 +5,27 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry import metrics, trace
 from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import TracerProvider
 
 from otel_agents.config import ContentCapture, Settings
-from otel_agents.runtime import Observer, Runtime, set_runtime
+from otel_agents.runtime import Observer, Runtime, report_internal_error, set_runtime
+
+if TYPE_CHECKING:
+    from otel_agents.detectors import DetectorSettings
+    from otel_agents.policy.loader import PolicySource
+    from otel_agents.policy.model import Mode
+    from otel_agents.policy.setup import ApproverLike
 
 _logger = logging.getLogger("otel_agents")
 _lock = threading.RLock()
 _instrumented = False
 _threading_instrumentor: Any = None
 _owned: Any = None
+_governance: list[Observer] = []  # the policy gate and detectors we built (closed on reconfigure)
 
 
 def instrument(
@@ -32,14 +39,27 @@ def instrument(
     meter_provider: MeterProvider | None = None,
     configure_sdk: bool = True,
     observers: Sequence[Observer] = (),
+    policy: PolicySource | None = None,
+    policy_mode: Mode | str | None = None,
+    approver: ApproverLike | None = None,
+    detectors: DetectorSettings | Mapping[str, Any] | bool | None = None,
 ) -> None:
     """Turn otel-agents on. Call once at start-up; calling again reconfigures.
 
     Arguments override the environment (see the README's configuration table). Unless
     `tracer_provider` is given or the application already registered global providers,
     the OpenTelemetry SDK is set up from the standard `OTEL_*` variables.
+
+    `policy` (a file path, YAML text or a `Policy`; else `OTEL_AGENTS_POLICY_FILE`) is
+    evaluated before every tool call, in `policy_mode` (`observe` or `enforce`; else
+    `OTEL_AGENTS_POLICY_MODE`, else the policy's own). `approver` answers approval
+    requests (an `Approver` or a function). `detectors`: `False` turns them off, a mapping
+    or `DetectorSettings` sets thresholds. See docs/policy.md.
     """
     global _instrumented, _owned
+    from otel_agents.detectors import DetectorSettings
+    from otel_agents.policy.setup import PolicySetup
+
     settings = Settings.load(
         capture_content=capture_content,
         max_content_length=max_content_length,
@@ -50,12 +70,19 @@ def instrument(
     if settings.disabled:
         _logger.info("otel-agents is disabled by OTEL_AGENTS_DISABLED")
         return
+    # Read and check before changing anything: a bad policy fails here, at start-up.
+    policy_setup = PolicySetup.load(policy, policy_mode, approver)
+    detector_settings = DetectorSettings.load(detectors)
     with _lock:
         if configure_sdk and tracer_provider is None and _owned is None:
             from otel_agents.sdk_setup import configure_sdk as _configure
 
             _owned = _configure()
         runtime = Runtime.build(settings, tracer_provider, meter_provider)
+        _close_governance()
+        _governance.extend(_build_governance(runtime, policy_setup, detector_settings))
+        # The gate first: it may stop a call, and it checks outputs before detectors look.
+        runtime.observers.extend(_governance)
         runtime.observers.extend(observers)
         set_runtime(runtime)
         if not _instrumented:
@@ -75,11 +102,33 @@ def uninstrument() -> None:
         from otel_agents.instrumentation import uninstrument_adapters
 
         uninstrument_adapters()
+        _close_governance()
         if _threading_instrumentor is not None:
             _threading_instrumentor.uninstrument()
             _threading_instrumentor = None
         set_runtime(None)
         _instrumented = False
+
+
+def _build_governance(
+    runtime: Runtime, policy_setup: Any, detector_settings: Any
+) -> list[Observer]:
+    from otel_agents.detectors import build_detectors
+
+    gate: Observer = policy_setup.build(runtime.meter)
+    return [gate, *build_detectors(detector_settings, runtime.meter)]
+
+
+def _close_governance() -> None:
+    """Stop what the previous gate started (an approval HTTP endpoint, say)."""
+    for observer in _governance:
+        close = getattr(observer, "close", None)
+        if callable(close):
+            try:
+                close()
+            except Exception as exc:
+                report_internal_error("closing the policy gate", exc)
+    _governance.clear()
 
 
 def is_instrumented() -> bool:

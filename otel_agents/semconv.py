@@ -41,6 +41,10 @@ CONTRACT_STATUS: Final = "otel_agents.contract.status"
 """
 CONTRACT_VIOLATION: Final = "otel_agents.contract.violation"
 """What broke the tool's contract. Type: string."""
+CONTRACT_ROLLBACK: Final = "otel_agents.contract.rollback"
+"""How to undo the tool's effect, as its contract declares it. Type: string."""
+CONTRACT_FAILURE_MODES: Final = "otel_agents.contract.failure_modes"
+"""The ways the tool is declared to fail, from its contract. Type: string[]."""
 
 # otel_agents.cost
 COST_USD: Final = "otel_agents.cost.usd"
@@ -142,6 +146,10 @@ TOOL_REVERSIBLE: Final = "otel_agents.tool.reversible"
 """Whether the tool's effect can be undone, as declared by the application. Type: boolean."""
 TOOL_IMPACT_SCOPE: Final = "otel_agents.tool.impact_scope"
 """How far the tool's effect reaches, as declared by the application. Type: string."""
+TOOL_CALL_RECORDS: Final = "otel_agents.tool.call.records"
+"""How many records this call touches, as the tool declares it. Type: int."""
+TOOL_CALL_COST_USD: Final = "otel_agents.tool.call.cost.usd"
+"""What this tool call costs, in US dollars, as the tool declares it. Type: double."""
 
 
 class ApprovalStatusValues:

@@ -16,10 +16,18 @@ boundary, so a trace view shows exactly where responsibility changed hands:
 
 Without an explicit `accept()` or `reject()`, the handoff counts as accepted when no check
 failed and no exception escaped the block.
+
+The receiver can also declare its checks up front; they run as the boundary opens:
+
+    with otel_agents.handoff(to="provisioning", payload=summary, schema=VendorSummary,
+                             checks={"screened": lambda p: p["screened"] is True},
+                             strict=True) as h:
+        ...   # with strict=True a failed check raises HandoffRejected instead
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from types import TracebackType
 from typing import Any
 
@@ -30,6 +38,7 @@ from opentelemetry.util.types import AttributeValue
 
 from otel_agents import semconv as sc
 from otel_agents.capture import summarize
+from otel_agents.errors import HandoffRejected
 from otel_agents.ledger import current_ledger
 from otel_agents.recorders.common import (
     capture_content,
@@ -119,13 +128,33 @@ class Handoff:
 class handoff:
     """Context manager (sync and async) for a handoff boundary; yields a `Handoff`.
 
-    `source` defaults to the agent we are inside.
+    `source` defaults to the agent we are inside. `checks` (name -> function of the payload
+    returning a bool or `(bool, detail)`) and `schema` (JSON Schema or a pydantic model for
+    the payload) are the receiver's declared checks, run when the boundary opens; with
+    `strict=True` a failed one rejects the handoff and raises `HandoffRejected` from the
+    `with` statement, so the receiver never starts.
     """
 
-    def __init__(self, to: str, *, payload: Any = None, source: str | None = None) -> None:
+    def __init__(
+        self,
+        to: str,
+        *,
+        payload: Any = None,
+        source: str | None = None,
+        checks: Mapping[str, Callable[[Any], Any]] | None = None,
+        schema: Any = None,
+        strict: bool = False,
+    ) -> None:
         self._target = to
         self._payload = payload
         self._source = source
+        self._checks = checks
+        self._schema = None
+        if schema is not None:
+            from otel_agents.policy.contracts import compile_schema
+
+            self._schema = compile_schema(schema)
+        self._strict = strict
         self._open: list[Handoff] = []
 
     def __enter__(self) -> Handoff:
@@ -137,7 +166,22 @@ class handoff:
         except Exception as exc:
             report_internal_error("handoff start", exc)
         self._open.append(boundary)
+        if self._checks or self._schema is not None:
+            self._run_declared_checks(boundary)
         return boundary
+
+    def _run_declared_checks(self, boundary: Handoff) -> None:
+        from otel_agents.policy.contracts import run_handoff_checks
+
+        try:
+            run_handoff_checks(boundary.check, self._payload, self._checks, self._schema)
+        except Exception as exc:
+            report_internal_error("handoff checks", exc)
+            return
+        if self._strict and boundary.failed_checks:
+            boundary.reject("failed checks: " + ", ".join(boundary.failed_checks))
+            self.__exit__(None, None, None)
+            raise HandoffRejected(boundary.source, boundary.target, boundary.failed_checks)
 
     def __exit__(
         self,
