@@ -5,7 +5,9 @@ global TracerProvider or MeterProvider, we use it and replace nothing. Otherwise
 one from the standard variables: `OTEL_SERVICE_NAME` and `OTEL_RESOURCE_ATTRIBUTES` for the
 resource, `OTEL_TRACES_SAMPLER(_ARG)` for sampling, `OTEL_EXPORTER_OTLP_*` for where data
 goes (`OTEL_EXPORTER_OTLP_PROTOCOL`: `http/protobuf`, the default, or `grpc`), and
-`OTEL_TRACES_EXPORTER` / `OTEL_METRICS_EXPORTER` (`otlp`, `console`, `none`).
+`OTEL_TRACES_EXPORTER` / `OTEL_METRICS_EXPORTER` (`otlp`, `console`, `none`). With no
+trace exporter configured, spans go to the embedded local store (`otel_agents.store`;
+`OTEL_AGENTS_STORE=auto|always|off`).
 
 Export never blocks the application: spans go through a bounded batch queue in a
 background thread, and spans dropped because the backend is slow or down are counted in
@@ -23,7 +25,7 @@ from typing import Any
 from opentelemetry import metrics, trace
 from opentelemetry.sdk.metrics import MeterProvider as SdkMeterProvider
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 from opentelemetry.sdk.trace import TracerProvider as SdkTracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 
@@ -89,6 +91,9 @@ def configure_sdk(
         exporter = span_exporter_from_env(env) or default_span_exporter
         if exporter is not None:
             provider.add_span_processor(DropCountingSpanProcessor(exporter))
+        store = local_store_processor(env, other_exporter=exporter is not None)
+        if store is not None:
+            provider.add_span_processor(store)
         trace.set_tracer_provider(provider)
         owned.tracer_provider = provider
     if not metrics_are_configured():
@@ -98,6 +103,24 @@ def configure_sdk(
             metrics.set_meter_provider(meter_provider)
             owned.meter_provider = meter_provider
     return owned
+
+
+def local_store_processor(env: Mapping[str, str], other_exporter: bool) -> SpanProcessor | None:
+    """The embedded local store, unless switched off or another exporter replaces it.
+
+    `OTEL_AGENTS_STORE=auto` (default): only when no exporter is configured (and
+    `OTEL_TRACES_EXPORTER` is not `none`); `always`: as well as any other; `off`: never.
+    """
+    from otel_agents.store.exporter import StoreSpanProcessor
+    from otel_agents.store.settings import StoreMode, StoreSettings
+
+    settings = StoreSettings.from_env(env)
+    if settings.mode is StoreMode.OFF:
+        return None
+    explicitly_none = env.get("OTEL_TRACES_EXPORTER", "").strip().lower() == "none"
+    if settings.mode is StoreMode.AUTO and (other_exporter or explicitly_none):
+        return None
+    return StoreSpanProcessor(settings)
 
 
 def otlp_configured(env: Mapping[str, str], signal: str) -> bool:

@@ -1,0 +1,421 @@
+"""Reading the store: runs, one run's spans, the audit log, detector findings.
+
+This is what the `otel-agents` command uses; it never writes. Errors a user can act on
+are `StoreError`s with a message meant for the terminal.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from otel_agents.store import audit, schema
+from otel_agents.store.records import SpanRow
+from otel_agents.store.writer import RUN_FIELDS
+
+RUNNING_WINDOW_NS = 10 * 60 * 1_000_000_000  # an unfinished run quiet for longer is incomplete
+RUN_STATUSES = ("ok", "error", "running", "incomplete")
+_MIN_PREFIX = 4
+_REF = re.compile(r"^[0-9A-Za-z_.-]+$")
+
+
+class StoreError(Exception):
+    """A problem the user can act on; the message says what happened and what to do."""
+
+
+class StoreNotFound(StoreError):
+    pass
+
+
+class StoreDamaged(StoreError):
+    pass
+
+
+class RunNotFound(StoreError):
+    pass
+
+
+class AmbiguousRun(StoreError):
+    def __init__(self, message: str, candidates: list[str]) -> None:
+        super().__init__(message)
+        self.candidates = candidates
+
+
+@dataclass
+class RunSummary:
+    run_id: str
+    trace_id: str
+    agent: str | None
+    service: str | None
+    start_ns: int
+    end_ns: int
+    status: str  # ok | error | running | incomplete
+    error: str | None
+    cost_usd: float | None
+    input_tokens: int
+    output_tokens: int
+    llm_calls: int
+    tool_calls: int
+    handoffs: int
+    retries: int
+    anomalies: int
+    root_span_id: str | None = None
+
+    @property
+    def duration_ns(self) -> int:
+        return max(self.end_ns - self.start_ns, 0)
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["duration_ms"] = round(self.duration_ns / 1e6, 3)
+        return data
+
+
+@dataclass
+class RunFilter:
+    agent: str | None = None
+    status: str | None = None
+    anomalies_only: bool = False
+    since_ns: int | None = None
+    until_ns: int | None = None
+    limit: int | None = 20
+
+
+@dataclass
+class AuditFilter:
+    run_id: str | None = None
+    agent: str | None = None
+    tool: str | None = None
+    verdict: str | None = None
+    status: str | None = None
+    since_ns: int | None = None
+    until_ns: int | None = None
+
+
+@dataclass
+class Alert:
+    time_ns: int
+    run_id: str | None
+    agent: str | None
+    trace_id: str
+    span_id: str
+    span_name: str
+    detector: str
+    message: str | None
+    threshold: float | None
+    observed: float | None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class AlertFilter:
+    run_id: str | None = None
+    detector: str | None = None
+    agent: str | None = None
+    since_ns: int | None = None
+    limit: int | None = 50
+
+
+@dataclass
+class StoreInfo:
+    path: str
+    size_bytes: int
+    spans: int
+    runs: int
+    audit_records: int
+    anomalies: int
+    oldest_ns: int | None
+    newest_ns: int | None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Store:
+    """A read-only view of a store file. Use as a context manager."""
+
+    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
+        self.conn = conn
+        self.path = path
+        conn.row_factory = sqlite3.Row
+
+    @classmethod
+    def open(cls, path: Path) -> Store:
+        if not path.exists():
+            raise StoreNotFound(f"no trace store at {path} (nothing has been recorded there yet)")
+        if path.is_dir():
+            raise StoreNotFound(f"{path} is a directory, not a trace store file")
+        try:
+            conn = schema.connect(path, create=False)
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+        except schema.SchemaTooNew as exc:
+            raise StoreError(str(exc)) from None
+        except sqlite3.DatabaseError as exc:
+            raise StoreDamaged(
+                f"the trace store {path} is damaged or not a store ({exc}). Move it aside; the"
+                " next instrumented program starts a new one (it also does that by itself)."
+            ) from None
+        if version == 0:
+            conn.close()
+            raise StoreNotFound(f"the trace store {path} is empty (nothing has been recorded yet)")
+        return cls(conn, path)
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _query(self, sql: str, params: tuple[Any, ...] | list[Any] = ()) -> sqlite3.Cursor:
+        try:
+            return self.conn.execute(sql, params)
+        except sqlite3.DatabaseError as exc:
+            raise StoreDamaged(f"reading the trace store {self.path} failed: {exc}") from None
+
+    # -- runs ------------------------------------------------------------------------------
+
+    def runs(self, filters: RunFilter | None = None, now_ns: int | None = None) -> list[RunSummary]:
+        """Runs, newest first."""
+        f = filters or RunFilter()
+        now = now_ns or time.time_ns()
+        where: list[str] = ["1"]
+        params: list[Any] = []
+        if f.agent:
+            where.append("agent = ?")
+            params.append(f.agent)
+        if f.anomalies_only:
+            where.append("anomalies > 0")
+        if f.since_ns is not None:
+            where.append("start_ns >= ?")
+            params.append(f.since_ns)
+        if f.until_ns is not None:
+            where.append("start_ns < ?")
+            params.append(f.until_ns)
+        if f.status:
+            clause, value = _status_clause(f.status, now)
+            where.append(clause)
+            params.append(value)
+        sql = f"SELECT {', '.join(RUN_FIELDS)} FROM runs WHERE {' AND '.join(where)}"
+        sql += " ORDER BY start_ns DESC"
+        if f.limit:
+            sql += f" LIMIT {int(f.limit)}"
+        return [_summary(row, now) for row in self._query(sql, params)]
+
+    def run(self, run_id: str) -> RunSummary:
+        row = self._query(
+            f"SELECT {', '.join(RUN_FIELDS)} FROM runs WHERE run_id = ?", (run_id,)
+        ).fetchone()
+        if row is None:
+            raise RunNotFound(f"no run {run_id!r} in {self.path}")
+        return _summary(row, time.time_ns())
+
+    def resolve_run(self, ref: str) -> str:
+        """A run id from a run id, a unique prefix of one (like git's short hashes), or a
+        trace id (prefix) whose trace holds exactly one run."""
+        ref = ref.strip().lower()
+        if not _REF.match(ref):
+            raise RunNotFound(f"{ref!r} is not a run id")
+        if len(ref) < _MIN_PREFIX:
+            raise RunNotFound(
+                f"run id {ref!r} is too short: give at least {_MIN_PREFIX} characters"
+            )
+        pattern = _glob_prefix(ref)
+        runs = [
+            r[0]
+            for r in self._query(
+                "SELECT run_id FROM runs WHERE run_id GLOB ? ORDER BY start_ns DESC LIMIT 10",
+                (pattern,),
+            )
+        ]
+        if not runs:
+            runs = [
+                r[0]
+                for r in self._query(
+                    "SELECT run_id FROM runs WHERE trace_id GLOB ? ORDER BY start_ns DESC LIMIT 10",
+                    (pattern,),
+                )
+            ]
+        if len(runs) == 1:
+            return str(runs[0])
+        if not runs:
+            raise RunNotFound(f"no run matches {ref!r} (see `otel-agents runs`)")
+        shown = ", ".join(r[:12] for r in runs)
+        raise AmbiguousRun(f"{ref!r} matches several runs: {shown}; give more characters", runs)
+
+    def run_spans(self, run_id: str) -> list[SpanRow]:
+        """The run's spans, and spans without a run id nested under them (HTTP calls, ...)."""
+        rows = list(self._query(_SPAN_SELECT + " WHERE s.run_id = ?", (run_id,)))
+        traces = sorted({row["trace_id"] for row in rows})
+        included = {(row["trace_id"], row["span_id"]) for row in rows}
+        for trace_id in traces:
+            others = [
+                r
+                for r in self._query(_SPAN_SELECT + " WHERE s.trace_id = ?", (trace_id,))
+                if (trace_id, r["span_id"]) not in included
+            ]
+            rows.extend(_descendants(others, included, trace_id))
+        resources = self._resources({row["resource_id"] for row in rows})
+        spans = [SpanRow.from_db(row, resources.get(row["resource_id"], {})) for row in rows]
+        return sorted(spans, key=lambda s: (s.start_ns, s.end_ns))
+
+    def _resources(self, ids: set[int | None]) -> dict[int, dict[str, Any]]:
+        wanted = [i for i in ids if i is not None]
+        if not wanted:
+            return {}
+        marks = ", ".join("?" for _ in wanted)
+        rows = self._query(f"SELECT id, attributes FROM resources WHERE id IN ({marks})", wanted)
+        return {int(r["id"]): json.loads(r["attributes"]) for r in rows}
+
+    # -- audit ---------------------------------------------------------------------------------
+
+    def audit_records(self, filters: AuditFilter | None = None) -> Iterator[audit.AuditRecord]:
+        sql, params = _audit_query(filters or AuditFilter(), f"{', '.join(audit.AUDIT_FIELDS)}")
+        for row in self._query(sql + " ORDER BY seq", params):
+            yield audit.AuditRecord.from_db(row)
+
+    def audit_record(self, seq: int) -> audit.AuditRecord | None:
+        columns = ", ".join(audit.AUDIT_FIELDS)
+        row = self._query(f"SELECT {columns} FROM audit WHERE seq = ?", (seq,)).fetchone()
+        return audit.AuditRecord.from_db(row) if row is not None else None
+
+    def count_audit(self, filters: AuditFilter | None = None) -> int:
+        sql, params = _audit_query(filters or AuditFilter(), "count(*)")
+        return int(self._query(sql, params).fetchone()[0])
+
+    def verify_audit(self, progress: Callable[[int], None] | None = None) -> audit.Verification:
+        try:
+            head = audit.read_mark(self.conn, audit.HEAD_KEY)
+            anchor = audit.read_mark(self.conn, audit.ANCHOR_KEY)
+        except (sqlite3.DatabaseError, ValueError) as exc:
+            raise StoreDamaged(
+                f"the audit log's head in {self.path} is unreadable: {exc}"
+            ) from None
+        return audit.verify(self.audit_records(), head, anchor, progress)
+
+    # -- alerts ----------------------------------------------------------------------------
+
+    def alerts(self, filters: AlertFilter | None = None) -> list[Alert]:
+        f = filters or AlertFilter()
+        where: list[str] = ["1"]
+        params: list[Any] = []
+        for column, value in (
+            ("a.run_id", f.run_id),
+            ("a.detector", f.detector),
+            ("r.agent", f.agent),
+        ):
+            if value:
+                where.append(f"{column} = ?")
+                params.append(value)
+        if f.since_ns is not None:
+            where.append("a.time_ns >= ?")
+            params.append(f.since_ns)
+        sql = (
+            "SELECT a.time_ns, a.run_id, r.agent, a.trace_id, a.span_id, a.span_name, a.detector,"
+            " a.message, a.threshold, a.observed FROM anomalies a"
+            f" LEFT JOIN runs r ON r.run_id = a.run_id WHERE {' AND '.join(where)}"
+            " ORDER BY a.time_ns DESC"
+        )
+        if f.limit:
+            sql += f" LIMIT {int(f.limit)}"
+        return [Alert(**dict(row)) for row in self._query(sql, params)]
+
+    # -- about the store -------------------------------------------------------------------
+
+    def info(self) -> StoreInfo:
+        def scalar(sql: str) -> Any:
+            return self._query(sql).fetchone()[0]
+
+        size = sum(
+            p.stat().st_size
+            for p in (self.path, self.path.with_name(self.path.name + "-wal"))
+            if p.exists()
+        )
+        return StoreInfo(
+            path=str(self.path),
+            size_bytes=size,
+            spans=int(scalar("SELECT count(*) FROM spans")),
+            runs=int(scalar("SELECT count(*) FROM runs")),
+            audit_records=int(scalar("SELECT count(*) FROM audit")),
+            anomalies=int(scalar("SELECT count(*) FROM anomalies")),
+            oldest_ns=scalar("SELECT min(start_ns) FROM spans"),
+            newest_ns=scalar("SELECT max(end_ns) FROM spans"),
+        )
+
+
+_SPAN_SELECT = (
+    "SELECT s.trace_id, s.span_id, s.parent_span_id, s.name, s.kind, s.start_ns, s.end_ns,"
+    " s.status, s.status_message, s.attributes, s.events, s.links, s.resource_id, s.scope"
+    " FROM spans s"
+)
+
+
+def _descendants(
+    candidates: list[sqlite3.Row], included: set[tuple[str, str]], trace_id: str
+) -> list[sqlite3.Row]:
+    """Rows among `candidates` whose parent chain reaches an included span."""
+    found: list[sqlite3.Row] = []
+    pending = list(candidates)
+    while True:
+        added = [r for r in pending if (trace_id, r["parent_span_id"]) in included]
+        if not added:
+            return found
+        for row in added:
+            included.add((trace_id, row["span_id"]))
+        found.extend(added)
+        pending = [r for r in pending if (trace_id, r["span_id"]) not in included]
+
+
+def _summary(row: sqlite3.Row, now_ns: int) -> RunSummary:
+    data = dict(zip(RUN_FIELDS, row, strict=True))
+    finished = bool(data.pop("finished"))
+    if not finished:
+        quiet = now_ns - int(data["end_ns"])
+        data["status"] = "running" if quiet < RUNNING_WINDOW_NS else "incomplete"
+    data.pop("service", None)
+    return RunSummary(service=row["service"], **data)
+
+
+def _status_clause(status: str, now_ns: int) -> tuple[str, Any]:
+    recent = now_ns - RUNNING_WINDOW_NS
+    if status == "running":
+        return "finished = 0 AND end_ns >= ?", recent
+    if status == "incomplete":
+        return "finished = 0 AND end_ns < ?", recent
+    if status in ("ok", "error"):
+        return "finished = 1 AND status = ?", status
+    raise StoreError(f"unknown status {status!r}: use one of {', '.join(RUN_STATUSES)}")
+
+
+def _audit_query(f: AuditFilter, columns: str) -> tuple[str, list[Any]]:
+    where: list[str] = ["1"]
+    params: list[Any] = []
+    for column, value in (
+        ("run_id", f.run_id),
+        ("agent", f.agent),
+        ("tool", f.tool),
+        ("verdict", f.verdict),
+        ("status", f.status),
+    ):
+        if value:
+            where.append(f"{column} = ?")
+            params.append(value)
+    if f.since_ns is not None:
+        where.append("time_ns >= ?")
+        params.append(f.since_ns)
+    if f.until_ns is not None:
+        where.append("time_ns < ?")
+        params.append(f.until_ns)
+    return f"SELECT {columns} FROM audit WHERE {' AND '.join(where)}", params
+
+
+def _glob_prefix(ref: str) -> str:
+    return ref + "*"  # `_REF` admits no GLOB special characters

@@ -1,0 +1,270 @@
+"""Writing one batch of spans: spans, run totals, detector findings and audit records.
+
+Everything of a batch goes in one `BEGIN IMMEDIATE` transaction: either the whole batch
+is stored (and its tool calls appended to the audit chain) or nothing is.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields
+from typing import Any
+
+from otel_agents import semconv as sc
+from otel_agents.store import audit, schema
+from otel_agents.store.records import SPAN_COLUMNS, SpanRow, resource_digest
+
+_SPAN_PLACEHOLDERS = ", ".join("?" for _ in SPAN_COLUMNS.split(","))
+
+
+@dataclass
+class RunRow:
+    """A run's row in `runs`: totals so far, or the root span's final totals."""
+
+    run_id: str
+    trace_id: str
+    root_span_id: str | None = None
+    agent: str | None = None
+    service: str | None = None
+    start_ns: int = 0
+    end_ns: int = 0
+    finished: int = 0
+    status: str | None = None
+    error: str | None = None
+    cost_usd: float | None = None
+    input_tokens: int = 0
+    output_tokens: int = 0
+    llm_calls: int = 0
+    tool_calls: int = 0
+    handoffs: int = 0
+    retries: int = 0
+    anomalies: int = 0
+
+    def add_span(self, span: SpanRow) -> None:
+        """Count what one span of the run contributes, until the root reports totals."""
+        self.start_ns = min(self.start_ns, span.start_ns) if self.start_ns else span.start_ns
+        self.end_ns = max(self.end_ns, span.end_ns)
+        self.service = self.service or span.service
+        if span.is_agent and self.agent is None:
+            self.agent = _str(span.get(sc.GEN_AI_AGENT_NAME))
+        if span.is_llm:
+            self.llm_calls += 1
+            self.input_tokens += _int(span.get(sc.GEN_AI_USAGE_INPUT_TOKENS))
+            self.output_tokens += _int(span.get(sc.GEN_AI_USAGE_OUTPUT_TOKENS))
+            cost = span.get(sc.COST_USD)
+            if isinstance(cost, (int, float)):
+                self.cost_usd = (self.cost_usd or 0.0) + float(cost)
+        if span.is_tool:
+            self.tool_calls += 1
+            self.retries += _int(span.get(sc.TOOL_CALL_ATTEMPT)) > 1
+        if span.is_handoff:
+            self.handoffs += 1
+        self.anomalies += len(span.events_named(sc.EVENT_ANOMALY))
+        if span.is_run_root:
+            self._take_root_totals(span)
+
+    def _take_root_totals(self, root: SpanRow) -> None:
+        self.finished = 1
+        self.root_span_id = root.span_id
+        self.agent = _str(root.get(sc.GEN_AI_AGENT_NAME)) or self.agent
+        self.status = "error" if root.status == "error" else "ok"
+        self.error = root.status_message if root.status == "error" else None
+        cost = root.get(sc.RUN_COST_USD)
+        self.cost_usd = float(cost) if isinstance(cost, (int, float)) else self.cost_usd
+        self.input_tokens = _int(root.get(sc.RUN_USAGE_INPUT_TOKENS))
+        self.output_tokens = _int(root.get(sc.RUN_USAGE_OUTPUT_TOKENS))
+        self.llm_calls = _int(root.get(sc.RUN_LLM_CALLS))
+        self.tool_calls = _int(root.get(sc.RUN_TOOL_CALLS))
+        self.handoffs = _int(root.get(sc.RUN_HANDOFFS))
+        self.retries = _int(root.get(sc.RUN_RETRIES))
+        self.anomalies = max(_int(root.get(sc.RUN_ANOMALIES)), self.anomalies)
+
+    def merge_into(self, stored: RunRow) -> RunRow:
+        """This batch's contribution on top of what the store already has."""
+        if self.finished:  # the root's totals are final; keep only the wider time range
+            merged = RunRow(**{f.name: getattr(self, f.name) for f in fields(RunRow)})
+            merged.start_ns = min(stored.start_ns, self.start_ns)
+            merged.end_ns = max(stored.end_ns, self.end_ns)
+            merged.service = self.service or stored.service
+            return merged
+        if stored.finished:
+            stored.start_ns = min(stored.start_ns, self.start_ns)
+            stored.end_ns = max(stored.end_ns, self.end_ns)
+            return stored
+        for name in (
+            "input_tokens",
+            "output_tokens",
+            "llm_calls",
+            "tool_calls",
+            "handoffs",
+            "retries",
+            "anomalies",
+        ):
+            setattr(stored, name, getattr(stored, name) + getattr(self, name))
+        if self.cost_usd is not None:
+            stored.cost_usd = (stored.cost_usd or 0.0) + self.cost_usd
+        stored.start_ns = min(stored.start_ns, self.start_ns)
+        stored.end_ns = max(stored.end_ns, self.end_ns)
+        stored.agent = stored.agent or self.agent
+        stored.service = stored.service or self.service
+        return stored
+
+
+RUN_FIELDS = tuple(f.name for f in fields(RunRow))
+
+
+def write_batch(
+    conn: sqlite3.Connection,
+    spans: Sequence[SpanRow],
+    agent_hints: Mapping[str, str],
+    now_ns: int | None = None,
+) -> int:
+    """Store a batch in one transaction; returns how many spans were new.
+
+    `agent_hints` maps a tool span's id to the agent it ran in (known when the span started;
+    the agent span itself ends, and so arrives, later).
+    """
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        inserted = _insert_spans(conn, spans)
+        _update_runs(conn, inserted)
+        _insert_anomalies(conn, inserted)
+        _append_audit(conn, inserted, agent_hints, spans)
+        conn.execute(
+            "INSERT INTO meta (key, value) VALUES ('last_write_ns', ?)"
+            " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (str(now_ns or time.time_ns()),),
+        )
+        conn.execute("COMMIT")
+    except BaseException:
+        schema.rollback(conn)
+        raise
+    return len(inserted)
+
+
+def _insert_spans(conn: sqlite3.Connection, spans: Sequence[SpanRow]) -> list[SpanRow]:
+    """Insert spans not stored yet (an exporter retry may send a span twice)."""
+    resource_ids: dict[int, int] = {}  # id() of a resource dict -> its row
+    inserted: list[SpanRow] = []
+    for span in spans:
+        resource_id = resource_ids.get(id(span.resource))
+        if resource_id is None:
+            digest, text = resource_digest(span.resource)
+            resource_id = resource_ids[id(span.resource)] = _resource_id(conn, digest, text)
+        cursor = conn.execute(
+            f"INSERT OR IGNORE INTO spans ({SPAN_COLUMNS}) VALUES ({_SPAN_PLACEHOLDERS})",
+            span.db_values(resource_id),
+        )
+        if cursor.rowcount:
+            inserted.append(span)
+    return inserted
+
+
+def _resource_id(conn: sqlite3.Connection, digest: str, text: str) -> int:
+    conn.execute(
+        "INSERT OR IGNORE INTO resources (digest, attributes) VALUES (?, ?)", (digest, text)
+    )
+    row = conn.execute("SELECT id FROM resources WHERE digest = ?", (digest,)).fetchone()
+    return int(row[0])
+
+
+def _update_runs(conn: sqlite3.Connection, spans: Sequence[SpanRow]) -> None:
+    batch: dict[str, RunRow] = {}
+    for span in spans:
+        run_id = span.run_id
+        if run_id is None:
+            continue
+        run = batch.get(run_id)
+        if run is None:
+            run = batch[run_id] = RunRow(run_id=run_id, trace_id=span.trace_id)
+        run.add_span(span)
+    placeholders = ", ".join("?" for _ in RUN_FIELDS)
+    for run_id, run in batch.items():
+        row = conn.execute(
+            f"SELECT {', '.join(RUN_FIELDS)} FROM runs WHERE run_id = ?", (run_id,)
+        ).fetchone()
+        merged = run.merge_into(RunRow(*row)) if row is not None else run
+        conn.execute(
+            f"INSERT OR REPLACE INTO runs ({', '.join(RUN_FIELDS)}) VALUES ({placeholders})",
+            tuple(getattr(merged, name) for name in RUN_FIELDS),
+        )
+
+
+def _insert_anomalies(conn: sqlite3.Connection, spans: Sequence[SpanRow]) -> None:
+    rows = []
+    for span in spans:
+        for event in span.events_named(sc.EVENT_ANOMALY):
+            attributes = event.get("attributes") or {}
+            rows.append(
+                (
+                    event.get("time_ns") or span.end_ns,
+                    span.run_id or _str(attributes.get(sc.RUN_ID)),
+                    span.trace_id,
+                    span.span_id,
+                    span.name,
+                    _str(attributes.get(sc.DETECTOR_NAME)) or "unknown",
+                    _str(attributes.get(sc.DETECTOR_MESSAGE)),
+                    _float(attributes.get(sc.DETECTOR_THRESHOLD)),
+                    _float(attributes.get(sc.DETECTOR_OBSERVED)),
+                )
+            )
+    conn.executemany(
+        "INSERT INTO anomalies (time_ns, run_id, trace_id, span_id, span_name, detector,"
+        " message, threshold, observed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        rows,
+    )
+
+
+def _append_audit(
+    conn: sqlite3.Connection,
+    inserted: Sequence[SpanRow],
+    agent_hints: Mapping[str, str],
+    batch: Sequence[SpanRow],
+) -> None:
+    tools = [span for span in inserted if span.is_tool]
+    if not tools:
+        return
+    approvals = {(s.trace_id, s.parent_span_id): s for s in batch if s.is_approval}
+    records = []
+    for span in tools:
+        approval = approvals.get((span.trace_id, span.span_id)) or _stored_approval(conn, span)
+        records.append(audit.record_for_tool_span(span, agent_hints.get(span.span_id), approval))
+    audit.append(conn, records)
+
+
+def _stored_approval(conn: sqlite3.Connection, tool: SpanRow) -> SpanRow | None:
+    """The approval child of a tool span, if an earlier batch stored it (children end first)."""
+    row = conn.execute(
+        "SELECT attributes FROM spans WHERE trace_id = ? AND parent_span_id = ?"
+        " AND name LIKE 'await_approval %' ORDER BY start_ns DESC LIMIT 1",
+        (tool.trace_id, tool.span_id),
+    ).fetchone()
+    if row is None:
+        return None
+    return SpanRow(
+        tool.trace_id,
+        "",
+        tool.span_id,
+        "await_approval",
+        "internal",
+        0,
+        0,
+        "unset",
+        None,
+        json.loads(row[0]),
+    )
+
+
+def _int(value: Any) -> int:
+    return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else 0
+
+
+def _float(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def _str(value: Any) -> str | None:
+    return value if isinstance(value, str) else None

@@ -1,0 +1,163 @@
+"""Measure the local store: write throughput, app-thread cost per span, size per 1000 spans.
+
+    python tests/store/bench_store.py
+
+Spans are real: an agent run whose tool calls follow LLM calls made through the generic
+LLM-call recorder, on the real SDK. Three measurements:
+
+1. write throughput: `StoreExporter.export` of 512-span batches (what the background
+   thread does), spans per second;
+2. app-thread cost: time per tool call in the application thread with the store's batch
+   processor attached, minus the same with no processor at all;
+3. store size per 1000 spans, with content capture off and on.
+"""
+
+from __future__ import annotations
+
+import gc
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+import otel_agents
+from otel_agents.pricing import TokenUsage
+from otel_agents.recorders.llm import LLMCall, LLMRequest, LLMResponse, ToolCallRequest
+from otel_agents.store import retention, schema
+from otel_agents.store.exporter import StoreExporter, StoreSpanProcessor
+from otel_agents.store.settings import StoreSettings
+
+sys.path.insert(0, str(Path(__file__).parent))
+from storetools import instrumented
+
+
+@otel_agents.tool
+def lookup(vendor_id: str, fields: list[str]) -> dict[str, object]:
+    return {"vendor_id": vendor_id, "name": "Acme Robotics GmbH", "fields": fields, "ok": True}
+
+
+def one_run(turns: int) -> None:
+    with otel_agents.agent("bench"):
+        for i in range(turns):
+            call = LLMCall.start(LLMRequest(provider="openai", model="gpt-4.1-mini"))
+            assert call is not None
+            request = ToolCallRequest(f"call_{i}", "lookup", f'{{"vendor_id": "V-{i}"}}')
+            call.finish(
+                LLMResponse(
+                    response_model="gpt-4.1-mini",
+                    finish_reasons=["tool_calls"],
+                    usage=TokenUsage(420, 35),
+                    tool_calls=[request],
+                    text="Looking the vendor up before deciding.",
+                )
+            )
+            with otel_agents.tool_call_id(f"call_{i}"):
+                lookup(f"V-{i}", ["name", "iban", "tax_id"])
+
+
+def realistic_spans(count: int, capture: str) -> list[ReadableSpan]:
+    memory = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    with instrumented(provider, capture=capture):
+        while len(memory.get_finished_spans()) < count:
+            one_run(turns=10)  # 21 spans per run
+    return list(memory.get_finished_spans())[:count]
+
+
+def write_throughput(directory: Path, spans: list[ReadableSpan]) -> float:
+    exporter = StoreExporter(
+        StoreSettings(path=directory / "throughput.db", max_age_days=0, max_mb=0)
+    )
+    batches = [spans[i : i + 512] for i in range(0, len(spans), 512)]
+    exporter.export(batches[0])  # create the file first
+    started = time.perf_counter()
+    for batch in batches[1:]:
+        exporter.export(batch)
+    elapsed = time.perf_counter() - started
+    exporter.shutdown()
+    return sum(len(b) for b in batches[1:]) / elapsed
+
+
+def app_thread_cost(directory: Path, calls: int = 20_000, rounds: int = 5) -> dict[str, float]:
+    """Microseconds per tool call (one span) in the application thread: with no processor;
+    with the store's processor while its writer sleeps (the enqueue cost alone); and with
+    the writer busy at the same time (it shares the interpreter lock with the app)."""
+
+    def timed(provider: TracerProvider) -> float:
+        with instrumented(provider, capture="NO_CONTENT"), otel_agents.agent("bench"):
+            for _ in range(500):  # warm up
+                lookup("V", ["name"])
+            gc.collect()
+            started = time.perf_counter()
+            for _ in range(calls):
+                lookup("V", ["name"])
+            elapsed = time.perf_counter() - started
+        provider.shutdown()
+        return elapsed / calls * 1e6
+
+    def with_store(name: str, **batch: int) -> TracerProvider:
+        provider = TracerProvider()
+        settings = StoreSettings(path=directory / f"{name}.db", max_age_days=0, max_mb=0)
+        provider.add_span_processor(StoreSpanProcessor(settings, **batch))
+        return provider
+
+    queue = calls * 2
+    results: dict[str, list[float]] = {"bare": [], "enqueue": [], "live": []}
+    for n in range(rounds):
+        results["bare"].append(timed(TracerProvider()))
+        results["enqueue"].append(
+            timed(
+                with_store(
+                    f"q{n}",
+                    max_queue_size=queue,
+                    max_export_batch_size=queue,
+                    schedule_delay_millis=600_000,
+                )
+            )
+        )
+        results["live"].append(timed(with_store(f"l{n}", max_queue_size=queue)))
+    return {name: statistics.median(values) for name, values in results.items()}
+
+
+def size_per_1000(directory: Path, spans: list[ReadableSpan], name: str) -> float:
+    path = directory / f"{name}.db"
+    exporter = StoreExporter(StoreSettings(path=path, max_age_days=0, max_mb=0))
+    for i in range(0, len(spans), 512):
+        exporter.export(spans[i : i + 512])
+    exporter.shutdown()
+    conn = schema.connect(path, create=False)
+    try:
+        return retention.used_bytes(conn) / len(spans) * 1000
+    finally:
+        conn.close()
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        directory = Path(tmp)
+        plain = realistic_spans(20_000, "NO_CONTENT")
+        content = realistic_spans(20_000, "SPAN_ONLY")
+        print(
+            f"write throughput, no content:   {write_throughput(directory, plain):>9,.0f} spans/s"
+        )
+        print(
+            f"write throughput, with content: {write_throughput(directory, content):>9,.0f} spans/s"
+        )
+        bare, store = app_thread_cost(directory)
+        print(
+            f"app thread per tool call: {bare:.1f} µs bare SDK, {store:.1f} µs with the store"
+            f" (+{store - bare:.1f} µs per span)"
+        )
+        for name, spans in (("no content", plain), ("with content", content)):
+            kb = size_per_1000(directory, spans, name.replace(" ", "-")) / 1024
+            print(f"store size per 1000 spans, {name}: {kb:,.0f} KB")
+
+
+if __name__ == "__main__":
+    main()
