@@ -25,7 +25,7 @@ if TYPE_CHECKING:  # the store loads when a command needs it
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
 
 # One module per command, in `otel-agents --help` order; each has `register(commands, common)`.
-COMMANDS = ("runs", "show", "audit", "alerts", "store_info")
+COMMANDS = ("runs", "show", "audit", "alerts", "demo", "store_info")
 
 _DESCRIPTION = """\
 See what your AI agents did, and why: recent runs, the decision path of one run, the
@@ -34,6 +34,7 @@ otel_agents.instrument() writes when no OTLP endpoint is configured."""
 
 _EXAMPLES = """\
 examples:
+  otel-agents demo                           try it: a multi-agent run, recorded, in seconds
   otel-agents runs                           the 20 most recent runs
   otel-agents runs --anomalies --since 1d    runs with detector findings, last 24 hours
   otel-agents show 3f2a9c1e                  one run's decision path (an id prefix is enough)
