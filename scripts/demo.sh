@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Set up a virtualenv and run the demo workflow on the embedded default (no backend needed).
+# Set up a virtualenv, run `otel-agents demo` (a multi-agent run, offline, recorded in the
+# local store) and show its decision path.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python3}"
@@ -7,4 +8,7 @@ VENV="${OTEL_AGENTS_VENV:-.venv}"
 [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
 "$VENV/bin/python" -m pip install --quiet --upgrade pip
 "$VENV/bin/python" -m pip install --quiet -e '.[all]'
-"$VENV/bin/python" examples/quickstart.py
+"$VENV/bin/otel-agents" demo
+echo
+echo "\$ otel-agents show latest"
+"$VENV/bin/otel-agents" show latest

@@ -91,7 +91,10 @@ def _add_export_options(parser: argparse.ArgumentParser, suppress: bool) -> None
         help="one policy verdict",
     )
     parser.add_argument(
-        "--status", choices=("ok", "error"), default=default(None), help="calls that succeeded"
+        "--status",
+        choices=("ok", "error"),
+        default=default(None),
+        help="calls that succeeded (ok) or raised (error)",
     )
     parser.add_argument(
         "--since", type=point_in_time, metavar="TIME", default=default(None), help=TIME_HELP

@@ -15,6 +15,7 @@ from otel_agents.store.reader import RunSummary
 
 _EXAMPLES = """\
 examples:
+  otel-agents show                   the newest run
   otel-agents show 3f2a9c1e          a run by a unique prefix of its id (like git)
   otel-agents show 3f2a9c1e --full   long text (reasoning, arguments, results) in full
   otel-agents show 3f2a9c1e --json   the same tree as JSON, for scripts
@@ -50,7 +51,13 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
         epilog=_EXAMPLES,
         formatter_class=HelpFormatter,
     )
-    parser.add_argument("run", metavar="RUN", help="a run id or a unique prefix (or a trace id)")
+    parser.add_argument(
+        "run",
+        metavar="RUN",
+        nargs="?",
+        default="latest",
+        help="a run id or a unique prefix (or a trace id); default: latest, the newest run",
+    )
     parser.add_argument(
         "--full", action="store_true", help="show long text in full (wrapped) instead of cut"
     )

@@ -25,6 +25,9 @@ _MIN_PREFIX = 4
 _REF = re.compile(r"^[0-9A-Za-z_.-]+$")
 
 
+LATEST_RUN = "latest"
+
+
 class StoreError(Exception):
     """A problem the user can act on; the message says what happened and what to do."""
 
@@ -220,8 +223,14 @@ class Store:
 
     def resolve_run(self, ref: str) -> str:
         """A run id from a run id, a unique prefix of one (like git's short hashes), or a
-        trace id (prefix) whose trace holds exactly one run."""
+        trace id (prefix) whose trace holds exactly one run; `latest` is the newest run."""
         ref = ref.strip().lower()
+        if ref == LATEST_RUN:
+            newest = self._query("SELECT run_id FROM runs ORDER BY start_ns DESC LIMIT 1")
+            row = newest.fetchone()
+            if row is None:
+                raise RunNotFound("the store holds no runs yet")
+            return str(row[0])
         if not _REF.match(ref):
             raise RunNotFound(f"{ref!r} is not a run id")
         if len(ref) < _MIN_PREFIX:

@@ -174,3 +174,11 @@ def test_with_an_otlp_endpoint_the_run_goes_there_too_and_the_demo_says_where_to
     assert f"Jaeger   http://localhost:16686/trace/{trace_id}" in result.out
     # ... and the local copy is kept, so that the printed `show` command works.
     assert cli(store, "runs", "--json").json()[0]["trace_id"] == trace_id
+
+
+def test_show_without_a_run_shows_the_newest(demo: Any) -> None:
+    store, _, shown = demo
+    for args in (("show",), ("show", "latest")):
+        result = cli(store, *args)
+        assert result.code == 0, result.err
+        assert result.out.startswith(f"run {shown['run']['run_id']}")

@@ -221,3 +221,11 @@ def test_content_in_events_is_shown_too(tmp_path: Path) -> None:
     assert result.code == 0, result.err
     assert 'args     {"vendor_id":"V-1042"}' in result.out
     assert "says     Before creating anything I must verify the bank account." in result.out
+
+
+def test_latest_is_the_newest_run(story: StoryStore) -> None:
+    for args in (("show",), ("show", "latest"), ("audit", "--run", "latest")):
+        result = cli(story.path, *args)
+        assert result.code == 0, result.err
+        assert story.crashed_run in result.out
+        assert story.ok_run not in result.out

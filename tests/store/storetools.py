@@ -4,7 +4,6 @@ traced programs run in their own processes."""
 from __future__ import annotations
 
 import contextlib
-import inspect
 import os
 import subprocess
 import sys
@@ -37,11 +36,8 @@ def store_provider(
 @contextlib.contextmanager
 def instrumented(provider: TracerProvider, capture: str = "SPAN_ONLY") -> Iterator[None]:
     """otel-agents on, writing into `provider`; built-in detectors off (fixed stories)."""
-    options: dict[str, Any] = {}
-    if "detectors" in inspect.signature(otel_agents.instrument).parameters:
-        options["detectors"] = False
     otel_agents.instrument(
-        tracer_provider=provider, configure_sdk=False, capture_content=capture, **options
+        tracer_provider=provider, configure_sdk=False, capture_content=capture, detectors=False
     )
     try:
         yield

@@ -1,6 +1,6 @@
 """Measure the local store: write throughput, app-thread cost per span, size per 1000 spans.
 
-    python tests/store/bench_store.py
+    python benchmarks/bench_store.py
 
 Spans are real: an agent run whose tool calls follow LLM calls made through the generic
 LLM-call recorder, on the real SDK. Three measurements:
@@ -14,11 +14,12 @@ LLM-call recorder, on the real SDK. Three measurements:
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import statistics
-import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
@@ -32,8 +33,17 @@ from otel_agents.store import retention, schema
 from otel_agents.store.exporter import StoreExporter, StoreSpanProcessor
 from otel_agents.store.settings import StoreSettings
 
-sys.path.insert(0, str(Path(__file__).parent))
-from storetools import instrumented
+
+@contextlib.contextmanager
+def instrumented(provider: TracerProvider, capture: str) -> Iterator[None]:
+    """otel-agents on, recording into `provider`; detectors off, so that runs are alike."""
+    otel_agents.instrument(
+        tracer_provider=provider, configure_sdk=False, capture_content=capture, detectors=False
+    )
+    try:
+        yield
+    finally:
+        otel_agents.uninstrument()
 
 
 @otel_agents.tool
