@@ -19,7 +19,7 @@ def test_findings_across_runs_newest_first(story: StoryStore) -> None:
     assert (retry["observed"], retry["threshold"]) == (3.0, 3.0)
     assert retry["agent"] == "vendor-onboarding"
     spike = by_detector["cost_spike"]
-    assert spike["span_name"] == "chat gpt-4.1" and spike["observed"] > spike["threshold"]
+    assert spike["span_name"] == "chat gpt-4.1-mini" and spike["observed"] > spike["threshold"]
 
 
 def test_the_table_and_its_filters(story: StoryStore) -> None:
@@ -28,7 +28,7 @@ def test_the_table_and_its_filters(story: StoryStore) -> None:
     header, *rows = table.out.splitlines()
     assert header.split() == ["TIME", "RUN", "AGENT", "DETECTOR", "WHERE", "FINDING"]
     assert len(rows) == 4
-    assert "verify_bank_account called 3 times with the same arguments" in table.out
+    assert "verify_bank_account failed 3 times with identical arguments" in table.out
     narrow = cli(story.path, "alerts", COLUMNS="70")
     assert all(len(line) <= 70 for line in narrow.out.splitlines()), narrow.out
     retry = cli(story.path, "alerts", "--detector", "retry_loop", "--json").json()

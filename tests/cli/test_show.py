@@ -64,9 +64,9 @@ def test_the_tree_tells_the_story(story: StoryStore) -> None:
     # retries and the detector's finding on the third attempt
     third = _line_of(lines, "attempt 3")
     assert "! retry_loop" in lines[third]
-    assert "finding  retry_loop: verify_bank_account called 3 times" in out
+    assert "finding  retry_loop: verify_bank_account failed 3 times" in out
     # the expensive decision: its reasoning, cost spike, the approval it needed
-    expensive = _line_of(lines, "llm      gpt-4.1 ")
+    expensive = _line_of(lines, "180,000→4,000 tok")
     assert "180,000→4,000 tok" in lines[expensive] and "! cost_spike" in lines[expensive]
     assert "thinks" in lines[expensive + 1]
     create = _line_of(lines, "tool     create_account", expensive)

@@ -4,12 +4,9 @@
 
 Agents, tools, decisions and handoffs go through the public API; LLM calls through the
 generic LLM-call recorder that every client adapter feeds (so cost, tokens, reasoning and
-the links from tool calls to the decisions behind them are the real ones). The policy
-engine and the detectors are not written yet: two small observers stand in for them and
-set their attributes and events with the semconv constants, the way they will.
-
-The built-in detectors (when this otel-agents has them) are switched off so that the story
-stays the same whatever their thresholds.
+the links from tool calls to the decisions behind them are the real ones); verdicts,
+approvals and findings come from the real policy engine and detectors, configured below
+so that the story stays the same whatever the default thresholds.
 
 The story (one run): intake reads the vendor record and hands a summary to provisioning,
 which rejects it (no tax id); intake looks the tax id up and hands over again; provisioning
@@ -21,24 +18,18 @@ cost spike. Prints the run id. With `--crash`, the root agent ends with an error
 from __future__ import annotations
 
 import argparse
-import inspect
 import json
 import time
 from typing import Any
 
-from opentelemetry import trace
-
 import otel_agents
 from otel_agents import semconv as sc
 from otel_agents.errors import Intervention
+from otel_agents.policy import ApprovalDecision, ApprovalRequest, Approver
 from otel_agents.pricing import TokenUsage
 from otel_agents.recorders.llm import LLMCall, LLMRequest, LLMResponse, ToolCallRequest
-from otel_agents.runtime import Observer
 
-PRICES = {
-    "gpt-4.1-mini": {"input": 0.4, "output": 1.6},
-    "gpt-4.1": {"input": 2.0, "output": 8.0},
-}
+PRICES = {"gpt-4.1-mini": {"input": 0.4, "output": 1.6}}
 VENDOR = {"vendor_id": "V-1042", "name": "Acme Robotics GmbH", "iban": "DE89370400440532013000"}
 LONG_REASONING = (
     "Bank verification is escalated to a human. I re-read the vendor's full history, every"
@@ -47,101 +38,31 @@ LONG_REASONING = (
 ) * 3
 
 
-class StandInPolicy(Observer):
-    """Decision rights as the policy engine will record them."""
-
-    def on_tool_start(self, invocation: Any) -> None:
-        span = invocation.span
-        name, arguments = invocation.spec.name, invocation.arguments or {}
-        if name == "grant_permission" and arguments.get("role") == "admin":
-            span.set_attributes(
-                {
-                    sc.POLICY_VERDICT: sc.PolicyVerdictValues.DENY,
-                    sc.POLICY_RULE: "no-admin-grants",
-                    sc.POLICY_REASON: "admin roles need a security review",
-                    sc.POLICY_MODE: sc.PolicyModeValues.ENFORCE,
-                }
-            )
-            raise Intervention("admin grants are denied by policy no-admin-grants")
-        if name == "create_account":
-            span.set_attributes(
-                {
-                    sc.POLICY_VERDICT: sc.PolicyVerdictValues.REQUIRE_APPROVAL,
-                    sc.POLICY_RULE: "irreversible-writes",
-                    sc.POLICY_MODE: sc.PolicyModeValues.ENFORCE,
-                }
-            )
-            tracer = trace.get_tracer("stand-in-policy")
-            with tracer.start_as_current_span(f"await_approval {name}") as approval:
-                time.sleep(0.02)
-                approval.set_attributes(
-                    {
-                        sc.GEN_AI_TOOL_NAME: name,
-                        sc.APPROVAL_STATUS: sc.ApprovalStatusValues.APPROVED,
-                        sc.APPROVAL_APPROVER: "alice@example.com",
-                        sc.APPROVAL_CHANNEL: "slack",
-                        sc.APPROVAL_WAIT_DURATION: 0.02,
-                        sc.POLICY_RULE: "irreversible-writes",
-                    }
-                )
-            return
-        span.set_attributes(
-            {
-                sc.POLICY_VERDICT: sc.PolicyVerdictValues.ALLOW,
-                sc.POLICY_MODE: sc.PolicyModeValues.ENFORCE,
-            }
-        )
-
-    def on_tool_end(self, invocation: Any) -> None:
-        if invocation.exception is None:
-            invocation.span.set_attribute(sc.CONTRACT_STATUS, sc.ContractStatusValues.PASSED)
+# The decision rights of the story, through the real policy engine.
+POLICY = """
+version: 1
+mode: enforce
+rules:
+  - id: no-admin-grants
+    match: {tool: grant_permission, arguments: {role: admin}}
+    verdict: deny
+    reason: admin roles need a security review
+  - id: irreversible-writes
+    match: {reversible: false}
+    verdict: require_approval
+"""
+# Only the detectors the story is about, with a baseline short enough for one run.
+DETECTORS = {"enabled": ["retry_loop", "cost_spike"], "cost_spike_min_samples": 3}
 
 
-class StandInDetectors(Observer):
-    """A retry-loop and a cost-spike detector, recording findings as the detectors will."""
+class SlackApprover(Approver):
+    """A pluggable approver, as a team would write one: Alice answers on Slack."""
 
-    def on_tool_end(self, invocation: Any) -> None:
-        if invocation.attempt >= 3:
-            message = (
-                f"{invocation.spec.name} called {invocation.attempt} times with the same arguments"
-            )
-            self._report(
-                invocation.span,
-                invocation.ledger,
-                sc.DetectorNameValues.RETRY_LOOP,
-                message,
-                3.0,
-                float(invocation.attempt),
-            )
+    channel = "slack"
 
-    def on_llm_call_end(self, call: Any) -> None:
-        if call.cost_usd is not None and call.cost_usd > 0.05:
-            message = f"one call cost ${call.cost_usd:.2f}, far above this agent's usual"
-            from otel_agents.ledger import current_ledger
-
-            self._report(
-                call.span,
-                current_ledger(),
-                sc.DetectorNameValues.COST_SPIKE,
-                message,
-                0.05,
-                round(call.cost_usd, 4),
-            )
-
-    def _report(
-        self, span: Any, ledger: Any, detector: str, message: str, threshold: float, observed: float
-    ) -> None:
-        attributes: dict[str, Any] = {
-            sc.DETECTOR_NAME: detector,
-            sc.DETECTOR_MESSAGE: message,
-            sc.DETECTOR_THRESHOLD: threshold,
-            sc.DETECTOR_OBSERVED: observed,
-        }
-        if ledger is not None:
-            attributes[sc.RUN_ID] = ledger.run_id
-            ledger.add_anomalies(1)
-        span.add_event(sc.EVENT_ANOMALY, attributes)
-        span.set_attribute(sc.ANOMALY, [detector])
+    def request(self, request: ApprovalRequest, timeout: float) -> ApprovalDecision | None:
+        time.sleep(0.02)
+        return ApprovalDecision(approved=True, approver="alice@example.com")
 
 
 # -- tools ------------------------------------------------------------------------------
@@ -303,7 +224,6 @@ def provision() -> None:
         model_turn(
             "Creating the account on the standard plan.",
             [("create_account", account)],
-            model="gpt-4.1",
             tokens=(180_000, 4_000),
             thinking=LONG_REASONING,
         )
@@ -329,11 +249,8 @@ def main() -> None:
     parser.add_argument("--agent", default="vendor-onboarding")
     parser.add_argument("--runs", type=int, default=1)
     args = parser.parse_args()
-    options: dict[str, Any] = {}
-    if "detectors" in inspect.signature(otel_agents.instrument).parameters:
-        options["detectors"] = False  # the stand-ins above tell a fixed story
     otel_agents.instrument(
-        observers=[StandInPolicy(), StandInDetectors()], prices=PRICES, **options
+        prices=PRICES, policy=POLICY, approver=SlackApprover(), detectors=DETECTORS
     )
     for _ in range(args.runs):
         print(story(args.crash, args.agent), flush=True)
