@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import time
 from collections import Counter
@@ -47,6 +48,15 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
+    missing = [
+        name for name in ("openai", "genai_prices") if importlib.util.find_spec(name) is None
+    ]
+    if missing:
+        ctx.err.write(
+            f"otel-agents: error: the demo needs {' and '.join(missing)}: "
+            "pip install 'otel-agents[demo]'\n"
+        )
+        return EXIT_ERROR
     term = ctx.term
     otlp = _otlp_endpoint()
     _prepare_environment(ctx, otlp)

@@ -182,3 +182,21 @@ def test_show_without_a_run_shows_the_newest(demo: Any) -> None:
         result = cli(store, *args)
         assert result.code == 0, result.err
         assert result.out.startswith(f"run {shown['run']['run_id']}")
+
+
+def test_without_the_openai_sdk_the_demo_says_what_to_install(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import importlib.util
+
+    from otel_agents.cli import main
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "openai" else real_find_spec(name, *a),
+    )
+    assert main(["--store", str(tmp_path / "traces.db"), "demo"]) == 1
+    assert "the demo needs openai: pip install 'otel-agents[demo]'" in capsys.readouterr().err
+    assert not (tmp_path / "traces.db").exists()
