@@ -94,7 +94,7 @@ def write_throughput(directory: Path, spans: list[ReadableSpan]) -> float:
     return sum(len(b) for b in batches[1:]) / elapsed
 
 
-def app_thread_cost(directory: Path, calls: int = 20_000, rounds: int = 5) -> dict[str, float]:
+def app_thread_cost(directory: Path, calls: int = 5_000, rounds: int = 3) -> dict[str, float]:
     """Microseconds per tool call (one span) in the application thread: with no processor;
     with the store's processor while its writer sleeps (the enqueue cost alone); and with
     the writer busy at the same time (it shares the interpreter lock with the app)."""
@@ -159,11 +159,15 @@ def main() -> None:
         print(
             f"write throughput, with content: {write_throughput(directory, content):>9,.0f} spans/s"
         )
-        bare, store = app_thread_cost(directory)
-        print(
-            f"app thread per tool call: {bare:.1f} µs bare SDK, {store:.1f} µs with the store"
-            f" (+{store - bare:.1f} µs per span)"
-        )
+        cost = app_thread_cost(directory)
+        bare = cost["bare"]
+        print(f"app thread per tool call, no span processor:      {bare:7.1f} µs")
+        for name, label in (
+            ("enqueue", "store, writer idle (enqueue)"),
+            ("live", "store, writer busy"),
+        ):
+            added = cost[name] - bare
+            print(f"app thread per tool call, {label + ':':<24}{cost[name]:7.1f} µs (+{added:.1f})")
         for name, spans in (("no content", plain), ("with content", content)):
             kb = size_per_1000(directory, spans, name.replace(" ", "-")) / 1024
             print(f"store size per 1000 spans, {name}: {kb:,.0f} KB")
