@@ -14,8 +14,10 @@ from __future__ import annotations
 import json
 import os
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any
 
 from otel_agents import semconv as sc
@@ -70,15 +72,16 @@ class PriceBook:
         self.overrides = dict(overrides or {})
         self._table_lock = threading.Lock()
         self._misses: set[tuple[str, str]] = set()
-        self._flat_prices: dict[tuple[str, str], ModelPrice] = {}
+        self._table_prices: dict[tuple[str, str], _TablePrice | _PublicCalcPrice] = {}
 
     def cost(self, provider: str, model: str | None, usage: TokenUsage) -> tuple[float, str] | None:
         """(USD, source) for one call, or None when the price is unknown."""
         if not model:
             return None
-        override = self.overrides.get(f"{provider}/{model}") or self.overrides.get(model)
-        if override is not None:
-            return override.cost(usage), sc.CostSourceValues.OVERRIDE
+        if self.overrides:
+            override = self.overrides.get(f"{provider}/{model}") or self.overrides.get(model)
+            if override is not None:
+                return override.cost(usage), sc.CostSourceValues.OVERRIDE
         table_cost = self._table_cost(provider, model, usage)
         if table_cost is None:
             return None
@@ -88,61 +91,241 @@ class PriceBook:
         key = (provider, model)
         if key in self._misses:
             return None
-        flat = self._flat_prices.get(key)
-        if flat is not None:
-            return flat.cost(usage)
+        table_price: _TablePrice | _PublicCalcPrice | None = self._table_prices.get(key)
+        if table_price is None or not table_price.current():
+            table_price = self._look_up(key)
+            if table_price is None:
+                return None
+        return table_price.cost(usage)
+
+    def _look_up(self, key: tuple[str, str]) -> _TablePrice | _PublicCalcPrice | None:
         try:
-            from genai_prices import Usage, calc_price
+            import genai_prices
         except ImportError:
             return None
-        provider_id = _PROVIDER_IDS.get(provider, provider)
+        provider, model = key
+        table_price: _TablePrice | _PublicCalcPrice
         try:
             with self._table_lock:  # the table loads lazily on first use
-                result = calc_price(
-                    Usage(
-                        input_tokens=usage.input_tokens,
-                        output_tokens=usage.output_tokens,
-                        cache_read_tokens=usage.cache_read_tokens or None,
-                        cache_write_tokens=usage.cache_write_tokens or None,
-                    ),
-                    model_ref=model,
-                    provider_id=provider_id,
+                table_price = _TablePrice(
+                    genai_prices.data_snapshot, model, _PROVIDER_IDS.get(provider, provider)
                 )
-                flat = _flat_price(model, provider_id)
         except LookupError:
             if len(self._misses) < 1024:
                 self._misses.add(key)
             return None
-        if flat is not None and len(self._flat_prices) < 1024:
-            self._flat_prices[key] = flat
+        except Exception:  # a genai-prices whose internals moved: use its public API
+            fallback = _PublicCalcPrice(model, _PROVIDER_IDS.get(provider, provider))
+            if fallback.unknown():
+                return None
+            table_price = fallback
+        if len(self._table_prices) < 1024:
+            self._table_prices[key] = table_price
+        return table_price
+
+
+class _TablePrice:
+    """One model's entry in the `genai-prices` table, looked up once.
+
+    `calc_price` finds the model, picks the price in force, decomposes and validates the
+    usage on every call: about 150 µs for a tiered, dated Anthropic price. Here the model
+    is found once, the price in force is picked once a day when only the date decides it,
+    and each price gets a `_UnitPlan` that computes `calc_price`'s sum for our four token
+    counts in a few µs. Whatever a plan does not cover (units it cannot read, usage the
+    table would reject) still goes through `calc_price`, with its result or its error.
+    """
+
+    def __init__(self, data_snapshot: Any, model: str, provider_id: str) -> None:
+        self._data_snapshot = data_snapshot
+        self._snapshot = data_snapshot.get_snapshot()
+        self._model, self._provider_id = model, provider_id
+        provider, self._info = self._snapshot.find_provider_model(model, None, provider_id, None)
+        prices = self._info.prices
+        self._by_date_only = isinstance(prices, list) and all(
+            type(conditional.constraint).__name__ in ("NoneType", "StartDateConstraint")
+            for conditional in prices
+        )
+        self._today: tuple[int, Any] | None = None  # (UTC day number, price in force)
+        # calc_price adjusts these models' usage itself (a billing minimum for audio).
+        self._adjusted = provider.id == "groq" and str(self._info.id).startswith("whisper")
+        self._plans: dict[int, tuple[Any, _UnitPlan | None]] = {}
+
+    def current(self) -> bool:
+        """False once the application loaded another table (genai-prices' `UpdatePrices`)."""
+        return self._data_snapshot.get_snapshot() is self._snapshot
+
+    def cost(self, usage: TokenUsage) -> float:
+        model_price = self._price_in_force()
+        # Keyed by identity (prices are unhashable); the entry keeps the price alive.
+        known = self._plans.get(id(model_price))
+        if known is None:
+            known = (model_price, None if self._adjusted else _UnitPlan.build(model_price))
+            if len(self._plans) < 64:
+                self._plans[id(model_price)] = known
+        plan = known[1]
+        cost = plan.cost(usage) if plan is not None else None
+        return self._calc_price(usage) if cost is None else cost
+
+    def _price_in_force(self) -> Any:
+        prices = self._info.prices
+        if not isinstance(prices, list):
+            return prices
+        if not self._by_date_only:  # e.g. off-peak hours: may change any minute
+            return self._info.get_prices(datetime.now(tz=timezone.utc))
+        day = int(time.time() // 86_400)
+        today = self._today
+        if today is None or today[0] != day:
+            today = self._today = (day, self._info.get_prices(datetime.now(tz=timezone.utc)))
+        return today[1]
+
+    def _calc_price(self, usage: TokenUsage) -> float:
+        return _PublicCalcPrice(self._model, self._provider_id).cost(usage)
+
+
+class _PublicCalcPrice:
+    """The slow but always-right path: genai-prices' public `calc_price` on every call, for
+    a genai-prices release whose internals `_TablePrice` does not recognise."""
+
+    def __init__(self, model: str, provider_id: str) -> None:
+        self._model, self._provider_id = model, provider_id
+
+    def current(self) -> bool:
+        return True
+
+    def unknown(self) -> bool:
+        try:
+            self.cost(TokenUsage(0, 0))
+        except LookupError:
+            return True
+        return False
+
+    def cost(self, usage: TokenUsage) -> float:
+        from genai_prices import Usage, calc_price
+
+        result = calc_price(
+            Usage(
+                input_tokens=usage.input_tokens,
+                output_tokens=usage.output_tokens,
+                cache_read_tokens=usage.cache_read_tokens or None,
+                cache_write_tokens=usage.cache_write_tokens or None,
+            ),
+            model_ref=self._model,
+            provider_id=self._provider_id,
+        )
         return float(result.total_price)
 
 
-def _flat_price(model: str, provider_id: str) -> ModelPrice | None:
-    """The table's price for `model` when it is a plain per-token rate (no tiers, no dated
-    variants): then later calls compute the cost directly, about 100x faster than a full
-    table calculation. Tiered or conditional prices keep going through `calc_price`."""
-    from decimal import Decimal
-
-    from genai_prices import data_snapshot
-
-    _, info = data_snapshot.get_snapshot().find_provider_model(model, None, provider_id, None)
-    prices = info.prices
-    rates = [getattr(prices, name, None) for name in _TABLE_RATE_FIELDS]
-    if isinstance(prices, list) or not all(r is None or isinstance(r, Decimal) for r in rates):
-        return None
-    extra = {k for k, v in vars(prices).items() if v is not None and not k.startswith("_")}
-    extra -= {*_TABLE_RATE_FIELDS, "web_searches_kcount", "storage_searches_kcount"}
-    if rates[0] is None or rates[1] is None or extra:
-        return None
-    input_rate, output_rate, cache_read, cache_write = (
-        None if r is None else float(r) for r in rates
-    )
-    assert input_rate is not None and output_rate is not None
-    return ModelPrice(input_rate, output_rate, cache_read, cache_write)
+# The usage keys genai-prices gets from a `TokenUsage`, then the count of the `requests`
+# unit, then that of any unit we do not report: positions in `_UnitPlan.cost`'s values.
+_USAGE_KEYS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")
+_REQUESTS, _UNREPORTED = len(_USAGE_KEYS), len(_USAGE_KEYS) + 1
 
 
-_TABLE_RATE_FIELDS = ("input_mtok", "output_mtok", "cache_read_mtok", "cache_write_mtok")
+@dataclass(frozen=True)
+class _PricedUnit:
+    source: int  # which count it reads (a position in `_UnitPlan.cost`'s values)
+    descendants: tuple[int, ...]  # earlier units whose leaf counts it excludes
+    per: int  # the price is per `per` units (a million tokens)
+    base: float
+    tiers: tuple[tuple[int, float], ...]  # (start, rate), highest start first
+
+
+class _UnitPlan:
+    """genai-prices' `ModelPrice.calc_price` for one price and our four token counts:
+    each priced unit's leaf count (input tokens net of cache reads and writes, ...,
+    as `genai_prices.decompose` computes them) times its rate, the tier chosen by the
+    input tokens, as the table does."""
+
+    def __init__(self, units: tuple[_PricedUnit, ...], tiered: bool) -> None:
+        self._units = units
+        self._tiered = tiered
+
+    @classmethod
+    def build(cls, model_price: Any) -> _UnitPlan | None:
+        """The plan for `model_price`, or None when only `calc_price` can price it."""
+        try:
+            return cls._build(model_price)
+        except Exception:  # a table shape or library version we do not know: slow path
+            return None
+
+    @classmethod
+    def _build(cls, model_price: Any) -> _UnitPlan:
+        from genai_prices import Usage
+        from genai_prices.decompose import is_descendant_or_self
+        from genai_prices.types import TieredPrices, _collect_resolved_model_prices
+        from genai_prices.units import _get_registry
+        from genai_prices.validation import validate_priced_units
+
+        registry = _get_registry()
+        resolved = _collect_resolved_model_prices(model_price, registry)
+        validate_priced_units(tuple(unit for unit, _ in resolved), registry)
+        # A unit we never report reads as 0, unless the table refuses to infer it from
+        # what we report (this raises then, and the calls go to the table).
+        probe = Usage(**dict.fromkeys(_USAGE_KEYS, 1))
+        rates = {unit.usage_key: rate for unit, rate in resolved}
+        for key in rates:
+            if key not in _USAGE_KEYS and key != "requests":
+                getattr(probe, key)
+        # Leaf counts in genai-prices' order (more specific units first), then `requests`.
+        counted = sorted(
+            (unit for unit, _ in resolved if unit.usage_key != "requests"),
+            key=lambda unit: (-len(unit.dimensions), unit.usage_key),
+        )
+        units = [unit for unit, _ in resolved if unit.usage_key == "requests"]
+        plan: list[_PricedUnit] = []
+        for unit in [*counted, *units]:
+            rate = rates[unit.usage_key]
+            key = unit.usage_key
+            source = _USAGE_KEYS.index(key) if key in _USAGE_KEYS else _UNREPORTED
+            plan.append(
+                _PricedUnit(
+                    source=_REQUESTS if key == "requests" else source,
+                    descendants=tuple(
+                        i
+                        for i, other in enumerate(counted)
+                        if key != "requests"
+                        and other is not unit
+                        and is_descendant_or_self(unit, other)
+                    ),
+                    per=int(unit.per),
+                    base=float(rate.base if isinstance(rate, TieredPrices) else rate),
+                    tiers=tuple(
+                        (int(tier.start), float(tier.price)) for tier in reversed(rate.tiers)
+                    )
+                    if isinstance(rate, TieredPrices)
+                    else (),
+                )
+            )
+        tiered = any(isinstance(rate, TieredPrices) for rate in rates.values())
+        return cls(tuple(plan), tiered)
+
+    def cost(self, usage: TokenUsage) -> float | None:
+        """USD, or None for usage the table would reject (cache counts above input)."""
+        values = (
+            usage.input_tokens,
+            usage.output_tokens,
+            usage.cache_read_tokens,
+            usage.cache_write_tokens,
+            1,
+            0,
+        )
+        tier_tokens = usage.input_tokens if self._tiered else 0
+        leaves: list[int] = []
+        total = 0.0
+        for unit in self._units:
+            count = values[unit.source]
+            for descendant in unit.descendants:
+                count -= leaves[descendant]
+            if count < 0:
+                return None
+            leaves.append(count)
+            rate = unit.base
+            for start, tier_rate in unit.tiers:
+                if tier_tokens > start:
+                    rate = tier_rate
+                    break
+            total += rate * count / unit.per
+        return total
 
 
 def load_overrides(

@@ -32,8 +32,10 @@ def table_price(model: str, provider_id: str, usage: TokenUsage) -> float:
         ("openai", "gpt-4o-mini"),
         ("openai", "gpt-4.1"),
         ("openai", "o4-mini"),
-        ("anthropic", "claude-sonnet-4-6"),  # tiered and dated prices: the slow path
+        ("anthropic", "claude-sonnet-4-6"),  # dated prices (tiered, then flat)
+        ("anthropic", "claude-sonnet-4-5"),  # tiered by input tokens (above 200k)
         ("anthropic", "claude-haiku-4-5"),
+        ("google", "gemini-2.5-pro"),  # tiered, without cache writes
     ],
 )
 def test_every_call_matches_the_table(provider: str, model: str) -> None:
@@ -45,6 +47,28 @@ def test_every_call_matches_the_table(provider: str, model: str) -> None:
             assert cost is not None
             assert cost[0] == pytest.approx(expected, rel=1e-12)
             assert cost[1] == "price_table"
+
+
+def test_repeated_calls_skip_the_table_calculation(monkeypatch: pytest.MonkeyPatch) -> None:
+    book = PriceBook()
+    first = book.cost("anthropic", "claude-sonnet-4-5", USAGE)
+
+    def no_table(*args: object, **kwargs: object) -> None:
+        raise AssertionError("priced through calc_price")
+
+    monkeypatch.setattr(genai_prices, "calc_price", no_table)
+    for usage in (USAGE, TokenUsage(250_000, 9_000, 1_000, 2_000)):
+        assert book.cost("anthropic", "claude-sonnet-4-5", usage) is not None
+    assert book.cost("anthropic", "claude-sonnet-4-5", USAGE) == first
+
+
+def test_usage_the_table_rejects_still_goes_to_the_table() -> None:
+    # More cache reads than input tokens: genai-prices refuses it, as before.
+    usage = TokenUsage(input_tokens=10, output_tokens=1, cache_read_tokens=50)
+    with pytest.raises(ValueError):
+        table_price("claude-sonnet-4-5", "anthropic", usage)
+    with pytest.raises(ValueError):
+        PriceBook().cost("anthropic", "claude-sonnet-4-5", usage)
 
 
 def test_unknown_models_have_no_cost() -> None:
@@ -70,3 +94,27 @@ def test_overrides_win_and_are_validated() -> None:
         load_overrides({"m": {"input": 1, "output": 2, "cahce_read": 1}})
     with pytest.raises(ConfigError, match="OTEL_AGENTS_PRICES is not valid JSON"):
         load_overrides(environ={"OTEL_AGENTS_PRICES": "{nope"})
+
+
+def test_a_genai_prices_with_other_internals_still_prices_through_its_public_api(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    pytest.importorskip("genai_prices")
+    from genai_prices import Usage, calc_price
+
+    from otel_agents import pricing
+
+    def moved(*args: object, **kwargs: object) -> None:
+        raise AttributeError("find_provider_model")
+
+    monkeypatch.setattr(pricing._TablePrice, "__init__", moved)
+    book = PriceBook()
+    usage = TokenUsage(1200, 300, cache_read_tokens=200)
+    expected = calc_price(
+        Usage(input_tokens=1200, output_tokens=300, cache_read_tokens=200),
+        model_ref="claude-sonnet-4-5",
+        provider_id="anthropic",
+    )
+    cost = book.cost("anthropic", "claude-sonnet-4-5", usage)
+    assert cost is not None and cost[0] == pytest.approx(float(expected.total_price))
+    assert book.cost("anthropic", "no-such-model-xyz", usage) is None

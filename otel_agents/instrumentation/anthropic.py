@@ -54,6 +54,15 @@ from opentelemetry.trace import NonRecordingSpan, Span
 from opentelemetry.util.types import AttributeValue
 
 from otel_agents import semconv as sc
+from otel_agents.instrumentation.fields import (
+    count,
+    field_of,
+    fields_of,
+    is_omitted,
+    items,
+    number,
+    text,
+)
 from otel_agents.instrumentation.stainless import StainlessClient
 from otel_agents.pricing import TokenUsage
 from otel_agents.recorders.llm import LLMRequest, LLMResponse, ToolCallRequest, current_call
@@ -68,40 +77,6 @@ MESSAGES_PATHS = ("/v1/messages", "/v1/messages?beta=true")
 _NATIVE_SPAN_FACTORY = "start_api_call_span"
 
 
-# -- small readers that work on SDK models and plain dicts alike --------------------------
-
-
-def _field(value: Any, name: str) -> Any:
-    """`value[name]` or `value.name`; None when absent or when the SDK's `omit` marker."""
-    found = value.get(name) if isinstance(value, Mapping) else getattr(value, name, None)
-    return None if _is_omitted(found) else found
-
-
-def _is_omitted(value: Any) -> bool:
-    # The SDK's `Omit` / `NotGiven` sentinels fill the body's unset parameters.
-    return type(value).__name__ in ("Omit", "NotGiven")
-
-
-def _str(value: Any) -> str | None:
-    return value if isinstance(value, str) else None
-
-
-def _int(value: Any) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0
-
-
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return float(value)
-
-
-def _items(value: Any) -> list[Any]:
-    """A list or tuple as a list; anything else as no items. Other iterables (generators)
-    are left alone: they may be one-shot, and the SDK has yet to read them."""
-    return list(value) if isinstance(value, (list, tuple)) else []
-
-
 def _plain(value: Any, depth: int = 0) -> Any:
     """SDK models as plain data, without opaque `encrypted_*` fields (search results)."""
     if depth > 16:
@@ -114,7 +89,7 @@ def _plain(value: Any, depth: int = 0) -> Any:
         return {
             str(k): _plain(v, depth + 1)
             for k, v in value.items()
-            if not str(k).startswith("encrypted_") and not _is_omitted(v)
+            if not str(k).startswith("encrypted_") and not is_omitted(v)
         }
     if isinstance(value, (list, tuple)):
         return [_plain(item, depth + 1) for item in value]
@@ -134,18 +109,18 @@ def read_request(client: Any, body: Mapping[str, Any]) -> LLMRequest:
     address, port = _server(client)
     request = LLMRequest(
         provider=_provider(client),
-        model=_str(_field(body, "model")),
+        model=text(field_of(body, "model")),
         operation=sc.GenAiOperationNameValues.CHAT,
-        stream=_field(body, "stream") is True,
+        stream=field_of(body, "stream") is True,
         server_address=address,
         server_port=port,
         parameters=request_parameters(body),
         conversation_id=_conversation_id(client),
     )
     if _capturing_content():
-        request.input_messages = [input_message(m) for m in _items(_field(body, "messages"))]
-        request.system_instructions = system_instructions(_field(body, "system"))
-        request.tool_definitions = tool_definitions(_field(body, "tools"))
+        request.input_messages = [input_message(m) for m in items(field_of(body, "messages"))]
+        request.system_instructions = system_instructions(field_of(body, "system"))
+        request.tool_definitions = tool_definitions(field_of(body, "tools"))
     return request
 
 
@@ -169,13 +144,13 @@ def _server(client: Any) -> tuple[str | None, int | None]:
 def _conversation_id(client: Any) -> str | None:
     # The SDK's own option `open_telemetry={"conversation_id": ...}`, when the app set one.
     options = getattr(client, "open_telemetry", None)
-    return _str(options.get("conversation_id")) if isinstance(options, Mapping) else None
+    return text(options.get("conversation_id")) if isinstance(options, Mapping) else None
 
 
 def request_parameters(body: Mapping[str, Any]) -> dict[str, AttributeValue]:
     """The `gen_ai.request.*` attributes a Messages body sets."""
     parameters: dict[str, AttributeValue] = {}
-    max_tokens = _field(body, "max_tokens")
+    max_tokens = field_of(body, "max_tokens")
     if isinstance(max_tokens, int) and not isinstance(max_tokens, bool):
         parameters[sc.GEN_AI_REQUEST_MAX_TOKENS] = max_tokens
     for key, attribute in (
@@ -183,20 +158,20 @@ def request_parameters(body: Mapping[str, Any]) -> dict[str, AttributeValue]:
         ("top_p", sc.GEN_AI_REQUEST_TOP_P),
         ("top_k", sc.GEN_AI_REQUEST_TOP_K),
     ):
-        number = _number(_field(body, key))
-        if number is not None:
-            parameters[attribute] = number
-    stops = [s for s in _items(_field(body, "stop_sequences")) if isinstance(s, str)]
+        value = number(field_of(body, key))
+        if value is not None:
+            parameters[attribute] = value
+    stops = [s for s in items(field_of(body, "stop_sequences")) if isinstance(s, str)]
     if stops:
         parameters[sc.GEN_AI_REQUEST_STOP_SEQUENCES] = stops
     # `output_config.effort` (low/medium/high/max) is a reasoning level; a thinking budget
     # in tokens is not, so it is left out.
-    output_config = _field(body, "output_config")
-    effort = _str(_field(output_config, "effort"))
+    output_config = field_of(body, "output_config")
+    effort = text(field_of(output_config, "effort"))
     if effort:
         parameters[sc.GEN_AI_REQUEST_REASONING_LEVEL] = effort
-    formats = (_field(output_config, "format"), _field(body, "output_format"))
-    if any(_field(f, "type") == "json_schema" for f in formats):
+    formats = (field_of(output_config, "format"), field_of(body, "output_format"))
+    if any(field_of(f, "type") == "json_schema" for f in formats):
         parameters[sc.GEN_AI_OUTPUT_TYPE] = sc.GenAiOutputTypeValues.JSON
     return parameters
 
@@ -205,7 +180,7 @@ def system_instructions(system: Any) -> list[dict[str, Any]] | None:
     """`system` (a string or text blocks) as the conventions' system instruction parts."""
     if isinstance(system, str):
         return [{"type": "text", "content": system}]
-    blocks = _items(system)
+    blocks = items(system)
     return [content_part(block) for block in blocks] if blocks else None
 
 
@@ -213,15 +188,15 @@ def tool_definitions(tools: Any) -> list[dict[str, Any]] | None:
     """`tools` as the conventions' tool definitions: client tools are functions, Anthropic's
     server tools (`web_search_20250305`, ...) keep their type and settings."""
     definitions: list[dict[str, Any]] = []
-    for tool in _items(tools):
-        tool_type = _str(_field(tool, "type"))
-        name = _str(_field(tool, "name")) or ""
+    for tool in items(tools):
+        tool_type = text(field_of(tool, "type"))
+        name = text(field_of(tool, "name")) or ""
         if tool_type in (None, "custom"):
             definition: dict[str, Any] = {"type": "function", "name": name}
-            description = _field(tool, "description")
+            description = field_of(tool, "description")
             if description is not None:
                 definition["description"] = description
-            schema = _field(tool, "input_schema")
+            schema = field_of(tool, "input_schema")
             if schema is not None:
                 definition["parameters"] = _plain(schema)
             definitions.append(definition)
@@ -236,61 +211,61 @@ def tool_definitions(tools: Any) -> list[dict[str, Any]] | None:
 
 def input_message(message: Any) -> dict[str, Any]:
     """One request message (`{"role", "content"}`) as a conventions' message."""
-    role = _str(_field(message, "role")) or "user"
-    return {"role": role, "parts": content_parts(_field(message, "content"))}
+    role = text(field_of(message, "role")) or "user"
+    return {"role": role, "parts": content_parts(field_of(message, "content"))}
 
 
 def content_parts(content: Any) -> list[dict[str, Any]]:
     """Message content (a string or a list of blocks) as the conventions' parts."""
     if isinstance(content, str):
         return [{"type": "text", "content": content}]
-    return [content_part(block) for block in _items(content)]
+    return [content_part(block) for block in items(content)]
 
 
 def content_part(block: Any) -> dict[str, Any]:
     """One content block, of a request or a response, as a conventions' part."""
-    kind = _str(_field(block, "type")) or "unknown"
+    kind = text(field_of(block, "type")) or "unknown"
     if kind == "text":
-        return {"type": "text", "content": _field(block, "text") or ""}
+        return {"type": "text", "content": field_of(block, "text") or ""}
     if kind == "thinking":
-        return {"type": "reasoning", "content": _field(block, "thinking") or ""}
+        return {"type": "reasoning", "content": field_of(block, "thinking") or ""}
     if kind == "redacted_thinking":
         # The data is encrypted: record that reasoning happened, never the opaque blob.
         return {"type": "reasoning", "content": REDACTED_REASONING, "redacted": True}
     if kind == "tool_use":
         return {
             "type": "tool_call",
-            "id": _field(block, "id"),
-            "name": _field(block, "name") or "",
-            "arguments": _plain(_field(block, "input")),
+            "id": field_of(block, "id"),
+            "name": field_of(block, "name") or "",
+            "arguments": _plain(field_of(block, "input")),
         }
     if kind == "tool_result":
         return {
             "type": "tool_call_response",
-            "id": _field(block, "tool_use_id"),
-            "response": _tool_result(_field(block, "content")),
+            "id": field_of(block, "tool_use_id"),
+            "response": _tool_result(field_of(block, "content")),
         }
     if kind in ("server_tool_use", "mcp_tool_use"):
-        name = _field(block, "name") or ""
+        name = field_of(block, "name") or ""
         return {
             "type": "server_tool_call",
-            "id": _field(block, "id"),
+            "id": field_of(block, "id"),
             "name": name,
-            "server_tool_call": {"type": name, "arguments": _plain(_field(block, "input"))},
+            "server_tool_call": {"type": name, "arguments": _plain(field_of(block, "input"))},
         }
     if kind.endswith("_tool_result"):  # web_search_tool_result, mcp_tool_result, ...
         return {
             "type": "server_tool_call_response",
-            "id": _field(block, "tool_use_id"),
+            "id": field_of(block, "tool_use_id"),
             "server_tool_call_response": {
                 "type": kind,
-                "content": _plain(_field(block, "content")),
+                "content": _plain(field_of(block, "content")),
             },
         }
     if kind in ("image", "document"):
-        return _media_part(kind, _field(block, "source"))
+        return _media_part(kind, field_of(block, "source"))
     if kind == "compaction":
-        return {"type": "compaction", "content": _field(block, "content")}
+        return {"type": "compaction", "content": field_of(block, "content")}
     return {"type": kind}
 
 
@@ -301,17 +276,17 @@ def _tool_result(content: Any) -> Any:
 
 
 def _media_part(modality: str, source: Any) -> dict[str, Any]:
-    kind = _field(source, "type")
-    mime_type = _field(source, "media_type")
+    kind = field_of(source, "type")
+    mime_type = field_of(source, "media_type")
     if kind == "base64":
-        data = _field(source, "data")
+        data = field_of(source, "data")
         return {"type": "blob", "modality": modality, "mime_type": mime_type, "content": data}
     if kind == "url":
-        return {"type": "uri", "modality": modality, "uri": _field(source, "url")}
+        return {"type": "uri", "modality": modality, "uri": field_of(source, "url")}
     if kind == "file":
-        return {"type": "file", "modality": modality, "file_id": _field(source, "file_id")}
+        return {"type": "file", "modality": modality, "file_id": field_of(source, "file_id")}
     if kind == "text":
-        return {"type": "text", "content": _field(source, "data") or ""}
+        return {"type": "text", "content": field_of(source, "data") or ""}
     return {"type": modality}
 
 
@@ -321,11 +296,11 @@ def _media_part(modality: str, source: Any) -> dict[str, Any]:
 def read_response(message: Any) -> LLMResponse:
     """An `LLMResponse` from a `Message` (or `BetaMessage`, `ParsedMessage`)."""
     return response_from(
-        response_id=_str(_field(message, "id")),
-        model=_str(_field(message, "model")),
-        stop_reason=_str(_field(message, "stop_reason")),
-        usage=token_usage(_field(message, "usage")),
-        blocks=_items(_field(message, "content")),
+        response_id=text(field_of(message, "id")),
+        model=text(field_of(message, "model")),
+        stop_reason=text(field_of(message, "stop_reason")),
+        usage=token_usage(field_of(message, "usage")),
+        blocks=items(field_of(message, "content")),
     )
 
 
@@ -333,14 +308,16 @@ def token_usage(usage: Any) -> TokenUsage | None:
     """Anthropic usage in GenAI terms: input tokens include cache reads and writes."""
     if usage is None:
         return None
-    cache_read = _int(_field(usage, "cache_read_input_tokens"))
-    cache_write = _int(_field(usage, "cache_creation_input_tokens"))
+    cache_read = count(field_of(usage, "cache_read_input_tokens"))
+    cache_write = count(field_of(usage, "cache_creation_input_tokens"))
     return TokenUsage(
-        input_tokens=_int(_field(usage, "input_tokens")) + cache_read + cache_write,
-        output_tokens=_int(_field(usage, "output_tokens")),
+        input_tokens=count(field_of(usage, "input_tokens")) + cache_read + cache_write,
+        output_tokens=count(field_of(usage, "output_tokens")),
         cache_read_tokens=cache_read,
         cache_write_tokens=cache_write,
-        reasoning_tokens=_int(_field(_field(usage, "output_tokens_details"), "thinking_tokens")),
+        reasoning_tokens=count(
+            field_of(field_of(usage, "output_tokens_details"), "thinking_tokens")
+        ),
     )
 
 
@@ -358,15 +335,15 @@ def response_from(
     texts: list[str] = []
     tool_calls: list[ToolCallRequest] = []
     for block in blocks:
-        kind = _field(block, "type")
+        kind = field_of(block, "type")
         if kind == "text":
-            texts.append(_str(_field(block, "text")) or "")
+            texts.append(text(field_of(block, "text")) or "")
         elif kind == "thinking":
-            thinking.append(_str(_field(block, "thinking")) or "")
+            thinking.append(text(field_of(block, "thinking")) or "")
         elif kind == "tool_use":  # server tools (server_tool_use) are not the app's to run
-            name = _str(_field(block, "name")) or ""
+            name = text(field_of(block, "name")) or ""
             tool_calls.append(
-                ToolCallRequest(_str(_field(block, "id")), name, _field(block, "input"))
+                ToolCallRequest(text(field_of(block, "id")), name, field_of(block, "input"))
             )
     reasoning = "\n\n".join(t for t in thinking if t) or None
     response = LLMResponse(
@@ -394,6 +371,10 @@ class MessageStreamAccumulator:
     (`content_block_start`), grows by deltas (text, thinking, tool input JSON split across
     events) and stops; `message_delta` brings the stop reason and the final usage.
     A stream cut short still gives what arrived.
+
+    `add` runs once per event, so it only keeps what arrives (the started blocks and the
+    usage objects as the SDK made them, the delta strings); converting them waits for
+    `response`, once per stream.
     """
 
     # delta type -> (its field, the block field it extends)
@@ -409,64 +390,100 @@ class MessageStreamAccumulator:
         self._id: str | None = None
         self._model: str | None = None
         self._stop_reason: str | None = None
-        self._usage: dict[str, Any] = {}
-        self._blocks: dict[int, dict[str, Any]] = {}
+        self._usages: list[Any] = []  # in arrival order: later counts win
+        self._blocks: dict[int, Any] = {}
         self._pieces: dict[tuple[int, str], list[str]] = {}  # joined once, at the end
 
     def add(self, event: Any) -> None:
-        kind = _field(event, "type")
+        fields = fields_of(event)
+        kind = fields.get("type")
         if kind == "content_block_delta":
-            self._block_delta(event)
+            self._block_delta(fields)
         elif kind == "content_block_start":
-            block = _plain(_field(event, "content_block"))
-            if isinstance(block, dict):
-                self._blocks[_int(_field(event, "index"))] = block
+            block = fields.get("content_block")
+            if block is not None:
+                self._blocks[count(fields.get("index"))] = block
         elif kind == "message_start":
-            message = _field(event, "message")
-            self._id = _str(_field(message, "id"))
-            self._model = _str(_field(message, "model"))
-            self._merge_usage(_field(message, "usage"))
+            message = fields_of(fields.get("message"))
+            self._id = text(message.get("id"))
+            self._model = text(message.get("model"))
+            self._add_usage(message.get("usage"))
         elif kind == "message_delta":
-            stop_reason = _str(_field(_field(event, "delta"), "stop_reason"))
+            stop_reason = text(fields_of(fields.get("delta")).get("stop_reason"))
             self._stop_reason = stop_reason or self._stop_reason
-            self._merge_usage(_field(event, "usage"))
+            self._add_usage(fields.get("usage"))
 
-    def _block_delta(self, event: Any) -> None:
-        delta = _field(event, "delta")
-        known = self._DELTAS.get(_field(delta, "type"))
-        piece = _str(_field(delta, known[0])) if known else None
-        if known is not None and piece is not None:
-            self._pieces.setdefault((_int(_field(event, "index")), known[1]), []).append(piece)
+    def _block_delta(self, event: Mapping[str, Any]) -> None:
+        delta = fields_of(event.get("delta"))
+        delta_type = delta.get("type")
+        known = self._DELTAS.get(delta_type) if isinstance(delta_type, str) else None
+        if known is None:
+            return
+        piece = delta.get(known[0])
+        if isinstance(piece, str):
+            key = (count(event.get("index")), known[1])
+            pieces = self._pieces.get(key)
+            if pieces is None:
+                pieces = self._pieces[key] = []
+            pieces.append(piece)
 
-    def _merge_usage(self, usage: Any) -> None:
+    def _add_usage(self, usage: Any) -> None:
+        if usage is not None:
+            self._usages.append(usage)
+
+    def _merged_usage(self) -> dict[str, Any]:
         # `message_delta` repeats the counts so far; its output_tokens is the final one.
-        plain = _plain(usage)
-        if isinstance(plain, dict):
-            self._usage.update({k: v for k, v in plain.items() if v is not None})
+        # The counts are read by `token_usage`, which takes SDK models and dicts alike: no
+        # need for the models' `to_dict()` (their unset fields are all None).
+        merged: dict[str, Any] = {}
+        for usage in self._usages:
+            values = fields_of(usage) if _is_model_or_dict(usage) else _plain(usage)
+            if isinstance(values, Mapping):
+                merged.update({k: v for k, v in values.items() if v is not None})
+        return merged
 
     def response(self) -> LLMResponse:
+        usage = self._merged_usage()
+        blocks = (self._finished_block(i) for i in sorted(self._blocks))
         return response_from(
             response_id=self._id,
             model=self._model,
             stop_reason=self._stop_reason,
-            usage=token_usage(self._usage) if self._usage else None,
-            blocks=[self._finished_block(i) for i in sorted(self._blocks)],
+            usage=token_usage(usage) if usage else None,
+            blocks=[block for block in blocks if block is not None],
         )
 
-    def _finished_block(self, index: int) -> dict[str, Any]:
-        block = dict(self._blocks[index])
-        for field in ("text", "thinking"):
-            pieces = self._pieces.get((index, field))
+    def _finished_block(self, index: int) -> dict[str, Any] | None:
+        block = _block_fields(self._blocks[index])
+        if block is None:
+            return None
+        for name in ("text", "thinking"):
+            pieces = self._pieces.get((index, name))
             if pieces:
-                block[field] = (block.get(field) or "") + "".join(pieces)
+                block[name] = (block.get(name) or "") + "".join(pieces)
         json_pieces = self._pieces.get((index, "input"))
         if json_pieces is not None:
-            text = "".join(json_pieces)
+            joined = "".join(json_pieces)
             try:
-                block["input"] = json.loads(text) if text else {}
+                block["input"] = json.loads(joined) if joined else {}
             except ValueError:
-                block["input"] = text  # cut off mid-arguments: keep what arrived
+                block["input"] = joined  # cut off mid-arguments: keep what arrived
         return block
+
+
+def _block_fields(block: Any) -> dict[str, Any] | None:
+    """A started content block as a dict we may complete. Plain data, as the content
+    parts need it, only when content is captured; otherwise the reader needs only a few
+    top-level fields (type, text, thinking, id, name, input), and a shallow copy of an SDK
+    model gives them without its `to_dict()`."""
+    if not _capturing_content() and _is_model_or_dict(block):
+        return dict(fields_of(block))
+    plain = _plain(block)
+    return plain if isinstance(plain, dict) else None
+
+
+def _is_model_or_dict(value: Any) -> bool:
+    return type(value) is dict or hasattr(type(value), "__pydantic_fields__")
 
 
 class MessagesEndpoint:

@@ -11,22 +11,30 @@ stream events, in three parts kept apart from the wrapping:
 - stream accumulators: chunks or events -> the same shape a complete response has, read by
   the same response reader, so a stream and a plain call give the same span.
 
-Readers accept SDK models and plain mappings alike (`_get`), which is what lets an
+Readers accept SDK models and plain mappings alike (`fields.field_of`), which is what lets an
 accumulator hand a dict it built to the response reader.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
 from opentelemetry.util.types import AttributeValue
 
 from otel_agents import semconv as sc
+from otel_agents.instrumentation.fields import (
+    field_of,
+    fields_of,
+    integer,
+    items,
+    nonempty_text,
+    number,
+)
 from otel_agents.instrumentation.stainless import StainlessClient
 from otel_agents.pricing import TokenUsage
 from otel_agents.recorders.llm import LLMRequest, LLMResponse, ToolCallRequest
@@ -47,36 +55,7 @@ _CLIENT_TOOL_ITEMS = ("function_call", "custom_tool_call")
 _CLIENT_BUILTIN_ITEMS = ("computer_call", "local_shell_call", "shell_call", "apply_patch_call")
 
 
-# -- small readers -----------------------------------------------------------------------
-
-
-def _get(obj: Any, key: str, default: Any = None) -> Any:
-    """`obj[key]` for a mapping, `obj.key` for an SDK model; `default` when absent."""
-    if isinstance(obj, dict):  # the common case first: request bodies are dicts
-        return obj.get(key, default)
-    if obj is None:
-        return default
-    if isinstance(obj, Mapping):
-        return obj.get(key, default)
-    return getattr(obj, key, default)
-
-
-def _list(value: Any) -> list[Any]:
-    return list(value) if isinstance(value, (list, tuple)) else []
-
-
-def _str(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None
-
-
-def _int(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def _float(value: Any) -> float | None:
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    return None
+# -- small readers ------------------------------------------------------------------------
 
 
 def _put(target: dict[str, AttributeValue], key: str, value: AttributeValue | None) -> None:
@@ -94,22 +73,29 @@ def _capturing() -> bool:
 
 
 def _is_azure(client: Any, host: str | None) -> bool:
-    try:
-        from openai.lib.azure import BaseAzureClient
-
-        if isinstance(client, BaseAzureClient):
-            return True
-    except ImportError:
-        pass
+    azure_client = _azure_client_class()
+    if azure_client is not None and isinstance(client, azure_client):
+        return True
     return host is not None and host.lower().endswith(_AZURE_HOST_SUFFIXES)
 
 
+@functools.cache
+def _azure_client_class() -> type | None:
+    """Looked up once: an import statement on every call costs microseconds."""
+    try:
+        from openai.lib.azure import BaseAzureClient
+    except ImportError:
+        return None
+    return BaseAzureClient
+
+
 def _server(client: Any) -> tuple[str | None, int | None]:
-    url = _get(client, "base_url")
-    host = _str(_get(url, "host"))
-    port = _int(_get(url, "port"))
+    # The client and its URL are plain objects (properties): attributes, not fields.
+    url = getattr(client, "base_url", None)
+    host = nonempty_text(getattr(url, "host", None))
+    port = integer(getattr(url, "port", None))
     if host is not None and port is None:
-        port = {"https": 443, "http": 80}.get(str(_get(url, "scheme", "")))
+        port = {"https": 443, "http": 80}.get(str(getattr(url, "scheme", "")))
     return host, port
 
 
@@ -122,7 +108,7 @@ def _new_request(client: Any, body: Mapping[str, Any]) -> LLMRequest:
     )
     return LLMRequest(
         provider=provider,
-        model=_str(body.get("model")),
+        model=nonempty_text(body.get("model")),
         stream=body.get("stream") is True,
         server_address=host,
         server_port=port,
@@ -144,13 +130,13 @@ def _token_usage(
     conventions want; only the key names differ between the two APIs."""
     if usage is None:
         return None
-    inputs, outputs = _get(usage, input_details), _get(usage, output_details)
+    inputs, outputs = field_of(usage, input_details), field_of(usage, output_details)
     return TokenUsage(
-        input_tokens=_int(_get(usage, input_key)) or 0,
-        output_tokens=_int(_get(usage, output_key)) or 0,
-        cache_read_tokens=_int(_get(inputs, "cached_tokens")) or 0,
-        cache_write_tokens=_int(_get(inputs, "cache_write_tokens")) or 0,
-        reasoning_tokens=_int(_get(outputs, "reasoning_tokens")) or 0,
+        input_tokens=integer(field_of(usage, input_key)) or 0,
+        output_tokens=integer(field_of(usage, output_key)) or 0,
+        cache_read_tokens=integer(field_of(inputs, "cached_tokens")) or 0,
+        cache_write_tokens=integer(field_of(inputs, "cache_write_tokens")) or 0,
+        reasoning_tokens=integer(field_of(outputs, "reasoning_tokens")) or 0,
     )
 
 
@@ -200,31 +186,31 @@ def _media(
 
 def _content_part(part: Any) -> dict[str, Any]:
     """One content part of either API (`text`/`input_text`/`output_text`, images, ...)."""
-    kind = str(_get(part, "type") or "unknown")
+    kind = str(field_of(part, "type") or "unknown")
     if kind in ("text", "input_text", "output_text"):
-        return _text(str(_get(part, "text") or ""))
+        return _text(str(field_of(part, "text") or ""))
     if kind == "refusal":
-        return {"type": "refusal", "content": _get(part, "refusal")}
+        return {"type": "refusal", "content": field_of(part, "refusal")}
     return _media_part(kind, part) or {"type": kind}
 
 
 def _media_part(kind: str, part: Any) -> dict[str, Any] | None:
     if kind == "image_url":  # chat
-        return _media("image", url=_get(_get(part, "image_url"), "url"))
+        return _media("image", url=field_of(field_of(part, "image_url"), "url"))
     if kind == "input_image":  # responses
-        return _media("image", url=_get(part, "image_url"), file_id=_get(part, "file_id"))
+        return _media("image", url=field_of(part, "image_url"), file_id=field_of(part, "file_id"))
     if kind == "input_audio":
-        audio = _get(part, "input_audio", part)
-        audio_format = _get(audio, "format")
+        audio = field_of(part, "input_audio", part)
+        audio_format = field_of(audio, "format")
         mime = f"audio/{audio_format}" if isinstance(audio_format, str) else None
-        return _media("audio", data=_get(audio, "data"), mime=mime)
+        return _media("audio", data=field_of(audio, "data"), mime=mime)
     if kind in ("file", "input_file"):
-        file = _get(part, "file", part)  # chat nests the fields under "file"
+        file = field_of(part, "file", part)  # chat nests the fields under "file"
         return _media(
             "document",
-            url=_get(file, "file_url"),
-            data=_get(file, "file_data"),
-            file_id=_get(file, "file_id"),
+            url=field_of(file, "file_url"),
+            data=field_of(file, "file_data"),
+            file_id=field_of(file, "file_id"),
         )
     return None
 
@@ -232,32 +218,32 @@ def _media_part(kind: str, part: Any) -> dict[str, Any] | None:
 def _content_parts(content: Any) -> list[dict[str, Any]]:
     if isinstance(content, str):
         return [_text(content)] if content else []
-    return [_content_part(part) for part in _list(content)]
+    return [_content_part(part) for part in items(content)]
 
 
 def _plain_text(content: Any) -> Any:
     """A tool result as text: a string, or the text parts joined."""
     if isinstance(content, str) or not isinstance(content, (list, tuple)):
         return content
-    return "".join(str(_get(part, "text") or "") for part in content)
+    return "".join(str(field_of(part, "text") or "") for part in content)
 
 
 def _tool_definition(tool: Any) -> dict[str, Any]:
     """A tool offered to the model; chat nests function fields under `function`."""
-    kind = str(_get(tool, "type") or "function")
-    spec = _get(tool, kind) if kind in ("function", "custom") else None
+    kind = str(field_of(tool, "type") or "function")
+    spec = field_of(tool, kind) if kind in ("function", "custom") else None
     spec = spec if spec is not None else tool
-    name = _get(spec, "name") or _get(tool, "server_label") or kind
+    name = field_of(spec, "name") or field_of(tool, "server_label") or kind
     definition: dict[str, Any] = {"type": kind, "name": name}
     for key in ("description", "parameters"):
-        value = _get(spec, key)
+        value = field_of(spec, key)
         if value is not None:
             definition[key] = value
     return definition
 
 
 def _tool_definitions(tools: Any) -> list[dict[str, Any]] | None:
-    definitions = [_tool_definition(tool) for tool in _list(tools)]
+    definitions = [_tool_definition(tool) for tool in items(tools)]
     return definitions or None
 
 
@@ -278,16 +264,16 @@ class ChatCompletions:
         request = _new_request(client, body)
         request.parameters = _chat_parameters(body)
         if _capturing():
-            request.input_messages = [_chat_message(m) for m in _list(body.get("messages"))]
+            request.input_messages = [_chat_message(m) for m in items(body.get("messages"))]
             request.tool_definitions = _tool_definitions(body.get("tools"))
         return request
 
     def read_response(self, completion: Any) -> LLMResponse:
         response = LLMResponse(
-            response_id=_str(_get(completion, "id")),
-            response_model=_str(_get(completion, "model")),
+            response_id=nonempty_text(field_of(completion, "id")),
+            response_model=nonempty_text(field_of(completion, "model")),
             usage=_token_usage(
-                _get(completion, "usage"),
+                field_of(completion, "usage"),
                 "prompt_tokens",
                 "completion_tokens",
                 "prompt_tokens_details",
@@ -296,14 +282,14 @@ class ChatCompletions:
         )
         capturing = _capturing()
         messages: list[dict[str, Any]] = []
-        for choice in _list(_get(completion, "choices")):
-            message = _get(choice, "message")
-            finish_reason = _str(_get(choice, "finish_reason"))
+        for choice in items(field_of(completion, "choices")):
+            message = field_of(choice, "message")
+            finish_reason = nonempty_text(field_of(choice, "finish_reason"))
             if finish_reason:
                 response.finish_reasons.append(finish_reason)
-            calls = [_chat_tool_call(call) for call in _list(_get(message, "tool_calls"))]
+            calls = [_chat_tool_call(call) for call in items(field_of(message, "tool_calls"))]
             response.tool_calls.extend(calls)
-            text = _str(_get(message, "content"))
+            text = nonempty_text(field_of(message, "content"))
             if response.text is None and text:
                 response.text = text  # the decision path's fallback reasoning
             if capturing:
@@ -320,13 +306,13 @@ class ChatCompletions:
 def _chat_parameters(body: Mapping[str, Any]) -> dict[str, AttributeValue]:
     params: dict[str, AttributeValue] = {}
     max_tokens = body.get("max_completion_tokens", body.get("max_tokens"))
-    _put(params, sc.GEN_AI_REQUEST_MAX_TOKENS, _int(max_tokens))
-    _put(params, sc.GEN_AI_REQUEST_TEMPERATURE, _float(body.get("temperature")))
-    _put(params, sc.GEN_AI_REQUEST_TOP_P, _float(body.get("top_p")))
-    _put(params, sc.GEN_AI_REQUEST_FREQUENCY_PENALTY, _float(body.get("frequency_penalty")))
-    _put(params, sc.GEN_AI_REQUEST_PRESENCE_PENALTY, _float(body.get("presence_penalty")))
-    _put(params, sc.GEN_AI_REQUEST_SEED, _int(body.get("seed")))
-    choices = _int(body.get("n"))
+    _put(params, sc.GEN_AI_REQUEST_MAX_TOKENS, integer(max_tokens))
+    _put(params, sc.GEN_AI_REQUEST_TEMPERATURE, number(body.get("temperature")))
+    _put(params, sc.GEN_AI_REQUEST_TOP_P, number(body.get("top_p")))
+    _put(params, sc.GEN_AI_REQUEST_FREQUENCY_PENALTY, number(body.get("frequency_penalty")))
+    _put(params, sc.GEN_AI_REQUEST_PRESENCE_PENALTY, number(body.get("presence_penalty")))
+    _put(params, sc.GEN_AI_REQUEST_SEED, integer(body.get("seed")))
+    choices = integer(body.get("n"))
     if choices is not None and choices != 1:  # the conventions record it only when != 1
         params[sc.GEN_AI_REQUEST_CHOICE_COUNT] = choices
     stop = body.get("stop")
@@ -334,37 +320,37 @@ def _chat_parameters(body: Mapping[str, Any]) -> dict[str, AttributeValue]:
         params[sc.GEN_AI_REQUEST_STOP_SEQUENCES] = [stop]
     elif isinstance(stop, (list, tuple)) and stop:
         params[sc.GEN_AI_REQUEST_STOP_SEQUENCES] = [str(s) for s in stop]
-    _put(params, sc.GEN_AI_REQUEST_REASONING_LEVEL, _str(body.get("reasoning_effort")))
-    _put(params, sc.GEN_AI_OUTPUT_TYPE, _output_type(_get(body.get("response_format"), "type")))
+    _put(params, sc.GEN_AI_REQUEST_REASONING_LEVEL, nonempty_text(body.get("reasoning_effort")))
+    _put(params, sc.GEN_AI_OUTPUT_TYPE, _output_type(field_of(body.get("response_format"), "type")))
     return params
 
 
 def _chat_message(message: Any) -> dict[str, Any]:
-    role = str(_get(message, "role") or "user")
-    content = _get(message, "content")
+    role = str(field_of(message, "role") or "user")
+    content = field_of(message, "content")
     if role in ("tool", "function"):  # a tool result (`function` is the legacy spelling)
         result: dict[str, Any] = {
             "role": "tool",
             "parts": [
                 {
                     "type": "tool_call_response",
-                    "id": _get(message, "tool_call_id"),
+                    "id": field_of(message, "tool_call_id"),
                     "response": _plain_text(content),
                 }
             ],
         }
     else:
         parts = _content_parts(content)
-        for call in _list(_get(message, "tool_calls")):
+        for call in items(field_of(message, "tool_calls")):
             parsed = _chat_tool_call(call)
             parts.append(_tool_call(parsed.call_id, parsed.name, parsed.arguments))
-        legacy_call = _get(message, "function_call")
+        legacy_call = field_of(message, "function_call")
         if legacy_call is not None:
             parts.append(
-                _tool_call(None, _get(legacy_call, "name"), _get(legacy_call, "arguments"))
+                _tool_call(None, field_of(legacy_call, "name"), field_of(legacy_call, "arguments"))
             )
         result = {"role": role, "parts": parts}
-    name = _str(_get(message, "name"))
+    name = nonempty_text(field_of(message, "name"))
     if name:
         result["name"] = name
     return result
@@ -372,65 +358,91 @@ def _chat_message(message: Any) -> dict[str, Any]:
 
 def _chat_tool_call(call: Any) -> ToolCallRequest:
     """A function call (`function.name/arguments`) or a custom tool call (`custom.input`)."""
-    custom = _get(call, "custom")
+    custom = field_of(call, "custom")
     if custom is not None:
-        return ToolCallRequest(_get(call, "id"), str(_get(custom, "name")), _get(custom, "input"))
-    function = _get(call, "function")
+        return ToolCallRequest(
+            field_of(call, "id"), str(field_of(custom, "name")), field_of(custom, "input")
+        )
+    function = field_of(call, "function")
     return ToolCallRequest(
-        _get(call, "id"), str(_get(function, "name")), _get(function, "arguments")
+        field_of(call, "id"), str(field_of(function, "name")), field_of(function, "arguments")
     )
 
 
 def _chat_output_parts(message: Any, calls: list[ToolCallRequest]) -> list[dict[str, Any]]:
-    parts = _content_parts(_get(message, "content"))
-    refusal = _str(_get(message, "refusal"))
+    parts = _content_parts(field_of(message, "content"))
+    refusal = nonempty_text(field_of(message, "refusal"))
     if refusal:
         parts.append({"type": "refusal", "content": refusal})
     parts.extend(_tool_call(c.call_id, c.name, c.arguments) for c in calls)
     return parts
 
 
-@dataclass
+class _ToolCallState:
+    """One streamed tool call: id and name first, then its arguments string a few
+    characters per chunk (kept as pieces, joined once at the end)."""
+
+    __slots__ = ("arguments", "call_id", "name")
+
+    def __init__(self) -> None:
+        self.call_id: Any = None
+        self.name: list[str] = []
+        self.arguments: list[str] = []
+
+    def add(self, delta: Mapping[str, Any]) -> None:
+        call_id = delta.get("id")
+        if call_id:
+            self.call_id = call_id
+        function = fields_of(delta.get("function"))
+        name = function.get("name")
+        if name and isinstance(name, str):
+            self.name.append(name)
+        arguments = function.get("arguments")
+        if arguments and isinstance(arguments, str):
+            self.arguments.append(arguments)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.call_id,
+            "type": "function",
+            "function": {"name": "".join(self.name), "arguments": "".join(self.arguments)},
+        }
+
+
 class _ChoiceState:
-    role: str = "assistant"
-    content: list[str] = field(default_factory=list)
-    refusal: list[str] = field(default_factory=list)
-    tool_calls: dict[int, dict[str, Any]] = field(default_factory=dict)
-    finish_reason: str | None = None
+    __slots__ = ("content", "finish_reason", "refusal", "role", "tool_calls")
 
-    def add(self, delta: Any) -> None:
-        self.role = _str(_get(delta, "role")) or self.role
-        for target, key in ((self.content, "content"), (self.refusal, "refusal")):
-            text = _get(delta, key)
-            if isinstance(text, str):
-                target.append(text)
-        for call_delta in _list(_get(delta, "tool_calls")):
-            self._add_tool_call(call_delta)
+    def __init__(self) -> None:
+        self.role = "assistant"
+        self.content: list[str] = []
+        self.refusal: list[str] = []
+        self.tool_calls: dict[int, _ToolCallState] = {}
+        self.finish_reason: str | None = None
 
-    def _add_tool_call(self, delta: Any) -> None:
-        """A tool call arrives in pieces keyed by `index`: id and name first, then the
-        arguments string a few characters at a time."""
-        index = _int(_get(delta, "index")) or 0
-        call = self.tool_calls.setdefault(index, {"id": None, "name": "", "arguments": ""})
-        call["id"] = _get(delta, "id") or call["id"]
-        function = _get(delta, "function")
-        call["name"] += _get(function, "name") or ""
-        call["arguments"] += _get(function, "arguments") or ""
+    def add(self, delta: Mapping[str, Any]) -> None:
+        role = delta.get("role")
+        if role and isinstance(role, str):
+            self.role = role
+        content = delta.get("content")
+        if isinstance(content, str):
+            self.content.append(content)
+        refusal = delta.get("refusal")
+        if isinstance(refusal, str):
+            self.refusal.append(refusal)
+        for call_delta in items(delta.get("tool_calls")):
+            call_fields = fields_of(call_delta)
+            index = integer(call_fields.get("index")) or 0
+            call = self.tool_calls.get(index)
+            if call is None:
+                call = self.tool_calls[index] = _ToolCallState()
+            call.add(call_fields)
 
     def as_choice(self, index: int) -> dict[str, Any]:
-        calls = [
-            {
-                "id": call["id"],
-                "type": "function",
-                "function": {"name": call["name"], "arguments": call["arguments"]},
-            }
-            for _, call in sorted(self.tool_calls.items())
-        ]
         message = {
             "role": self.role,
             "content": "".join(self.content) or None,
             "refusal": "".join(self.refusal) or None,
-            "tool_calls": calls,
+            "tool_calls": [call.as_dict() for _, call in sorted(self.tool_calls.items())],
         }
         return {"index": index, "message": message, "finish_reason": self.finish_reason}
 
@@ -439,7 +451,9 @@ class ChatStreamAccumulator:
     """Folds `ChatCompletionChunk`s into a completion-shaped dict for the chat reader.
 
     Usage arrives in a last chunk with no choices, when the request set
-    `stream_options.include_usage`.
+    `stream_options.include_usage`. `add` runs once per chunk, so it only picks the
+    pieces up (one `fields_of` per object, then dict lookups); the completion is built
+    and read once, by `response`.
     """
 
     def __init__(self, endpoint: ChatCompletions) -> None:
@@ -450,13 +464,26 @@ class ChatStreamAccumulator:
         self._choices: dict[int, _ChoiceState] = {}
 
     def add(self, chunk: Any) -> None:
-        self._id = self._id or _str(_get(chunk, "id"))
-        self._model = self._model or _str(_get(chunk, "model"))
-        self._usage = _get(chunk, "usage") or self._usage
-        for choice in _list(_get(chunk, "choices")):
-            state = self._choices.setdefault(_int(_get(choice, "index")) or 0, _ChoiceState())
-            state.add(_get(choice, "delta"))
-            state.finish_reason = _str(_get(choice, "finish_reason")) or state.finish_reason
+        fields = fields_of(chunk)
+        if self._id is None:
+            self._id = nonempty_text(fields.get("id"))
+        if self._model is None:
+            self._model = nonempty_text(fields.get("model"))
+        usage = fields.get("usage")
+        if usage:
+            self._usage = usage
+        for choice in items(fields.get("choices")):
+            choice_fields = fields_of(choice)
+            index = integer(choice_fields.get("index")) or 0
+            state = self._choices.get(index)
+            if state is None:
+                state = self._choices[index] = _ChoiceState()
+            delta = choice_fields.get("delta")
+            if delta is not None:
+                state.add(fields_of(delta))
+            finish_reason = choice_fields.get("finish_reason")
+            if finish_reason and isinstance(finish_reason, str):
+                state.finish_reason = finish_reason
 
     def response(self) -> LLMResponse:
         completion = {
@@ -478,7 +505,7 @@ class Responses:
         request = _new_request(client, body)
         request.parameters = _responses_parameters(body)
         conversation = body.get("conversation")
-        request.conversation_id = _str(_get(conversation, "id", conversation))
+        request.conversation_id = nonempty_text(field_of(conversation, "id", conversation))
         if _capturing():
             request.input_messages = _responses_input(body.get("input"))
             request.system_instructions = _system_instructions(body.get("instructions"))
@@ -487,10 +514,10 @@ class Responses:
 
     def read_response(self, result: Any) -> LLMResponse:
         response = LLMResponse(
-            response_id=_str(_get(result, "id")),
-            response_model=_str(_get(result, "model")),
+            response_id=nonempty_text(field_of(result, "id")),
+            response_model=nonempty_text(field_of(result, "model")),
             usage=_token_usage(
-                _get(result, "usage"),
+                field_of(result, "usage"),
                 "input_tokens",
                 "output_tokens",
                 "input_tokens_details",
@@ -498,7 +525,7 @@ class Responses:
             ),
         )
         output = _ResponseOutput()
-        for item in _list(_get(result, "output")):
+        for item in items(field_of(result, "output")):
             output.add(item)
         response.tool_calls = output.tool_calls
         response.text = "".join(output.texts) or None
@@ -511,7 +538,7 @@ class Responses:
         finish_reason = _responses_finish_reason(result, bool(output.tool_calls))
         if finish_reason:
             response.finish_reasons = [finish_reason]
-        error_code = _str(_get(_get(result, "error"), "code"))
+        error_code = nonempty_text(field_of(field_of(result, "error"), "code"))
         if error_code:
             response.attributes[sc.ERROR_TYPE] = error_code
         if _capturing():
@@ -524,12 +551,12 @@ class Responses:
 
 def _responses_parameters(body: Mapping[str, Any]) -> dict[str, AttributeValue]:
     params: dict[str, AttributeValue] = {}
-    _put(params, sc.GEN_AI_REQUEST_MAX_TOKENS, _int(body.get("max_output_tokens")))
-    _put(params, sc.GEN_AI_REQUEST_TEMPERATURE, _float(body.get("temperature")))
-    _put(params, sc.GEN_AI_REQUEST_TOP_P, _float(body.get("top_p")))
-    effort = _str(_get(body.get("reasoning"), "effort"))
+    _put(params, sc.GEN_AI_REQUEST_MAX_TOKENS, integer(body.get("max_output_tokens")))
+    _put(params, sc.GEN_AI_REQUEST_TEMPERATURE, number(body.get("temperature")))
+    _put(params, sc.GEN_AI_REQUEST_TOP_P, number(body.get("top_p")))
+    effort = nonempty_text(field_of(body.get("reasoning"), "effort"))
     _put(params, sc.GEN_AI_REQUEST_REASONING_LEVEL, effort)
-    text_format = _get(_get(body.get("text"), "format"), "type")
+    text_format = field_of(field_of(body.get("text"), "format"), "type")
     _put(params, sc.GEN_AI_OUTPUT_TYPE, _output_type(text_format))
     return params
 
@@ -537,17 +564,19 @@ def _responses_parameters(body: Mapping[str, Any]) -> dict[str, AttributeValue]:
 def _system_instructions(instructions: Any) -> list[dict[str, Any]] | None:
     if isinstance(instructions, str):
         return [_text(instructions)] if instructions else None
-    parts = [part for item in _list(instructions) for part in _content_parts(_get(item, "content"))]
+    parts = [
+        part for item in items(instructions) for part in _content_parts(field_of(item, "content"))
+    ]
     return parts or None
 
 
-def _responses_input(items: Any) -> list[dict[str, Any]]:
+def _responses_input(input_items: Any) -> list[dict[str, Any]]:
     """Input items as chat messages; a model's own items (reasoning, tool calls) that
     follow each other join one assistant message, as they came from one turn."""
-    if isinstance(items, str):
-        return [{"role": "user", "parts": [_text(items)]}]
+    if isinstance(input_items, str):
+        return [{"role": "user", "parts": [_text(input_items)]}]
     messages: list[dict[str, Any]] = []
-    for item in _list(items):
+    for item in items(input_items):
         role, parts = _input_item(item)
         if messages and role == "assistant" and messages[-1]["role"] == "assistant":
             messages[-1]["parts"].extend(parts)
@@ -557,12 +586,12 @@ def _responses_input(items: Any) -> list[dict[str, Any]]:
 
 
 def _input_item(item: Any) -> tuple[str, list[dict[str, Any]]]:
-    kind = _get(item, "type") or "message"
+    kind = field_of(item, "type") or "message"
     if kind == "message":
-        return str(_get(item, "role") or "user"), _content_parts(_get(item, "content"))
+        return str(field_of(item, "role") or "user"), _content_parts(field_of(item, "content"))
     if kind in ("function_call_output", "custom_tool_call_output"):
-        response = {"type": "tool_call_response", "id": _get(item, "call_id")}
-        response["response"] = _plain_text(_get(item, "output"))
+        response = {"type": "tool_call_response", "id": field_of(item, "call_id")}
+        response["response"] = _plain_text(field_of(item, "output"))
         return "tool", [response]
     output = _ResponseOutput()
     output.add(item)
@@ -581,9 +610,9 @@ class _ResponseOutput:
         self.texts: list[str] = []
 
     def add(self, item: Any) -> None:
-        kind = str(_get(item, "type") or "")
+        kind = str(field_of(item, "type") or "")
         if kind == "message":
-            for part in _list(_get(item, "content")):
+            for part in items(field_of(item, "content")):
                 converted = _content_part(part)
                 self.parts.append(converted)
                 if converted["type"] == "text":
@@ -591,16 +620,18 @@ class _ResponseOutput:
         elif kind == "reasoning":
             self._add_reasoning(item)
         elif kind in _CLIENT_TOOL_ITEMS:
-            arguments = _get(item, "arguments" if kind == "function_call" else "input")
-            call = ToolCallRequest(_get(item, "call_id"), str(_get(item, "name")), arguments)
+            arguments = field_of(item, "arguments" if kind == "function_call" else "input")
+            call = ToolCallRequest(
+                field_of(item, "call_id"), str(field_of(item, "name")), arguments
+            )
             self.tool_calls.append(call)
             self.parts.append(_tool_call(call.call_id, call.name, arguments))
         elif kind.endswith("_call") and kind not in _CLIENT_BUILTIN_ITEMS:
-            name = _get(item, "name") or kind.removesuffix("_call")
+            name = field_of(item, "name") or kind.removesuffix("_call")
             self.parts.append(
                 {
                     "type": "server_tool_call",
-                    "id": _get(item, "id"),
+                    "id": field_of(item, "id"),
                     "name": name,
                     "server_tool_call": {"type": kind},
                 }
@@ -612,8 +643,8 @@ class _ResponseOutput:
         """Summaries are what OpenAI shows of its models' reasoning; open-weight models
         return the reasoning text itself in `content`."""
         for source, target in (("summary", self.summaries), ("content", self.thinking)):
-            for entry in _list(_get(item, source)):
-                text = _str(_get(entry, "text"))
+            for entry in items(field_of(item, source)):
+                text = nonempty_text(field_of(entry, "text"))
                 if text:
                     target.append(text)
                     self.parts.append({"type": "reasoning", "content": text})
@@ -621,15 +652,15 @@ class _ResponseOutput:
 
 def _responses_finish_reason(result: Any, has_tool_calls: bool) -> str | None:
     """The Responses API has a status instead of finish reasons; in the conventions' terms."""
-    status = _get(result, "status")
+    status = field_of(result, "status")
     if status == "completed":
         return "tool_call" if has_tool_calls else "stop"
     if status == "incomplete":
-        reason = _get(_get(result, "incomplete_details"), "reason")
-        return "length" if reason == "max_output_tokens" else _str(reason) or "incomplete"
+        reason = field_of(field_of(result, "incomplete_details"), "reason")
+        return "length" if reason == "max_output_tokens" else nonempty_text(reason) or "incomplete"
     if status == "failed":
         return "error"
-    return _str(status) if status not in (None, "in_progress", "queued") else None
+    return nonempty_text(status) if status not in (None, "in_progress", "queued") else None
 
 
 class ResponsesStreamAccumulator:
@@ -647,13 +678,13 @@ class ResponsesStreamAccumulator:
         self._items: dict[int, dict[str, Any]] = {}
 
     def add(self, event: Any) -> None:
-        kind = str(_get(event, "type") or "")
+        kind = str(field_of(event, "type") or "")
         if kind in ("response.completed", "response.failed", "response.incomplete"):
-            self._final = _get(event, "response")
+            self._final = field_of(event, "response")
         elif kind in ("response.created", "response.in_progress", "response.queued"):
-            self._started = _get(event, "response")
+            self._started = field_of(event, "response")
         elif kind in ("response.output_item.added", "response.output_item.done"):
-            self._items[self._index(event)] = _as_dict(_get(event, "item"))
+            self._items[self._index(event)] = _as_dict(field_of(event, "item"))
         elif kind.startswith("response.function_call_arguments."):
             self._add_arguments(event, kind.endswith(".done"))
         elif kind.startswith("response.reasoning_summary_text."):
@@ -665,21 +696,21 @@ class ResponsesStreamAccumulator:
         if self._final is not None:
             return self._endpoint.read_response(self._final)
         partial = {
-            "id": _get(self._started, "id"),
-            "model": _get(self._started, "model"),
+            "id": field_of(self._started, "id"),
+            "model": field_of(self._started, "model"),
             "output": [item for _, item in sorted(self._items.items())],
         }
         return self._endpoint.read_response(partial)
 
     def _index(self, event: Any) -> int:
-        return _int(_get(event, "output_index")) or 0
+        return integer(field_of(event, "output_index")) or 0
 
     def _add_arguments(self, event: Any, done: bool) -> None:
         item = self._items.setdefault(self._index(event), {"type": "function_call"})
         if done:
-            item["arguments"] = _get(event, "arguments")
+            item["arguments"] = field_of(event, "arguments")
         else:
-            item["arguments"] = (item.get("arguments") or "") + str(_get(event, "delta", ""))
+            item["arguments"] = (item.get("arguments") or "") + str(field_of(event, "delta", ""))
 
     def _add_text(self, event: Any, list_key: str, index_key: str, done: bool) -> None:
         default_type = "reasoning" if list_key == "summary" else "message"
@@ -687,14 +718,14 @@ class ResponsesStreamAccumulator:
         entries = item.get(list_key)
         if not isinstance(entries, list):
             entries = item[list_key] = []
-        position = _int(_get(event, index_key)) or 0
+        position = integer(field_of(event, index_key)) or 0
         while len(entries) <= position:
             entries.append({"type": "output_text" if list_key == "content" else "summary_text"})
         entry = entries[position] = _as_dict(entries[position])
         if done:
-            entry["text"] = _get(event, "text")
+            entry["text"] = field_of(event, "text")
         else:
-            entry["text"] = str(entry.get("text") or "") + str(_get(event, "delta", ""))
+            entry["text"] = str(entry.get("text") or "") + str(field_of(event, "delta", ""))
 
 
 def _as_dict(value: Any) -> dict[str, Any]:

@@ -165,14 +165,31 @@ def _count_attempt(
 # -- what `request` returned -------------------------------------------------------------
 
 
+# What a result's type can be, learnt once per type: asking a parsed pydantic model for an
+# attribute it lacks goes through pydantic's `__getattr__` and an exception, every call.
+_RAW_TYPE, _STREAM_TYPE = 1, 2
+_result_types: dict[type, int] = {}
+
+
+def _type_kind(cls: type) -> int:
+    kind = _result_types.get(cls)
+    if kind is None:
+        kind = 0
+        if callable(getattr(cls, "parse", None)):
+            kind |= _RAW_TYPE
+        if hasattr(cls, "__next__") or hasattr(cls, "__anext__"):
+            kind |= _STREAM_TYPE
+        if len(_result_types) < 1024:
+            _result_types[cls] = kind
+    return kind
+
+
 def _is_raw_response(result: Any) -> bool:
-    return hasattr(result, "http_response") and callable(getattr(result, "parse", None))
+    return bool(_type_kind(type(result)) & _RAW_TYPE) and hasattr(result, "http_response")
 
 
 def _is_stream(result: Any) -> bool:
-    return hasattr(result, "response") and (
-        hasattr(type(result), "__next__") or hasattr(type(result), "__anext__")
-    )
+    return bool(_type_kind(type(result)) & _STREAM_TYPE) and hasattr(result, "response")
 
 
 def _handle_result(result: Any, started: _Started) -> Any:
@@ -238,22 +255,23 @@ class _ClosingResponse(wrapt.ObjectProxy[Any]):
 
 
 class _SyncStream(SyncStreamProxy):
-    def __init__(self, stream: Any, call: LLMCall, accumulator: StreamAccumulator) -> None:
-        super().__init__(stream, call, accumulator)
-        self._self_response = _ClosingResponse(stream.response, self._self_finalizer)
+    _self_response: _ClosingResponse | None = None
 
     @property
     def response(self) -> Any:
+        # Made on first use: most applications only iterate the stream.
+        if self._self_response is None:
+            self._self_response = _ClosingResponse(self.__wrapped__.response, self._self_finalizer)
         return self._self_response
 
 
 class _AsyncStream(AsyncStreamProxy):
-    def __init__(self, stream: Any, call: LLMCall, accumulator: StreamAccumulator) -> None:
-        super().__init__(stream, call, accumulator)
-        self._self_response = _ClosingResponse(stream.response, self._self_finalizer)
+    _self_response: _ClosingResponse | None = None
 
     @property
     def response(self) -> Any:
+        if self._self_response is None:
+            self._self_response = _ClosingResponse(self.__wrapped__.response, self._self_finalizer)
         return self._self_response
 
 

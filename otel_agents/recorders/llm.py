@@ -14,7 +14,7 @@ import contextlib
 import threading
 import time
 import weakref
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -35,7 +35,7 @@ from otel_agents.recorders.common import (
     run_id_attributes,
 )
 from otel_agents.recorders.decision import ToolRequest, note_tool_requests
-from otel_agents.runtime import get_runtime, report_internal_error
+from otel_agents.runtime import Runtime, get_runtime, report_internal_error
 
 _CALL_KEY = otel_context.create_key("otel_agents.llm_call")
 
@@ -124,18 +124,19 @@ class LLMCall:
             call = cls(request, span, time.monotonic())
             frame = current_agent()
             call.agent_name = frame.name if frame is not None else None
-            capture_content(
-                span,
-                runtime,
-                _drop_none(
-                    {
-                        sc.GEN_AI_INPUT_MESSAGES: request.input_messages,
-                        sc.GEN_AI_SYSTEM_INSTRUCTIONS: request.system_instructions,
-                        sc.GEN_AI_TOOL_DEFINITIONS: request.tool_definitions,
-                    }
-                ),
-                sc.EVENT_GEN_AI_CLIENT_INFERENCE_OPERATION_DETAILS,
-            )
+            if runtime.settings.capture_content.enabled:
+                capture_content(
+                    span,
+                    runtime,
+                    _drop_none(
+                        {
+                            sc.GEN_AI_INPUT_MESSAGES: request.input_messages,
+                            sc.GEN_AI_SYSTEM_INSTRUCTIONS: request.system_instructions,
+                            sc.GEN_AI_TOOL_DEFINITIONS: request.tool_definitions,
+                        }
+                    ),
+                    sc.EVENT_GEN_AI_CLIENT_INFERENCE_OPERATION_DETAILS,
+                )
             return call
         except Exception as exc:
             report_internal_error("llm call start", exc)
@@ -188,24 +189,28 @@ class LLMCall:
             return
         runtime = get_runtime()
         span = self.span
-        if self.attempts is not None:
-            span.set_attribute(sc.LLM_ATTEMPTS, self.attempts)
-        if self.first_chunk_at is not None:
-            span.set_attribute(
-                sc.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK, self.first_chunk_at - self.started
-            )
         if exc is not None:
             record_error(span, exc, runtime)
+        # Everything the end of the call tells goes onto the span in one `set_attributes`
+        # (each call takes the span's lock and cleans the values again).
+        attributes: dict[str, AttributeValue] = {}
+        if self.attempts is not None:
+            attributes[sc.LLM_ATTEMPTS] = self.attempts
+        if self.first_chunk_at is not None:
+            attributes[sc.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] = self.first_chunk_at - self.started
         if response is not None:
-            self._record_response(response)
+            self._record_response(runtime, response, attributes)
+        elif attributes:
+            span.set_attributes(attributes)
         runtime.notify("on_llm_call_end", self)
-        self._record_metrics(exc)
+        self._record_metrics(runtime, exc)
         span.end()
 
-    def _record_response(self, response: LLMResponse) -> None:
-        runtime = get_runtime()
+    def _record_response(
+        self, runtime: Runtime, response: LLMResponse, attributes: dict[str, AttributeValue]
+    ) -> None:
         span = self.span
-        attributes = _response_attributes(response)
+        _add_response_attributes(attributes, response)
         usage = response.usage
         if usage is not None:
             model = _priced_model(runtime.prices, self.request, response)
@@ -215,19 +220,21 @@ class LLMCall:
                 attributes[sc.COST_USD] = round(self.cost_usd, 10)
                 attributes[sc.COST_SOURCE] = cost_source
         span.set_attributes(attributes)
-        capture_content(
-            span,
-            runtime,
-            _drop_none({sc.GEN_AI_OUTPUT_MESSAGES: response.output_messages}),
-            sc.EVENT_GEN_AI_CLIENT_INFERENCE_OPERATION_DETAILS,
-        )
-        ledger = current_ledger()
-        if ledger is not None:
-            ledger.add_llm_call(
-                usage.input_tokens if usage else 0,
-                usage.output_tokens if usage else 0,
-                self.cost_usd,
+        if response.output_messages is not None:
+            capture_content(
+                span,
+                runtime,
+                {sc.GEN_AI_OUTPUT_MESSAGES: response.output_messages},
+                sc.EVENT_GEN_AI_CLIENT_INFERENCE_OPERATION_DETAILS,
             )
+        ledger = current_ledger()
+        if ledger is None:
+            return  # outside any run or trace: no one to hand the tool calls to
+        ledger.add_llm_call(
+            usage.input_tokens if usage else 0,
+            usage.output_tokens if usage else 0,
+            self.cost_usd,
+        )
         if response.tool_calls:
             reasoning: str | None = response.reasoning
             source: str | None = response.reasoning_source
@@ -241,45 +248,91 @@ class LLMCall:
                 span.get_span_context(),
             )
 
-    def _record_metrics(self, exc: BaseException | None) -> None:
-        runtime = get_runtime()
+    def _record_metrics(self, runtime: Runtime, exc: BaseException | None) -> None:
         request, response = self.request, self.response
-        common: dict[str, AttributeValue] = {
-            sc.GEN_AI_OPERATION_NAME: request.operation,
-            sc.GEN_AI_PROVIDER_NAME: request.provider,
-        }
-        if request.model:
-            common[sc.GEN_AI_REQUEST_MODEL] = request.model
-        if response is not None and response.response_model:
-            common[sc.GEN_AI_RESPONSE_MODEL] = response.response_model
-        if request.server_address:
-            common[sc.SERVER_ADDRESS] = request.server_address
-        if request.server_port:
-            common[sc.SERVER_PORT] = request.server_port
+        response_model = response.response_model if response is not None else None
+        metric = _metric_attributes(request, response_model)
         instruments = runtime.instruments
-        duration_attributes = dict(common)
+        duration_attributes = metric.common
         if exc is not None:
-            duration_attributes[sc.ERROR_TYPE] = error_type(exc)
+            duration_attributes = {**metric.common, sc.ERROR_TYPE: error_type(exc)}
         instruments.llm_duration.record(time.monotonic() - self.started, duration_attributes)
         if self.first_chunk_at is not None:
-            instruments.time_to_first_chunk.record(self.first_chunk_at - self.started, common)
+            instruments.time_to_first_chunk.record(
+                self.first_chunk_at - self.started, metric.common
+            )
         usage = response.usage if response is not None else None
         if usage is not None:
-            instruments.token_usage.record(
-                usage.input_tokens, {**common, sc.GEN_AI_TOKEN_TYPE: "input"}
-            )
-            instruments.token_usage.record(
-                usage.output_tokens, {**common, sc.GEN_AI_TOKEN_TYPE: "output"}
-            )
+            instruments.token_usage.record(usage.input_tokens, metric.input_tokens)
+            instruments.token_usage.record(usage.output_tokens, metric.output_tokens)
         if self.cost_usd is not None:
-            cost_attributes = {
-                k: v
-                for k, v in common.items()
-                if k in (sc.GEN_AI_PROVIDER_NAME, sc.GEN_AI_REQUEST_MODEL)
-            }
-            if self.agent_name:
-                cost_attributes[sc.GEN_AI_AGENT_NAME] = self.agent_name
-            instruments.llm_cost.add(self.cost_usd, cost_attributes)
+            instruments.llm_cost.add(self.cost_usd, metric.cost(self.agent_name))
+
+
+@dataclass(frozen=True)
+class _MetricAttributes:
+    """The attribute sets of one (model, server) pair's metric points, built once: the
+    SDK copies what it is given, so they can be shared."""
+
+    common: dict[str, AttributeValue]
+    input_tokens: dict[str, AttributeValue]
+    output_tokens: dict[str, AttributeValue]
+    _cost: dict[str, AttributeValue]
+    _cost_by_agent: dict[str, dict[str, AttributeValue]] = field(default_factory=dict)
+
+    def cost(self, agent_name: str | None) -> dict[str, AttributeValue]:
+        if not agent_name:
+            return self._cost
+        attributes = self._cost_by_agent.get(agent_name)
+        if attributes is None:
+            attributes = {**self._cost, sc.GEN_AI_AGENT_NAME: agent_name}
+            if len(self._cost_by_agent) < _MAX_METRIC_ATTRIBUTE_SETS:
+                self._cost_by_agent[agent_name] = attributes
+        return attributes
+
+
+_MAX_METRIC_ATTRIBUTE_SETS = 256
+_metric_attribute_sets: dict[tuple[Any, ...], _MetricAttributes] = {}
+
+
+def _metric_attributes(request: LLMRequest, response_model: str | None) -> _MetricAttributes:
+    key = (
+        request.operation,
+        request.provider,
+        request.model,
+        response_model,
+        request.server_address,
+        request.server_port,
+    )
+    known = _metric_attribute_sets.get(key)
+    if known is not None:
+        return known
+    common: dict[str, AttributeValue] = {
+        sc.GEN_AI_OPERATION_NAME: request.operation,
+        sc.GEN_AI_PROVIDER_NAME: request.provider,
+    }
+    if request.model:
+        common[sc.GEN_AI_REQUEST_MODEL] = request.model
+    if response_model:
+        common[sc.GEN_AI_RESPONSE_MODEL] = response_model
+    if request.server_address:
+        common[sc.SERVER_ADDRESS] = request.server_address
+    if request.server_port:
+        common[sc.SERVER_PORT] = request.server_port
+    known = _MetricAttributes(
+        common=common,
+        input_tokens={**common, sc.GEN_AI_TOKEN_TYPE: "input"},
+        output_tokens={**common, sc.GEN_AI_TOKEN_TYPE: "output"},
+        _cost={
+            k: v
+            for k, v in common.items()
+            if k in (sc.GEN_AI_PROVIDER_NAME, sc.GEN_AI_REQUEST_MODEL)
+        },
+    )
+    if len(_metric_attribute_sets) >= _MAX_METRIC_ATTRIBUTE_SETS:
+        _metric_attribute_sets.clear()  # many models or servers: start over, stay bounded
+    _metric_attribute_sets[key] = known
+    return known
 
 
 def current_call() -> LLMCall | None:
@@ -308,8 +361,7 @@ def _request_attributes(request: LLMRequest) -> dict[str, AttributeValue]:
     return attributes
 
 
-def _response_attributes(response: LLMResponse) -> dict[str, AttributeValue]:
-    attributes: dict[str, AttributeValue] = {}
+def _add_response_attributes(attributes: dict[str, AttributeValue], response: LLMResponse) -> None:
     if response.response_id:
         attributes[sc.GEN_AI_RESPONSE_ID] = response.response_id
     if response.response_model:
@@ -326,8 +378,8 @@ def _response_attributes(response: LLMResponse) -> dict[str, AttributeValue]:
             attributes[sc.GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS] = usage.cache_write_tokens
         if usage.reasoning_tokens:
             attributes[sc.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS] = usage.reasoning_tokens
-    attributes.update(response.attributes)
-    return attributes
+    if response.attributes:
+        attributes.update(response.attributes)
 
 
 def _priced_model(prices: PriceBook, request: LLMRequest, response: LLMResponse) -> str | None:
@@ -335,6 +387,8 @@ def _priced_model(prices: PriceBook, request: LLMRequest, response: LLMResponse)
     unless only the name the application asked for (or its Azure deployment) has a price
     override: an override must win under the name the user knows."""
     answered = response.response_model or request.model
+    if not prices.overrides:
+        return answered
 
     def overridden(model: str | None) -> bool:
         keys = (f"{request.provider}/{model}", model)
@@ -358,11 +412,14 @@ class _StreamState:
     def __init__(self, call: LLMCall, accumulator: StreamAccumulator) -> None:
         self.call = call
         self.accumulator = accumulator
+        self.add = accumulator.add  # bound once: it runs for every chunk
 
     def on_chunk(self, chunk: Any) -> None:
+        """The per-chunk path, kept to a test and the accumulator's own `add`."""
         try:
-            self.call.mark_first_chunk()
-            self.accumulator.add(chunk)
+            if self.call.first_chunk_at is None:
+                self.call.mark_first_chunk()
+            self.add(chunk)
         except Exception as exc:
             report_internal_error("stream chunk", exc)
 
@@ -385,8 +442,31 @@ class SyncStreamProxy(wrapt.ObjectProxy[Any]):
         # Ends the span if the application drops the stream without finishing it.
         self._self_finalizer = weakref.finalize(self, state.end, None)
 
-    def __iter__(self) -> SyncStreamProxy:
-        return self
+    def __iter__(self) -> Iterator[Any]:
+        # A generator over the stream's own iterator: a `for` loop then costs one generator
+        # resumption per chunk, not two Python-level `__next__` calls (ours, the SDK's).
+        return self._chunks()
+
+    def _chunks(self) -> Iterator[Any]:
+        state = self._self_state
+        call, add = state.call, state.add
+        try:
+            for chunk in self.__wrapped__:
+                # `on_chunk`, inlined: this loop body is the whole per-chunk cost.
+                if call.first_chunk_at is None:
+                    call.mark_first_chunk()
+                try:
+                    add(chunk)
+                except Exception as exc:
+                    report_internal_error("stream chunk", exc)
+                yield chunk
+        except GeneratorExit:  # the loop was left early: the stream's close or GC ends it
+            raise
+        except BaseException as exc:
+            state.end(exc)
+            self._self_finalizer.detach()
+            raise
+        self._self_finalizer()
 
     def __next__(self) -> Any:
         try:

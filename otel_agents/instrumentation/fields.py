@@ -1,0 +1,160 @@
+"""Reading fields from SDK models and plain mappings alike, for every client adapter.
+
+Request bodies are dicts (possibly holding the SDKs' `Omit` / `NotGiven` sentinels for
+unset parameters); responses and stream chunks are pydantic models; an accumulator may
+hand a reader a dict it built. These readers take either, and they sit on every call's
+path (a stream reads a dozen fields per chunk), so the common cases come first and cost
+a type check and a dict lookup each.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from types import MappingProxyType
+from typing import Any
+
+_MISSING: Any = object()
+_OMITTED = frozenset({"Omit", "NotGiven"})  # the SDKs' sentinels for unset parameters
+_NO_FIELDS: Mapping[str, Any] = MappingProxyType({})
+_MAX_KNOWN_TYPES = 1024
+# What a type is, learnt once per type (an ABC check per read would cost more than the read).
+_OBJECT, _MAPPING, _PYDANTIC = 0, 1, 2
+_type_kinds: dict[type, int] = {dict: _MAPPING}
+
+
+def field_of(obj: Any, key: str, default: Any = None) -> Any:
+    """`obj[key]` for a mapping, `obj.key` for an SDK model; `default` when absent or
+    when the SDK's "not given" sentinel."""
+    cls = type(obj)
+    if cls is dict:
+        value = obj.get(key, _MISSING)
+    elif obj is None:
+        return default
+    else:
+        kind = _type_kinds.get(cls)
+        if kind is None:
+            kind = _learn_type(cls)
+        if kind == _MAPPING:
+            value = obj.get(key, _MISSING)
+        elif kind == _PYDANTIC:
+            # A pydantic model keeps its fields in its instance dict: one lookup, and
+            # never a "not given" sentinel there.
+            instance_fields = obj.__dict__
+            if key in instance_fields:
+                return instance_fields[key]
+            value = _missing_field(obj, cls, key)
+        else:
+            value = getattr(obj, key, _MISSING)
+    if value is _MISSING or type(value).__name__ in _OMITTED:
+        return default
+    return value
+
+
+def _missing_field(obj: Any, cls: type, key: str) -> Any:
+    """A name not in a pydantic model's instance dict. Plain `getattr` would go through
+    pydantic's `__getattr__` and an exception (slow): its extras are all that would look
+    at, unless the class has it (a property, a method)."""
+    if key.startswith("_") or hasattr(cls, key):
+        return getattr(obj, key, _MISSING)
+    extra = obj.__pydantic_extra__
+    return extra.get(key, _MISSING) if isinstance(extra, dict) else _MISSING
+
+
+def fields_of(obj: Any) -> Mapping[str, Any]:
+    """The fields of a stream chunk (or any SDK model or mapping) to read with `.get`.
+
+    For the per-chunk path of streams: one call per object, then a plain dict lookup per
+    field. A pydantic model's instance dict is handed out as it is (read it, never write
+    it); other objects get a view that reads through `field_of`. Chunks come from the
+    server, so they hold no "not given" sentinels.
+    """
+    cls = type(obj)
+    if cls is dict:
+        return obj  # type: ignore[no-any-return]
+    if obj is None:
+        return _NO_FIELDS
+    kind = _type_kinds.get(cls)
+    if kind is None:
+        kind = _learn_type(cls)
+    if kind == _MAPPING:
+        return obj  # type: ignore[no-any-return]
+    if kind == _PYDANTIC:
+        extra = obj.__pydantic_extra__
+        return {**obj.__dict__, **extra} if extra else obj.__dict__
+    return _AttributeView(obj)
+
+
+class _AttributeView(Mapping[str, Any]):
+    """An object other than a pydantic model, read like a mapping (through `field_of`)."""
+
+    def __init__(self, obj: Any) -> None:
+        self._obj = obj
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return field_of(self._obj, key, default)
+
+    def __getitem__(self, key: str) -> Any:
+        value = field_of(self._obj, key, _MISSING)
+        if value is _MISSING:
+            raise KeyError(key)
+        return value
+
+    def __iter__(self) -> Any:
+        return iter(())
+
+    def __len__(self) -> int:
+        return 0
+
+
+def _learn_type(cls: type) -> int:
+    if issubclass(cls, Mapping):
+        kind = _MAPPING
+    elif hasattr(cls, "__pydantic_fields__") and hasattr(cls, "__pydantic_extra__"):
+        kind = _PYDANTIC
+    else:
+        kind = _OBJECT
+    if len(_type_kinds) < _MAX_KNOWN_TYPES:
+        _type_kinds[cls] = kind
+    return kind
+
+
+def is_omitted(value: Any) -> bool:
+    return type(value).__name__ in _OMITTED
+
+
+def items(value: Any) -> Sequence[Any]:
+    """A list or tuple as it is; anything else as no items. Other iterables (generators)
+    are left alone: they may be one-shot, and the SDK has yet to read them."""
+    cls = type(value)
+    if cls is list or cls is tuple or isinstance(value, (list, tuple)):
+        return value  # type: ignore[no-any-return]
+    return ()
+
+
+def text(value: Any) -> str | None:
+    """A string (possibly empty), else None."""
+    return value if isinstance(value, str) else None
+
+
+def nonempty_text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def integer(value: Any) -> int | None:
+    """An int that is not a bool, else None."""
+    cls = type(value)
+    if cls is int or (cls is not bool and isinstance(value, int)):
+        return value  # type: ignore[no-any-return]
+    return None
+
+
+def number(value: Any) -> float | None:
+    """An int or float (not a bool) as a float, else None."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    return None
+
+
+def count(value: Any) -> int:
+    """A token count or index: an int that is not a bool, else 0."""
+    return integer(value) or 0
