@@ -12,7 +12,7 @@ from __future__ import annotations
 from opentelemetry.metrics import Meter
 
 from otel_agents import semconv as sc
-from otel_agents.detectors.base import AnomalyReporter, Detector
+from otel_agents.detectors.base import AnomalyReporter, Detector, DetectorSet
 from otel_agents.detectors.cost import BudgetDetector, CostSpikeDetector
 from otel_agents.detectors.runs import PingPongDetector, RunawayRunDetector, bounces
 from otel_agents.detectors.settings import ALL_DETECTORS, DetectorSettings
@@ -22,6 +22,7 @@ from otel_agents.detectors.tools import (
     error_shape,
     is_empty,
 )
+from otel_agents.runtime import Observer
 
 _DETECTORS: dict[str, type[Detector]] = {
     sc.DetectorNameValues.RETRY_LOOP: RetryLoopDetector,
@@ -33,12 +34,14 @@ _DETECTORS: dict[str, type[Detector]] = {
 }
 
 
-def build_detectors(settings: DetectorSettings, meter: Meter) -> list[Detector]:
-    """The enabled detectors, sharing one anomaly reporter (and so one metric)."""
+def build_detectors(settings: DetectorSettings, meter: Meter) -> list[Observer]:
+    """The observers to install: the enabled detectors, sharing one anomaly reporter (and so
+    one metric), bundled in one `DetectorSet`; none when no detector is enabled."""
     reporter = AnomalyReporter(meter)
-    return [
+    detectors = [
         detector(settings, reporter) for name, detector in _DETECTORS.items() if settings.on(name)
     ]
+    return [DetectorSet(detectors)] if detectors else []
 
 
 __all__ = [
@@ -47,6 +50,7 @@ __all__ = [
     "BudgetDetector",
     "CostSpikeDetector",
     "Detector",
+    "DetectorSet",
     "DetectorSettings",
     "PingPongDetector",
     "RetryLoopDetector",

@@ -9,7 +9,7 @@ the root span), and the `otel_agents.anomalies` metric that alerts are built on.
 from __future__ import annotations
 
 import threading
-from collections.abc import Hashable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from typing import Any
 
 from opentelemetry.metrics import Meter
@@ -19,7 +19,7 @@ from opentelemetry.util.types import AttributeValue
 from otel_agents import semconv as sc
 from otel_agents.detectors.settings import DetectorSettings
 from otel_agents.ledger import RunLedger
-from otel_agents.runtime import Observer
+from otel_agents.runtime import Observer, report_internal_error
 
 _FIRED_KEY = "detectors:fired"
 
@@ -101,3 +101,51 @@ class Detector(Observer):
     def first_time(ledger: RunLedger, key: Hashable) -> bool:
         """True the first time `key` is seen in this run (thread-safe)."""
         return ledger.observer_state(_FIRED_KEY, _Fired).first(key)
+
+
+_EVENTS = ("on_tool_start", "on_tool_end", "on_llm_call_end", "on_handoff_end", "on_run_end")
+Handler = Callable[[Any], None]
+
+
+class DetectorSet(Observer):
+    """The enabled detectors as one observer.
+
+    Each event goes only to the detectors that watch it. Most detectors watch one or two
+    events, so installing them one by one would have every tool call dispatch a dozen
+    hooks that do nothing. A detector's failure is logged and stops no other detector.
+    """
+
+    def __init__(self, detectors: list[Detector]) -> None:
+        self.detectors = tuple(detectors)
+        self._handlers: dict[str, tuple[tuple[str, Handler], ...]] = {
+            event: tuple(
+                (type(d).__name__, getattr(d, event)) for d in self.detectors if _watches(d, event)
+            )
+            for event in _EVENTS
+        }
+
+    def on_tool_start(self, invocation: Any) -> None:
+        self._dispatch("on_tool_start", invocation)
+
+    def on_tool_end(self, invocation: Any) -> None:
+        self._dispatch("on_tool_end", invocation)
+
+    def on_llm_call_end(self, call: Any) -> None:
+        self._dispatch("on_llm_call_end", call)
+
+    def on_handoff_end(self, handoff: Any) -> None:
+        self._dispatch("on_handoff_end", handoff)
+
+    def on_run_end(self, run: Any) -> None:
+        self._dispatch("on_run_end", run)
+
+    def _dispatch(self, event: str, subject: Any) -> None:
+        for name, handler in self._handlers[event]:
+            try:
+                handler(subject)
+            except Exception as exc:
+                report_internal_error(f"detector {name}.{event}", exc)
+
+
+def _watches(detector: Detector, event: str) -> bool:
+    return getattr(type(detector), event) is not getattr(Observer, event)

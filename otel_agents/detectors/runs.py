@@ -71,7 +71,10 @@ class RunawayRunDetector(Detector):
         ledger = current_ledger()
         if ledger is None:
             return
-        self._check_count(call.span, ledger, "llm_calls", ledger.totals.llm_calls, call.agent_name)
+        limit = self.settings.runaway_llm_calls
+        self._check_count(
+            call.span, ledger, "LLM calls", limit, ledger.totals.llm_calls, call.agent_name
+        )
         self._check_duration(call.span, ledger, call.agent_name)
 
     def on_tool_end(self, invocation: Any) -> None:
@@ -79,7 +82,12 @@ class RunawayRunDetector(Detector):
         if ledger is None:
             return
         self._check_count(
-            invocation.span, ledger, "tool_calls", ledger.totals.tool_calls, invocation.agent_name
+            invocation.span,
+            ledger,
+            "tool calls",
+            self.settings.runaway_tool_calls,
+            ledger.totals.tool_calls,
+            invocation.agent_name,
         )
         self._check_duration(invocation.span, ledger, invocation.agent_name)
 
@@ -88,17 +96,21 @@ class RunawayRunDetector(Detector):
             self._check_duration(run.span, run.ledger, run.name)
 
     def _check_count(
-        self, span: Span, ledger: RunLedger, what: str, observed: int, agent: str | None
+        self,
+        span: Span,
+        ledger: RunLedger,
+        what: str,
+        limit: int | None,
+        observed: int,
+        agent: str | None,
     ) -> None:
-        limit = getattr(self.settings, f"runaway_{what}")
         if limit is None or observed <= limit or not self.first_time(ledger, (_RUNAWAY, what)):
             return
-        label = "LLM calls" if what == "llm_calls" else "tool calls"
         self.reporter.report(
             span,
             ledger,
             _RUNAWAY,
-            f"the run made more than {limit} {label} ({observed} so far)",
+            f"the run made more than {limit} {what} ({observed} so far)",
             threshold=limit,
             observed=observed,
             agent=agent,

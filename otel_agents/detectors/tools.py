@@ -94,15 +94,23 @@ _ERROR_KEYS = ("error", "errors", "exception", "error_message", "errorMessage")
 _FLAG_KEYS = ("success", "ok", "succeeded")
 _STATUS_KEYS = ("status", "state", "result")
 _FAILED_STATUSES = frozenset({"error", "failed", "failure", "fail", "errored"})
+_CODE_KEYS = ("status_code", "statusCode")
+_TELLING_KEYS = frozenset(_ERROR_KEYS + _FLAG_KEYS + _STATUS_KEYS + _CODE_KEYS)
+_PLAIN_VALUES = (bool, int, float, bytes, list, tuple)
 
 
 def error_shape(result: Any) -> str | None:
     """Why `result` looks like an error although no exception was raised, or None."""
     if isinstance(result, str):
         return "the result text reads as an error" if _ERROR_TEXT.search(result) else None
-    if getattr(result, "isError", None) is True or getattr(result, "is_error", None) is True:
-        return "the result is marked as an error"  # e.g. an MCP CallToolResult
-    if not isinstance(result, Mapping):
+    if result is None or isinstance(result, _PLAIN_VALUES):
+        return None
+    if type(result) is not dict:  # a plain dict has no such flags; probing costs an exception
+        if getattr(result, "isError", None) is True or getattr(result, "is_error", None) is True:
+            return "the result is marked as an error"  # e.g. an MCP CallToolResult
+        if not isinstance(result, Mapping):
+            return None
+    if result.keys().isdisjoint(_TELLING_KEYS):  # the usual result: one set operation
         return None
     for key in _ERROR_KEYS:
         if result.get(key):
@@ -114,7 +122,7 @@ def error_shape(result: Any) -> str | None:
         value = result.get(key)
         if isinstance(value, str) and value.lower() in _FAILED_STATUSES:
             return f"the result has {key}: {value.lower()}"
-    for key in ("status_code", "statusCode"):
+    for key in _CODE_KEYS:
         value = result.get(key)
         if isinstance(value, int) and not isinstance(value, bool) and value >= 400:
             return f"the result has {key} {value}"
@@ -142,7 +150,7 @@ class SilentFailureDetector(Detector):
         status = getattr(span, "status", None)
         if status is not None and status.status_code is StatusCode.ERROR:
             return  # someone already marked it failed: not silent
-        why = self._why(span, invocation.result)
+        why = self._why(invocation)
         if why is None:
             return
         self.reporter.report(
@@ -153,13 +161,10 @@ class SilentFailureDetector(Detector):
             agent=invocation.agent_name,
         )
 
-    def _why(self, span: Any, result: Any) -> str | None:
-        attributes = getattr(span, "attributes", None)
-        if (
-            isinstance(attributes, Mapping)
-            and attributes.get(sc.CONTRACT_STATUS) == sc.ContractStatusValues.OUTPUT_VIOLATION
-        ):
+    def _why(self, invocation: Any) -> str | None:
+        if invocation.contract_status == sc.ContractStatusValues.OUTPUT_VIOLATION:
             return "its result breaks the tool's output contract"
+        result = invocation.result
         shape = error_shape(result)
         if shape is not None:
             return shape

@@ -83,6 +83,20 @@ def test_four_identical_calls_or_varied_arguments_are_fine(telemetry: Any) -> No
     assert root(telemetry)[sc.RUN_ANOMALIES] == 0
 
 
+def test_every_tool_span_carries_its_attempt_number(telemetry: Any) -> None:
+    reinstrument(telemetry)
+    lookup("v-1")  # outside any run or trace: nothing to count in, a first attempt
+    with otel_agents.agent("run"):
+        lookup("v-1")
+        lookup("v-1")
+    attempts = [
+        attrs(span)[sc.TOOL_CALL_ATTEMPT]
+        for span in telemetry.spans()
+        if span.name == "execute_tool lookup"
+    ]
+    assert attempts == [1, 1, 2]
+
+
 def test_the_same_failing_call_repeated(telemetry: Any) -> None:
     reinstrument(telemetry)
     with otel_agents.agent("run"):
@@ -402,6 +416,24 @@ def test_detectors_can_be_switched_off(telemetry: Any) -> None:
             lookup("v-1")
     assert flagged(telemetry, RETRY) == []
     assert anomaly_counts(telemetry) == {}
+
+
+def test_a_failing_detector_stops_no_other(telemetry: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from otel_agents.detectors import RetryLoopDetector
+
+    def broken(self: Any, invocation: Any) -> None:
+        raise RuntimeError("injected")
+
+    monkeypatch.setattr(RetryLoopDetector, "on_tool_end", broken)
+    reinstrument(telemetry)  # detectors are bundled now, with the broken one among them
+
+    @otel_agents.tool
+    def fetch() -> dict[str, str]:
+        return {"error": "vendor not found"}
+
+    with otel_agents.agent("run"):
+        assert fetch() == {"error": "vendor not found"}
+    assert len(flagged(telemetry, SILENT)) == 1
 
 
 def test_settings_from_the_environment(telemetry: Any, monkeypatch: pytest.MonkeyPatch) -> None:
