@@ -178,7 +178,9 @@ class ContractStatusValues:
     """The arguments did not satisfy the tool's input contract."""
 
     OUTPUT_VIOLATION: Final = "output_violation"
-    """The result did not satisfy the tool's output contract."""
+    """The result did not satisfy the tool's output contract, or the tool raised an exception that
+    is not one of its declared failure modes.
+    """
 
 
 class CostSourceValues:

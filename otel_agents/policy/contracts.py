@@ -21,6 +21,7 @@ Violation messages name the place and the rule that failed, never the offending 
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Callable, Mapping, Sequence, Sized
 from dataclasses import dataclass, field
 from typing import Any
@@ -56,9 +57,13 @@ class _JsonSchemaCheck(SchemaCheck):
             raise PolicyError(f"invalid JSON Schema in a contract: {exc.message}") from None
         self._validator = validator_class(schema)
         self._best_match = jsonschema.exceptions.best_match
+        self._fits = compile_fast_check(schema)
 
     def violation(self, value: Any) -> str | None:
-        error = self._best_match(self._validator.iter_errors(_plain(value)))
+        value = _plain(value)
+        if self._fits is not None and self._fits(value):
+            return None  # the fast check only passes what jsonschema would pass
+        error = self._best_match(self._validator.iter_errors(value))
         if error is None:
             return None
         return _describe_json_error(error)
@@ -89,6 +94,152 @@ class _PydanticCheck(SchemaCheck):
         except Exception as exc:
             return _describe_pydantic_error(exc)
         return None
+
+
+# -- a fast path for everyday JSON Schemas ---------------------------------------------
+#
+# jsonschema walks the schema anew on every call (tens of µs for a small object), and the
+# gate checks every call of a tool. Most tool schemas use a few plain keywords, so those
+# are compiled here into nested Python checks. The fast check is one-sided by design: it
+# may only pass a value that jsonschema would pass. Anything it does not pass goes to
+# jsonschema, which decides and words the message; a schema using any keyword not below
+# gets no fast check at all.
+
+FastCheck = Callable[[Any], bool]
+
+_FAST_DRAFT = "https://json-schema.org/draft/2020-12/schema"  # jsonschema's default
+_ANNOTATIONS = frozenset({"title", "description", "default", "examples", "$comment", "$schema"})
+# Drafts whose keywords below mean the same (draft 4 differs in `exclusiveMinimum`).
+_FAST_DRAFTS = frozenset(
+    {
+        "http://json-schema.org/draft-07/schema#",
+        "http://json-schema.org/draft-07/schema",
+        "https://json-schema.org/draft/2019-09/schema",
+        "https://json-schema.org/draft/2020-12/schema",
+    }
+)
+_TYPES: dict[str, FastCheck] = {
+    "object": lambda v: isinstance(v, dict),
+    "array": lambda v: isinstance(v, list),
+    "string": lambda v: isinstance(v, str),
+    "integer": lambda v: type(v) is int,  # jsonschema also takes 1.0: it decides those
+    "number": lambda v: type(v) in (int, float),
+    "boolean": lambda v: type(v) is bool,
+    "null": lambda v: v is None,
+}
+_BOUNDS: dict[str, Callable[[Any, Any], bool]] = {  # keyword -> passes(value, limit)
+    "minimum": lambda v, m: not v < m,
+    "maximum": lambda v, m: not v > m,
+    "exclusiveMinimum": lambda v, m: not v <= m,
+    "exclusiveMaximum": lambda v, m: not v >= m,
+}
+_SIZES: dict[str, tuple[type[Sized], Callable[[int, int], bool]]] = {
+    "minLength": (str, lambda n, m: n >= m),
+    "maxLength": (str, lambda n, m: n <= m),
+    "minItems": (list, lambda n, m: n >= m),
+    "maxItems": (list, lambda n, m: n <= m),
+}
+
+
+class _Unsupported(Exception):
+    """The schema uses something the fast path does not compile."""
+
+
+def compile_fast_check(schema: Any) -> FastCheck | None:
+    """A fast, one-sided check for a JSON Schema, or None if the schema is out of reach."""
+    if isinstance(schema, Mapping) and schema.get("$schema", _FAST_DRAFT) not in _FAST_DRAFTS:
+        return None
+    try:
+        return _fast(schema)
+    except (_Unsupported, re.error):  # a pattern Python cannot compile: jsonschema judges it
+        return None
+
+
+def _fast(schema: Any) -> FastCheck:
+    if schema is True or schema == {}:
+        return lambda value: True
+    if not isinstance(schema, Mapping):
+        raise _Unsupported
+    checks = [_keyword(k, a, schema) for k, a in schema.items() if k not in _ANNOTATIONS]
+    return checks[0] if len(checks) == 1 else _all_of(checks)
+
+
+def _all_of(checks: list[FastCheck]) -> FastCheck:
+    # Plain loops: a generator per check costs more than the check.
+    def fits(value: Any) -> bool:
+        for check in checks:  # noqa: SIM110
+            if not check(value):
+                return False
+        return True
+
+    return fits
+
+
+def _keyword(keyword: str, argument: Any, schema: Mapping[str, Any]) -> FastCheck:
+    if keyword == "type":
+        names = [argument] if isinstance(argument, str) else argument
+        if not isinstance(names, list) or not all(name in _TYPES for name in names):
+            raise _Unsupported
+        tests = [_TYPES[name] for name in names]
+        return tests[0] if len(tests) == 1 else lambda v: any(test(v) for test in tests)
+    if keyword in ("enum", "const"):
+        # Strings only: jsonschema's equality tells True from 1, Python's does not.
+        accepted = argument if keyword == "enum" else [argument]
+        if not isinstance(accepted, list) or not all(isinstance(a, str) for a in accepted):
+            raise _Unsupported
+        allowed = frozenset(accepted)
+        return lambda v: isinstance(v, str) and v in allowed
+    if keyword in _BOUNDS and type(argument) in (int, float):
+        passes = _BOUNDS[keyword]
+        return lambda v: type(v) not in (int, float) or passes(v, argument)
+    if keyword in _SIZES and type(argument) is int:
+        kind, fits = _SIZES[keyword]
+        return lambda v: not isinstance(v, kind) or fits(len(v), argument)
+    if keyword == "pattern" and isinstance(argument, str):
+        search = re.compile(argument).search  # jsonschema uses re.search too
+        return lambda v: not isinstance(v, str) or search(v) is not None
+    if keyword == "required" and isinstance(argument, list):
+        names = tuple(argument)
+        return lambda v: not isinstance(v, dict) or all(name in v for name in names)
+    if keyword == "properties" and isinstance(argument, Mapping):
+        return _properties(argument)
+    if keyword == "additionalProperties":
+        return _additional(argument, schema)
+    if keyword == "items" and not isinstance(argument, list):
+        each = _fast(argument)
+        return lambda v: not isinstance(v, list) or all(map(each, v))
+    raise _Unsupported
+
+
+def _properties(properties: Mapping[str, Any]) -> FastCheck:
+    checks = {name: _fast(sub) for name, sub in properties.items()}
+
+    def fits(value: Any) -> bool:
+        if not isinstance(value, dict):
+            return True
+        for name, check in checks.items():  # noqa: SIM110 (a loop: see _all_of)
+            if name in value and not check(value[name]):
+                return False
+        return True
+
+    return fits
+
+
+def _additional(argument: Any, schema: Mapping[str, Any]) -> FastCheck:
+    if "patternProperties" in schema:
+        raise _Unsupported
+    known = frozenset(schema.get("properties") or ())
+    each = _fast(argument) if argument is not False else None
+
+    def fits(value: Any) -> bool:
+        if not isinstance(value, dict):
+            return True
+        extra = [key for key in value if key not in known]
+        if each is None:
+            return not extra
+        return all(each(value[key]) for key in extra)
+
+    return fits
 
 
 def compile_schema(schema: Any) -> SchemaCheck | None:
@@ -129,6 +280,26 @@ class ToolContract:
         object.__setattr__(self, "failure_modes", tuple(self.failure_modes))
         object.__setattr__(self, "input_check", compile_schema(self.input))
         object.__setattr__(self, "output_check", compile_schema(self.output))
+
+
+def undeclared_failure(contract: ToolContract, exc: BaseException) -> str | None:
+    """How `exc` breaks the contract, or None if it does not.
+
+    A contract that lists failure modes promises the tool fails only in those ways; an
+    exception of another kind is the tool's fault. A mode names an exception class (plain
+    or qualified name) and covers its subclasses: `OSError` covers `ConnectionError`.
+    """
+    declared = contract.failure_modes
+    if not declared:
+        return None
+    for kind in type(exc).__mro__:
+        if kind.__name__ in declared or f"{kind.__module__}.{kind.__qualname__}" in declared:
+            return None
+    detail = (
+        f"raised {type(exc).__name__}, not one of its declared failure modes "
+        f"({', '.join(declared)})"
+    )
+    return detail[:_MAX_DETAIL]
 
 
 # -- declared quantities ---------------------------------------------------------------
@@ -196,6 +367,8 @@ def run_handoff_checks(
 
 def _plain(value: Any) -> Any:
     """Pydantic models and dataclasses as plain data, for JSON Schema."""
+    if type(value) is dict:  # arguments and most results: nothing to convert
+        return value
     dump = getattr(value, "model_dump", None)
     if callable(dump):
         return dump(mode="json")

@@ -185,6 +185,117 @@ def test_a_broken_schema_fails_when_the_contract_is_made() -> None:
         ToolContract(output=42)
 
 
+# The fast path may only pass what jsonschema passes; whatever it does not pass,
+# jsonschema decides. Each schema meets values that fit and values that just miss.
+FAST_CASES: list[tuple[dict[str, Any], list[Any]]] = [
+    (
+        ACCOUNT_INPUT,
+        [
+            {"vendor_id": "v-1", "plan": "standard"},
+            {"vendor_id": "v-1", "plan": "gold"},
+            {"vendor_id": "x-1", "plan": "standard"},
+            {"vendor_id": "v-1"},
+            {"vendor_id": "v-1", "plan": "standard", "extra": 1},
+            {"vendor_id": 1, "plan": "standard"},
+            ["not", "an", "object"],
+        ],
+    ),
+    (
+        {
+            "type": "object",
+            "properties": {
+                "seats": {"type": "integer", "minimum": 1, "exclusiveMaximum": 10},
+                "price": {"type": ["number", "null"], "maximum": 5.5},
+                "ids": {"type": "array", "items": {"type": "string"}, "minItems": 1},
+                "note": {"type": "string", "maxLength": 3},
+                "flag": {"const": "on"},
+            },
+            "additionalProperties": {"type": "boolean"},
+        },
+        [
+            {"seats": 1, "price": None, "ids": ["a"], "note": "abc", "flag": "on", "x": True},
+            {"seats": 1.0},  # an integer to jsonschema, not to the fast path
+            {"seats": True},
+            {"seats": 0},
+            {"seats": 10},
+            {"price": 5.5},
+            {"price": 5.6},
+            {"price": False},
+            {"ids": []},
+            {"ids": ["a", 2]},
+            {"ids": ("a",)},
+            {"note": "abcd"},
+            {"flag": "off"},
+            {"x": 1},
+        ],
+    ),
+    ({"type": "object", "required": ["granted"]}, [{"granted": 1}, {}, None]),
+    ({"enum": [1, True]}, [1, True, 1.0]),  # not compiled: jsonschema alone
+]
+
+
+@pytest.mark.parametrize(("schema", "values"), FAST_CASES)
+def test_the_json_schema_fast_path_agrees_with_jsonschema(
+    schema: dict[str, Any], values: list[Any]
+) -> None:
+    import jsonschema
+
+    from otel_agents.policy.contracts import compile_fast_check
+
+    fits = compile_fast_check(schema)
+    check = compile_schema(schema)
+    assert check is not None
+    for value in values:
+        valid = jsonschema.validators.validator_for(schema)(schema).is_valid(value)
+        if fits is not None and fits(value):
+            assert valid, value
+        assert (check.violation(value) is None) == valid, value
+
+
+def test_schemas_out_of_the_fast_paths_reach() -> None:
+    from otel_agents.policy.contracts import compile_fast_check
+
+    assert compile_fast_check({"$ref": "#/$defs/x", "$defs": {"x": {}}}) is None
+    assert compile_fast_check({"anyOf": [{"type": "string"}]}) is None
+    assert compile_fast_check({"$schema": "http://json-schema.org/draft-04/schema#"}) is None
+    assert compile_fast_check({"items": [{"type": "string"}]}) is None
+    assert compile_fast_check(ACCOUNT_INPUT) is not None
+
+
+# -- failure modes ---------------------------------------------------------------------
+
+
+class DuplicateAccount(Exception):
+    pass
+
+
+@otel_agents.tool(contract=ToolContract(failure_modes=["DuplicateAccount", "OSError"]))
+def open_account(error: type[Exception] | None) -> str:
+    if error is not None:
+        raise error("boom")
+    return "ok"
+
+
+@pytest.mark.parametrize(
+    ("error", "status"),
+    [(DuplicateAccount, None), (ConnectionError, None), (KeyError, "output_violation")],
+)
+def test_a_failure_outside_the_declared_modes_is_the_tools_fault(
+    telemetry: Any, error: type[Exception], status: str | None
+) -> None:
+    reinstrument(telemetry)
+    with pytest.raises(error):
+        open_account(error)
+    span = span_of(telemetry, "open_account")
+    assert span[sc.CONTRACT_FAILURE_MODES] == ("DuplicateAccount", "OSError")
+    assert span.get(sc.CONTRACT_STATUS) == status
+    if status is not None:
+        assert span[sc.CONTRACT_VIOLATION] == (
+            "output (tool's fault): raised KeyError, not one of its declared failure modes "
+            "(DuplicateAccount, OSError)"
+        )
+
+
 # -- contract properties feed the policy -----------------------------------------------
 
 
