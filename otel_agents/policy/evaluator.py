@@ -1,4 +1,4 @@
-"""Evaluating a policy for one tool call: pure, fast, and free of OpenTelemetry.
+"""Evaluating a policy for one tool call: pure, fast, and free of OpenTelemetry calls.
 
 Speed comes from splitting each rule in two. The static part (agent, tool name, tags,
 reversible, impact scope) depends only on which agent calls which tool, so it is worked
@@ -14,9 +14,10 @@ import re
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+from otel_agents import semconv as sc
 from otel_agents.policy.model import (
     ApprovalSettings,
     Limit,
@@ -65,13 +66,36 @@ class CallFacts:
 
 @dataclass(frozen=True)
 class PolicyDecision:
-    """The evaluator's answer: verdict, the rule that decided, why, and how to apply it."""
+    """The evaluator's answer: verdict, the rule that decided, why, and how to apply it.
+
+    `attributes` (the four `otel_agents.policy.*` span attributes) and `metric_key`
+    (verdict, rule, mode: what the verdicts metric counts by) are built with the decision.
+    A rule's decision is made once, when the policy loads, and reused for every call the
+    rule decides, so recording it costs no string or enum work per call.
+    """
 
     verdict: Verdict
     rule: str
     reason: str
     mode: Mode
     approval: ApprovalSettings
+    attributes: Mapping[str, str] = field(init=False, repr=False, compare=False)
+    metric_key: tuple[str, str, str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        verdict, mode = self.verdict.value, self.mode.value
+        attributes = {
+            sc.POLICY_VERDICT: verdict,
+            sc.POLICY_RULE: self.rule,
+            sc.POLICY_REASON: self.reason,
+            sc.POLICY_MODE: mode,
+        }
+        object.__setattr__(self, "attributes", attributes)
+        object.__setattr__(self, "metric_key", (verdict, self.rule, mode))
+
+    @property
+    def enforced(self) -> bool:
+        return self.mode is Mode.ENFORCE
 
 
 class _Patterns:
@@ -101,17 +125,21 @@ def _is_glob(pattern: str) -> bool:
 
 
 class _CompiledRule:
-    def __init__(self, rule: Rule) -> None:
+    """A rule with its patterns compiled and its decision made in advance."""
+
+    def __init__(self, rule: Rule, decision: PolicyDecision) -> None:
         match: Match = rule.match
         self.rule = rule
+        self.decision = decision
         self.agent = _Patterns(match.agent)
         self.tool = _Patterns(match.tool)
         self.tags = _Patterns(match.tags)
         self.scope = _Patterns(match.impact_scope)
         self.reversible = match.reversible
         self.min_records = match.min_records
+        # A list (or tuple, in Python) of values means "one of these".
         self.arguments = {
-            key: tuple(value) if isinstance(value, list) else (value,)
+            key: tuple(value) if isinstance(value, (list, tuple)) else (value,)
             for key, value in match.arguments.items()
         }
         self.dynamic = self.min_records is not None or bool(self.arguments)
@@ -145,15 +173,27 @@ class PolicyEvaluator:
 
     def __init__(self, policy: Policy) -> None:
         self.policy = policy
-        self._rules = tuple(_CompiledRule(rule) for rule in policy.rules)
+        self._rules = tuple(
+            _CompiledRule(rule, self._decide(rule.verdict, rule.id, _rule_reason(rule), rule))
+            for rule in policy.rules
+        )
+        defaults = policy.defaults
+        self._default = self._decide(defaults.verdict, RULE_DEFAULT, "no rule matched")
+        self._irreversible = self._decide(
+            defaults.irreversible, RULE_IRREVERSIBLE, "the tool is declared irreversible"
+        )
         self._candidates: OrderedDict[ToolProfile, tuple[_CompiledRule, ...]] = OrderedDict()
         self._lock = threading.Lock()
 
     def evaluate(self, facts: CallFacts) -> PolicyDecision:
         decision = self._rule_decision(facts)
-        for limit, rule_id, exceeded in self._limit_checks(facts):
-            if exceeded is not None and limit.verdict.severity > decision.verdict.severity:
-                decision = self._decide(limit.verdict, rule_id, exceeded)
+        limits = self.policy.limits
+        if limits.max_failures is not None:
+            decision = self._max_failures(decision, limits.max_failures, facts)
+        if limits.per_request_usd is not None and facts.cost_usd is not None:
+            decision = self._per_request(decision, limits.per_request_usd, facts.cost_usd)
+        if limits.per_run_usd is not None:
+            decision = self._per_run(decision, limits.per_run_usd, facts)
         return decision
 
     def internal_error(self, exc: BaseException) -> PolicyDecision:
@@ -169,27 +209,23 @@ class PolicyEvaluator:
     def _rule_decision(self, facts: CallFacts) -> PolicyDecision:
         for compiled in self._candidates_for(facts.profile):
             if not compiled.dynamic or compiled.matches_call(facts):
-                rule = compiled.rule
-                reason = rule.reason or f"rule {rule.id!r} matched"
-                return self._decide(rule.verdict, rule.id, reason, rule)
+                return compiled.decision
         defaults = self.policy.defaults
-        profile = facts.profile
-        if profile.reversible is False and defaults.irreversible is not Verdict.ALLOW:
-            return self._decide(
-                defaults.irreversible, RULE_IRREVERSIBLE, "the tool is declared irreversible"
-            )
+        if facts.profile.reversible is False and defaults.irreversible is not Verdict.ALLOW:
+            return self._irreversible
+        records = facts.records
         if (
             defaults.max_records is not None
-            and facts.records is not None
-            and facts.records > defaults.max_records
+            and records is not None
+            and records > defaults.max_records
             and defaults.over_max_records is not Verdict.ALLOW
         ):
             return self._decide(
                 defaults.over_max_records,
                 RULE_MAX_RECORDS,
-                f"the call touches {facts.records} records (more than {defaults.max_records})",
+                f"the call touches {records} records (more than {defaults.max_records})",
             )
-        return self._decide(defaults.verdict, RULE_DEFAULT, "no rule matched")
+        return self._default
 
     def _candidates_for(self, profile: ToolProfile) -> tuple[_CompiledRule, ...]:
         candidates = self._candidates.get(profile)
@@ -202,39 +238,33 @@ class PolicyEvaluator:
                 self._candidates.popitem(last=False)
         return candidates
 
-    # -- limits ------------------------------------------------------------------------
+    # -- limits: a passed limit wins when its verdict is stricter ----------------------
+    # Reasons are formatted only for a limit that is passed and wins: the common call
+    # passes no limit and costs three comparisons.
 
-    def _limit_checks(self, facts: CallFacts) -> list[tuple[Limit, str, str | None]]:
-        limits = self.policy.limits
-        checks: list[tuple[Limit, str, str | None]] = []
-        if limits.max_failures is not None:
-            limit = limits.max_failures
-            exceeded = (
-                f"this call has already failed {facts.failures} times in this run; "
-                f"the limit is {int(limit.max)}"
-                if facts.failures >= limit.max
-                else None
-            )
-            checks.append((limit, RULE_MAX_FAILURES, exceeded))
-        cost = facts.cost_usd
-        if limits.per_request_usd is not None and cost is not None:
-            limit = limits.per_request_usd
-            exceeded = (
-                f"the call costs ${cost:.2f}, over the per-request limit of ${limit.max:.2f}"
-                if cost > limit.max + _TOLERANCE_USD
-                else None
-            )
-            checks.append((limit, RULE_PER_REQUEST, exceeded))
-        if limits.per_run_usd is not None:
-            limit = limits.per_run_usd
-            total = facts.run_spend_usd + (cost or 0.0)
-            exceeded = (
-                f"the run would spend ${total:.2f}, over the per-run limit of ${limit.max:.2f}"
-                if total > limit.max + _TOLERANCE_USD
-                else None
-            )
-            checks.append((limit, RULE_PER_RUN, exceeded))
-        return checks
+    def _max_failures(
+        self, decision: PolicyDecision, limit: Limit, facts: CallFacts
+    ) -> PolicyDecision:
+        if facts.failures < limit.max or not _stricter(limit, decision):
+            return decision
+        reason = (
+            f"this call has already failed {facts.failures} times in this run; "
+            f"the limit is {int(limit.max)}"
+        )
+        return self._decide(limit.verdict, RULE_MAX_FAILURES, reason)
+
+    def _per_request(self, decision: PolicyDecision, limit: Limit, cost: float) -> PolicyDecision:
+        if cost <= limit.max + _TOLERANCE_USD or not _stricter(limit, decision):
+            return decision
+        reason = f"the call costs ${cost:.2f}, over the per-request limit of ${limit.max:.2f}"
+        return self._decide(limit.verdict, RULE_PER_REQUEST, reason)
+
+    def _per_run(self, decision: PolicyDecision, limit: Limit, facts: CallFacts) -> PolicyDecision:
+        total = facts.run_spend_usd + (facts.cost_usd or 0.0)
+        if total <= limit.max + _TOLERANCE_USD or not _stricter(limit, decision):
+            return decision
+        reason = f"the run would spend ${total:.2f}, over the per-run limit of ${limit.max:.2f}"
+        return self._decide(limit.verdict, RULE_PER_RUN, reason)
 
     def _decide(
         self, verdict: Verdict, rule_id: str, reason: str, rule: Rule | None = None
@@ -244,3 +274,11 @@ class PolicyEvaluator:
             mode = Mode.OBSERVE
         approval = rule.approval if rule is not None and rule.approval else self.policy.approval
         return PolicyDecision(verdict, rule_id, reason, mode, approval)
+
+
+def _rule_reason(rule: Rule) -> str:
+    return rule.reason or f"rule {rule.id!r} matched"
+
+
+def _stricter(limit: Limit, decision: PolicyDecision) -> bool:
+    return limit.verdict.severity > decision.verdict.severity

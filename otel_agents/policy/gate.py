@@ -7,8 +7,13 @@ evaluator for a verdict and puts verdict, rule, reason and mode on the `execute_
 and on the `otel_agents.policy.verdicts` metric. It checks the arguments against the tool's
 contract. In enforce mode it then stops the call (`ToolCallDenied`, `ToolCallEscalated`,
 `ContractViolation`) or pauses it for a human (`await_approval` span; `ApprovalRejected`
-when the answer is no). On `on_tool_end` it checks the result against the contract and
-books the call's declared cost to the run.
+when the answer is no). On `on_tool_end` it checks the result (or the exception) against
+the contract and gives back the declared cost of a call that did not succeed.
+
+It sits in front of every tool call, so it is built to cost little: what depends only on
+the tool (its contract, declared properties, the span attributes those give) is worked out
+once per tool; the span attributes of a call are set in one call; verdicts are counted in
+a dict and reported to the metric when it is collected.
 
 Internal errors never reach the application: evaluation errors follow the policy's
 `on_error` (fail open: allow; fail closed: deny), anything else is logged and ignored.
@@ -19,12 +24,12 @@ from __future__ import annotations
 import threading
 import time
 import weakref
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
-from opentelemetry.metrics import Meter
-from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+from opentelemetry.metrics import CallbackOptions, Meter, Observation
+from opentelemetry.trace import SpanKind, Status, StatusCode
 from opentelemetry.util.types import AttributeValue
 
 from otel_agents import semconv as sc
@@ -37,7 +42,13 @@ from otel_agents.errors import (
 )
 from otel_agents.ledger import RunLedger
 from otel_agents.policy.approval import ApprovalDecision, ApprovalRequest, Approver, new_request_id
-from otel_agents.policy.contracts import ToolContract, declared_cost, declared_records
+from otel_agents.policy.contracts import (
+    Declared,
+    ToolContract,
+    declared_cost,
+    declared_records,
+    undeclared_failure,
+)
 from otel_agents.policy.evaluator import (
     RULE_INTERNAL_ERROR,
     CallFacts,
@@ -50,19 +61,145 @@ from otel_agents.recorders.common import error_type
 from otel_agents.runtime import Observer, get_runtime, report_internal_error
 
 _SPEND_LOCK_KEY = "policy-gate:spend-lock"
+_MAX_PLANS = 4096
+_PASSED = sc.ContractStatusValues.PASSED
+_INPUT_VIOLATION = sc.ContractStatusValues.INPUT_VIOLATION
+_OUTPUT_VIOLATION = sc.ContractStatusValues.OUTPUT_VIOLATION
+_STOPS: dict[Verdict, type[ToolCallDenied | ToolCallEscalated]] = {
+    Verdict.DENY: ToolCallDenied,
+    Verdict.ESCALATE: ToolCallEscalated,
+}
+
+
+class NoApprover(RuntimeError):
+    """A call needs approval but no approver is configured (an `error` approval)."""
+
+
+@dataclass
+class _ToolPlan:
+    """What the gate knows about a tool before any call: worked out once per tool spec.
+
+    The tool's own declaration wins; its contract fills in what the tool left open.
+    `attributes` are the span attributes the contract adds to every call of the tool.
+    """
+
+    name: str
+    tags: tuple[str, ...]
+    contract: ToolContract | None
+    reversible: bool | None
+    impact_scope: str | None
+    records: Declared
+    cost_usd: Declared
+    attributes: dict[str, AttributeValue]
+    profiles: dict[str | None, ToolProfile] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, spec: Any) -> _ToolPlan:
+        options: Mapping[str, Any] = spec.options or {}
+        contract = options.get("contract")
+        if not isinstance(contract, ToolContract):
+            contract = None
+        reversible, impact_scope = spec.reversible, spec.impact_scope
+        records, cost = options.get("records"), options.get("cost_usd")
+        if contract is not None:
+            reversible = contract.reversible if reversible is None else reversible
+            impact_scope = impact_scope or contract.impact_scope
+            records = contract.records if records is None else records
+            cost = contract.cost_usd if cost is None else cost
+        plan = cls(spec.name, spec.tags, contract, reversible, impact_scope, records, cost, {})
+        if contract is not None:
+            plan.attributes = _contract_attributes(contract, reversible, impact_scope)
+        return plan
+
+    @property
+    def declares_facts(self) -> bool:
+        return self.records is not None or self.cost_usd is not None
+
+    def profile(self, agent: str | None) -> ToolProfile:
+        """The evaluator's view of the tool for `agent`, made once per agent."""
+        profile = self.profiles.get(agent)
+        if profile is None:
+            profile = ToolProfile(agent, self.name, self.tags, self.reversible, self.impact_scope)
+            self.profiles[agent] = profile
+        return profile
+
+
+def _contract_attributes(
+    contract: ToolContract, reversible: bool | None, impact_scope: str | None
+) -> dict[str, AttributeValue]:
+    attributes: dict[str, AttributeValue] = {}
+    if reversible is not None:
+        attributes[sc.TOOL_REVERSIBLE] = reversible
+    if impact_scope:
+        attributes[sc.TOOL_IMPACT_SCOPE] = impact_scope
+    if contract.rollback:
+        attributes[sc.CONTRACT_ROLLBACK] = contract.rollback
+    if contract.failure_modes:
+        attributes[sc.CONTRACT_FAILURE_MODES] = list(contract.failure_modes)
+    return attributes
 
 
 @dataclass
 class _CallState:
     """What the gate remembers between a call's start and its end."""
 
-    contract: ToolContract | None = None
-    contract_status: str | None = None
+    contract: ToolContract | None
     reserved_usd: float = 0.0
 
 
-class NoApprover(RuntimeError):
-    """A call needs approval but no approver is configured (an `error` approval)."""
+class _VerdictCounts:
+    """The `otel_agents.policy.verdicts` counter, counted here and reported on collection.
+
+    A synchronous counter's `add` (a measurement object, attribute hashing, an exemplar
+    offer) costs more than the rest of the gate together. A dict increment does not, and an
+    asynchronous counter reporting the running totals gives the backend the same monotonic
+    sum. One instance per meter: the SDK keeps the first registration of an instrument name
+    on a meter, so a gate built again on the same meter must keep counting here.
+    """
+
+    _per_meter: ClassVar[weakref.WeakKeyDictionary[Meter, _VerdictCounts]] = (
+        weakref.WeakKeyDictionary()
+    )
+    _per_meter_lock: ClassVar[threading.Lock] = threading.Lock()
+
+    def __init__(self) -> None:
+        self._counts: dict[tuple[tuple[str, str, str], str], int] = {}
+        self._lock = threading.Lock()
+
+    @classmethod
+    def on(cls, meter: Meter) -> _VerdictCounts:
+        with cls._per_meter_lock:
+            counts = cls._per_meter.get(meter)
+            if counts is None:
+                counts = cls._per_meter[meter] = cls()
+                meter.create_observable_counter(
+                    sc.METRIC_POLICY_VERDICTS,
+                    [counts.observe],
+                    sc.METRIC_UNITS.get(sc.METRIC_POLICY_VERDICTS, ""),
+                    "Policy verdicts on tool calls.",
+                )
+            return counts
+
+    def add(self, decision: PolicyDecision, tool: str) -> None:
+        key = (decision.metric_key, tool)
+        with self._lock:
+            self._counts[key] = self._counts.get(key, 0) + 1
+
+    def observe(self, options: CallbackOptions) -> Iterable[Observation]:
+        with self._lock:
+            counts = list(self._counts.items())
+        return [
+            Observation(
+                count,
+                {
+                    sc.POLICY_VERDICT: verdict,
+                    sc.POLICY_RULE: rule,
+                    sc.POLICY_MODE: mode,
+                    sc.GEN_AI_TOOL_NAME: tool,
+                },
+            )
+            for ((verdict, rule, mode), tool), count in counts
+        ]
 
 
 class PolicyGate(Observer):
@@ -89,18 +226,14 @@ class PolicyGate(Observer):
         self.approver = approver
         self._owns_approver = owns_approver  # built from the policy file: ours to close
         meter = meter if meter is not None else get_runtime().meter
-        self._verdicts = meter.create_counter(
-            sc.METRIC_POLICY_VERDICTS,
-            sc.METRIC_UNITS.get(sc.METRIC_POLICY_VERDICTS, ""),
-            "Policy verdicts on tool calls.",
-        )
+        self._verdicts = _VerdictCounts.on(meter)
         self._approval_duration = meter.create_histogram(
             sc.METRIC_APPROVAL_DURATION,
             sc.METRIC_UNITS.get(sc.METRIC_APPROVAL_DURATION, "s"),
             "Time spent waiting for human approval.",
         )
-        self._calls: weakref.WeakKeyDictionary[Any, _CallState] = weakref.WeakKeyDictionary()
-        self._calls_lock = threading.Lock()
+        # Per tool spec (by identity; the spec is kept so that its id cannot be reused).
+        self._plans: dict[int, tuple[Any, _ToolPlan | None]] = {}
 
     def close(self) -> None:
         """Stop an approver the gate built itself (an approver you passed is yours)."""
@@ -110,80 +243,62 @@ class PolicyGate(Observer):
     # -- before the call ---------------------------------------------------------------
 
     def on_tool_start(self, invocation: Any) -> None:
-        spec = invocation.spec
-        contract = _contract_of(spec.options)
-        if self.evaluator is None and contract is None and not _declares_facts(spec.options):
+        plan = self._plan(invocation.spec)
+        if plan is None:
             return  # nothing to decide or check: the common, fast case
         try:
-            self._gate(invocation, contract)
+            self._gate(invocation, plan)
         except Intervention:
             raise
         except Exception as exc:
             # A bug of ours. It must not crash the host, but fail-closed means what it says.
             report_internal_error("policy gate", exc)
-            policy = self.policy
-            if (
-                policy is not None
-                and policy.on_error is OnError.FAIL_CLOSED
-                and policy.mode is Mode.ENFORCE
-            ):
+            if self._fails_closed():
                 reason = f"the policy gate failed ({type(exc).__name__}); on_error is fail_closed"
-                raise ToolCallDenied(spec.name, RULE_INTERNAL_ERROR, reason) from None
+                raise ToolCallDenied(invocation.spec.name, RULE_INTERNAL_ERROR, reason) from None
 
-    def _gate(self, invocation: Any, contract: ToolContract | None) -> None:
-        spec = invocation.spec
-        span: Span = invocation.span
-        arguments = invocation.arguments if isinstance(invocation.arguments, Mapping) else None
-        state = _CallState(contract=contract)
-        decision, facts = self._evaluate(invocation, contract, arguments, state)
-        if facts is not None:
-            _record_facts(span, facts, contract)
-        if decision is not None:
-            self._record_decision(span, decision, spec.name)
-        violation = self._check_input(span, contract, arguments, state)
-        self._remember(invocation, state)
-        self._enforce(invocation, decision, violation, facts)
+    def _plan(self, spec: Any) -> _ToolPlan | None:
+        """The tool's plan, or None when the gate has nothing to do for this tool."""
+        cached = self._plans.get(id(spec))
+        if cached is not None and cached[0] is spec:
+            return cached[1]
+        plan = _ToolPlan.of(spec)
+        idle = self.evaluator is None and plan.contract is None and not plan.declares_facts
+        if len(self._plans) >= _MAX_PLANS:  # tools made per call (adapters): start over
+            self._plans.clear()
+        self._plans[id(spec)] = (spec, None if idle else plan)
+        return None if idle else plan
 
-    def _enforce(
-        self,
-        invocation: Any,
-        decision: PolicyDecision | None,
-        violation: str | None,
-        facts: CallFacts | None,
-    ) -> None:
-        """Stop or pause the call as the verdict (in enforce mode) and contract demand."""
-        name = invocation.spec.name
-        if decision is not None and decision.mode is Mode.ENFORCE:
-            if decision.verdict is Verdict.DENY:
-                raise ToolCallDenied(name, decision.rule, decision.reason)
-            if decision.verdict is Verdict.ESCALATE:
-                raise ToolCallEscalated(name, decision.rule, decision.reason)
-        if violation is not None and self.mode is Mode.ENFORCE:
-            self._refund(invocation)  # checked before approval: no human sees a malformed call
-            raise ContractViolation(name, "input", violation)
-        if (
-            decision is not None
-            and decision.mode is Mode.ENFORCE
-            and decision.verdict is Verdict.REQUIRE_APPROVAL
-        ):
-            answer, status = self._await_approval(invocation, decision, facts)
-            if not answer.approved:
-                self._refund(invocation)
-                raise ApprovalRejected(
-                    name, decision.rule, decision.reason, status, answer.approver
-                )
+    def _fails_closed(self) -> bool:
+        policy = self.policy
+        return (
+            policy is not None
+            and policy.on_error is OnError.FAIL_CLOSED
+            and policy.mode is Mode.ENFORCE
+        )
+
+    def _gate(self, invocation: Any, plan: _ToolPlan) -> None:
+        raw = invocation.arguments
+        arguments = raw if type(raw) is dict or isinstance(raw, Mapping) else None
+        state = _CallState(plan.contract)
+        decision, facts = self._evaluate(invocation, plan, arguments, state)
+        violation = self._check_input(invocation, plan.contract, arguments)
+        self._record(invocation, plan, decision, facts, violation)
+        if plan.contract is not None or state.reserved_usd:
+            invocation.policy_state = state  # for on_tool_end
+        self._enforce(invocation, decision, violation, facts, state)
 
     def _evaluate(
         self,
         invocation: Any,
-        contract: ToolContract | None,
+        plan: _ToolPlan,
         arguments: Mapping[str, Any] | None,
         state: _CallState,
     ) -> tuple[PolicyDecision | None, CallFacts | None]:
         """Gather the facts, decide, and book the call's cost (atomically per run)."""
         ledger: RunLedger | None = invocation.ledger
         try:
-            facts = _gather_facts(invocation, contract, arguments)
+            facts = _gather_facts(invocation, plan, arguments)
         except Exception as exc:
             report_internal_error("policy facts", exc)
             return (self.evaluator.internal_error(exc) if self.evaluator else None), None
@@ -191,8 +306,7 @@ class PolicyGate(Observer):
             return self._decide(facts), facts
         # Decide and reserve together, so concurrent calls of one run cannot all slip
         # under the per-run limit.
-        lock = ledger.observer_state(_SPEND_LOCK_KEY, threading.Lock)
-        with lock:
+        with ledger.observer_state(_SPEND_LOCK_KEY, threading.Lock):
             facts.run_spend_usd = ledger.spent_usd
             decision = self._decide(facts)
             if _may_run(decision):
@@ -210,25 +324,10 @@ class PolicyGate(Observer):
             report_internal_error("policy evaluation", exc)
             return evaluator.internal_error(exc)
 
-    def _record_decision(self, span: Span, decision: PolicyDecision, tool: str) -> None:
-        attributes: dict[str, AttributeValue] = {
-            sc.POLICY_VERDICT: decision.verdict.value,
-            sc.POLICY_RULE: decision.rule,
-            sc.POLICY_REASON: decision.reason,
-            sc.POLICY_MODE: decision.mode.value,
-        }
-        span.set_attributes(attributes)
-        del attributes[sc.POLICY_REASON]  # free text: not a metric attribute
-        attributes[sc.GEN_AI_TOOL_NAME] = tool
-        self._verdicts.add(1, attributes)
-
     def _check_input(
-        self,
-        span: Span,
-        contract: ToolContract | None,
-        arguments: Mapping[str, Any] | None,
-        state: _CallState,
+        self, invocation: Any, contract: ToolContract | None, arguments: Mapping[str, Any] | None
     ) -> str | None:
+        """The input contract's verdict on the arguments; sets the call's contract status."""
         if contract is None or contract.input_check is None or arguments is None:
             return None
         try:
@@ -236,13 +335,59 @@ class PolicyGate(Observer):
         except Exception as exc:
             report_internal_error("contract input check", exc)
             return None
-        if violation is None:
-            state.contract_status = sc.ContractStatusValues.PASSED
-        else:
-            state.contract_status = sc.ContractStatusValues.INPUT_VIOLATION
-            span.set_attribute(sc.CONTRACT_VIOLATION, f"input (agent's fault): {violation}")
-        span.set_attribute(sc.CONTRACT_STATUS, state.contract_status)
+        invocation.contract_status = _PASSED if violation is None else _INPUT_VIOLATION
         return violation
+
+    def _record(
+        self,
+        invocation: Any,
+        plan: _ToolPlan,
+        decision: PolicyDecision | None,
+        facts: CallFacts | None,
+        violation: str | None,
+    ) -> None:
+        """Everything the gate found, on the span in one call, and the verdict counted."""
+        attributes = dict(plan.attributes)
+        if facts is not None:
+            if facts.records is not None:
+                attributes[sc.TOOL_CALL_RECORDS] = facts.records
+            if facts.cost_usd is not None:
+                attributes[sc.TOOL_CALL_COST_USD] = facts.cost_usd
+        if invocation.contract_status is not None:
+            attributes[sc.CONTRACT_STATUS] = invocation.contract_status
+        if violation is not None:
+            attributes[sc.CONTRACT_VIOLATION] = f"input (agent's fault): {violation}"
+        if decision is not None:
+            attributes.update(decision.attributes)
+            invocation.verdict = decision.verdict.value
+            self._verdicts.add(decision, plan.name)
+        if attributes:
+            invocation.span.set_attributes(attributes)
+
+    def _enforce(
+        self,
+        invocation: Any,
+        decision: PolicyDecision | None,
+        violation: str | None,
+        facts: CallFacts | None,
+        state: _CallState,
+    ) -> None:
+        """Stop or pause the call as the verdict (in enforce mode) and contract demand."""
+        name = invocation.spec.name
+        enforced = decision if decision is not None and decision.enforced else None
+        stop = _STOPS.get(enforced.verdict) if enforced is not None else None
+        if enforced is not None and stop is not None:
+            raise stop(name, enforced.rule, enforced.reason)
+        if violation is not None and self.mode is Mode.ENFORCE:
+            _refund(invocation, state)  # checked before approval: no human sees a malformed call
+            raise ContractViolation(name, "input", violation)
+        if enforced is not None and enforced.verdict is Verdict.REQUIRE_APPROVAL:
+            answer, status = self._await_approval(invocation, enforced, facts)
+            if not answer.approved:
+                _refund(invocation, state)
+                raise ApprovalRejected(
+                    name, enforced.rule, enforced.reason, status, answer.approver
+                )
 
     # -- approval ----------------------------------------------------------------------
 
@@ -255,75 +400,35 @@ class PolicyGate(Observer):
         the approval status.
         """
         runtime = get_runtime()
-        settings = decision.approval
-        approver = self.approver
-        ledger: RunLedger | None = invocation.ledger
-        request = ApprovalRequest(
-            id=new_request_id(),
-            tool=invocation.spec.name,
-            agent=invocation.agent_name,
-            arguments=(
-                runtime.capturer.text(invocation.arguments)
-                if invocation.arguments is not None
-                else None
-            ),
-            rule=decision.rule,
-            reason=decision.reason,
-            run_id=ledger.run_id if ledger is not None else None,
-            call_id=invocation.call_id,
-            records=facts.records if facts else None,
-            cost_usd=facts.cost_usd if facts else None,
-        )
-        attributes: dict[str, AttributeValue] = {
-            sc.GEN_AI_TOOL_NAME: request.tool,
-            sc.POLICY_RULE: decision.rule,
-            sc.APPROVAL_CHANNEL: approver.channel if approver is not None else "none",
-        }
-        if request.run_id:
-            attributes[sc.RUN_ID] = request.run_id
-        if request.call_id:
-            attributes[sc.GEN_AI_TOOL_CALL_ID] = request.call_id
+        request = _approval_request(invocation, decision, facts)
         span = runtime.tracer.start_span(
-            f"await_approval {request.tool}", kind=SpanKind.INTERNAL, attributes=attributes
+            f"await_approval {request.tool}",
+            kind=SpanKind.INTERNAL,
+            attributes=_approval_attributes(request, self.approver),
         )
         started = time.monotonic()
         failure: BaseException | None = None
+        answer: ApprovalDecision | None = None
         try:
-            if approver is None:
+            if self.approver is None:
                 raise NoApprover("no approver is configured (instrument(approver=...))")
-            answer = approver.request(request, settings.timeout_seconds)
+            answer = self.approver.request(request, decision.approval.timeout_seconds)
         except Exception as exc:
-            failure, answer = exc, None
+            failure = exc
         waited = time.monotonic() - started
-        if failure is not None:
-            status = sc.ApprovalStatusValues.ERROR
-            answer = ApprovalDecision(
-                settings.on_error is Outcome.APPROVE,
-                reason=f"approver failed; default outcome: {settings.on_error.value}",
-            )
-            span.set_attribute(sc.ERROR_TYPE, error_type(failure))
-            span.set_status(Status(StatusCode.ERROR, runtime.capturer.scrub(str(failure))))
-        elif answer is None:
-            status = sc.ApprovalStatusValues.TIMED_OUT
-            answer = ApprovalDecision(
-                settings.on_timeout is Outcome.APPROVE,
-                reason=(
-                    f"no answer within {settings.timeout_seconds:g} s; "
-                    f"default outcome: {settings.on_timeout.value}"
-                ),
-            )
-        else:
-            status = (
-                sc.ApprovalStatusValues.APPROVED
-                if answer.approved
-                else sc.ApprovalStatusValues.REJECTED
-            )
-        span.set_attribute(sc.APPROVAL_STATUS, status)
-        span.set_attribute(sc.APPROVAL_WAIT_DURATION, waited)
+        answer, status = _settle(answer, failure, decision)
+        attributes: dict[str, AttributeValue] = {
+            sc.APPROVAL_STATUS: status,
+            sc.APPROVAL_WAIT_DURATION: waited,
+        }
         if answer.approver:
-            span.set_attribute(sc.APPROVAL_APPROVER, answer.approver)
+            attributes[sc.APPROVAL_APPROVER] = answer.approver
         if answer.reason:
-            span.set_attribute(sc.APPROVAL_REASON, runtime.capturer.scrub(answer.reason))
+            attributes[sc.APPROVAL_REASON] = runtime.capturer.scrub(answer.reason)
+        if failure is not None:
+            attributes[sc.ERROR_TYPE] = error_type(failure)
+            span.set_status(Status(StatusCode.ERROR, runtime.capturer.scrub(str(failure))))
+        span.set_attributes(attributes)
         span.end()
         self._approval_duration.record(waited, {sc.APPROVAL_STATUS: status})
         return answer, status
@@ -331,48 +436,27 @@ class PolicyGate(Observer):
     # -- after the call ----------------------------------------------------------------
 
     def on_tool_end(self, invocation: Any) -> None:
-        state = self._forget(invocation)
+        state: _CallState | None = invocation.policy_state
         if state is None:
             return
-        if invocation.exception is not None:
-            self._refund(invocation, state)
-            return
-        contract = state.contract
-        if contract is None or contract.output_check is None:
-            return
-        if state.contract_status == sc.ContractStatusValues.INPUT_VIOLATION:
-            return  # the input side already broke the contract; that is what to report
-        span: Span = invocation.span
-        violation = contract.output_check.violation(invocation.result)
-        if violation is None:
-            span.set_attribute(sc.CONTRACT_STATUS, sc.ContractStatusValues.PASSED)
-            return
-        span.set_attribute(sc.CONTRACT_STATUS, sc.ContractStatusValues.OUTPUT_VIOLATION)
-        span.set_attribute(sc.CONTRACT_VIOLATION, f"output (tool's fault): {violation}")
-
-    # -- per-call state ----------------------------------------------------------------
-
-    def _remember(self, invocation: Any, state: _CallState) -> None:
-        if state.contract is None and not state.reserved_usd:
-            return
-        with self._calls_lock:
-            self._calls[invocation] = state
-
-    def _forget(self, invocation: Any) -> _CallState | None:
-        if not self._calls:
-            return None
-        with self._calls_lock:
-            return self._calls.pop(invocation, None)
-
-    def _refund(self, invocation: Any, state: _CallState | None = None) -> None:
-        """Give back a cost booked for a call that did not run or failed."""
-        if state is None:
-            with self._calls_lock:
-                state = self._calls.get(invocation)
-        ledger: RunLedger | None = invocation.ledger
-        if state is not None and state.reserved_usd and ledger is not None:
-            ledger.add_tool_cost(-state.reserved_usd)
-            state.reserved_usd = 0.0
+        invocation.policy_state = None
+        exc = invocation.exception
+        if exc is not None:
+            _refund(invocation, state)
+        if state.contract is None or invocation.contract_status == _INPUT_VIOLATION:
+            return  # no contract, or the input side already broke it: that is what to report
+        violation = _output_violation(state.contract, invocation)
+        if violation is not None:
+            invocation.contract_status = _OUTPUT_VIOLATION
+            invocation.span.set_attributes(
+                {
+                    sc.CONTRACT_STATUS: _OUTPUT_VIOLATION,
+                    sc.CONTRACT_VIOLATION: f"output (tool's fault): {violation}",
+                }
+            )
+        elif invocation.contract_status is None and exc is None and state.contract.output_check:
+            invocation.contract_status = _PASSED
+            invocation.span.set_attribute(sc.CONTRACT_STATUS, _PASSED)
 
 
 # -- helpers ---------------------------------------------------------------------------
@@ -387,58 +471,94 @@ def _may_run(decision: PolicyDecision | None) -> bool:
     )
 
 
-def _contract_of(options: Mapping[str, Any]) -> ToolContract | None:
-    contract = options.get("contract") if options else None
-    return contract if isinstance(contract, ToolContract) else None
-
-
-def _declares_facts(options: Mapping[str, Any]) -> bool:
-    return bool(options) and ("records" in options or "cost_usd" in options)
+def _refund(invocation: Any, state: _CallState) -> None:
+    """Give back a cost booked for a call that did not run or failed (once)."""
+    ledger: RunLedger | None = invocation.ledger
+    if state.reserved_usd and ledger is not None:
+        ledger.add_tool_cost(-state.reserved_usd)
+        state.reserved_usd = 0.0
 
 
 def _gather_facts(
-    invocation: Any, contract: ToolContract | None, arguments: Mapping[str, Any] | None
+    invocation: Any, plan: _ToolPlan, arguments: Mapping[str, Any] | None
 ) -> CallFacts:
-    spec = invocation.spec
-    options = spec.options
-    reversible = spec.reversible
-    impact_scope = spec.impact_scope
-    records_option = options.get("records")
-    cost_option = options.get("cost_usd")
-    if contract is not None:
-        reversible = contract.reversible if reversible is None else reversible
-        impact_scope = impact_scope or contract.impact_scope
-        records_option = contract.records if records_option is None else records_option
-        cost_option = contract.cost_usd if cost_option is None else cost_option
     ledger: RunLedger | None = invocation.ledger
     failures = 0
     if ledger is not None and invocation.fingerprint:
         failures = ledger.failures(invocation.fingerprint)
     return CallFacts(
-        profile=ToolProfile(invocation.agent_name, spec.name, spec.tags, reversible, impact_scope),
+        profile=plan.profile(invocation.agent_name),
         arguments=arguments,
-        records=declared_records(records_option, arguments),
-        cost_usd=declared_cost(cost_option, arguments),
+        records=declared_records(plan.records, arguments),
+        cost_usd=declared_cost(plan.cost_usd, arguments),
         failures=failures,
         run_spend_usd=ledger.spent_usd if ledger is not None else 0.0,
     )
 
 
-def _record_facts(span: Span, facts: CallFacts, contract: ToolContract | None) -> None:
-    attributes: dict[str, AttributeValue] = {}
-    if facts.records is not None:
-        attributes[sc.TOOL_CALL_RECORDS] = facts.records
-    if facts.cost_usd is not None:
-        attributes[sc.TOOL_CALL_COST_USD] = facts.cost_usd
-    if contract is not None:
-        profile = facts.profile  # the tool's own declaration, completed by the contract
-        if profile.reversible is not None:
-            attributes[sc.TOOL_REVERSIBLE] = profile.reversible
-        if profile.impact_scope:
-            attributes[sc.TOOL_IMPACT_SCOPE] = profile.impact_scope
-        if contract.rollback:
-            attributes[sc.CONTRACT_ROLLBACK] = contract.rollback
-        if contract.failure_modes:
-            attributes[sc.CONTRACT_FAILURE_MODES] = list(contract.failure_modes)
-    if attributes:
-        span.set_attributes(attributes)
+def _output_violation(contract: ToolContract, invocation: Any) -> str | None:
+    """How the call broke the output side of its contract: an undeclared failure, or a
+    result that does not fit the output schema. None if it did not."""
+    exc = invocation.exception
+    if exc is not None:
+        if isinstance(exc, Intervention):
+            return None  # the tool never ran
+        return undeclared_failure(contract, exc)
+    if contract.output_check is None:
+        return None
+    return contract.output_check.violation(invocation.result)
+
+
+def _approval_request(
+    invocation: Any, decision: PolicyDecision, facts: CallFacts | None
+) -> ApprovalRequest:
+    ledger: RunLedger | None = invocation.ledger
+    arguments = invocation.arguments
+    return ApprovalRequest(
+        id=new_request_id(),
+        tool=invocation.spec.name,
+        agent=invocation.agent_name,
+        arguments=get_runtime().capturer.text(arguments) if arguments is not None else None,
+        rule=decision.rule,
+        reason=decision.reason,
+        run_id=ledger.run_id if ledger is not None else None,
+        call_id=invocation.call_id,
+        records=facts.records if facts else None,
+        cost_usd=facts.cost_usd if facts else None,
+    )
+
+
+def _approval_attributes(
+    request: ApprovalRequest, approver: Approver | None
+) -> dict[str, AttributeValue]:
+    attributes: dict[str, AttributeValue] = {
+        sc.GEN_AI_TOOL_NAME: request.tool,
+        sc.POLICY_RULE: request.rule,
+        sc.APPROVAL_CHANNEL: approver.channel if approver is not None else "none",
+    }
+    if request.run_id:
+        attributes[sc.RUN_ID] = request.run_id
+    if request.call_id:
+        attributes[sc.GEN_AI_TOOL_CALL_ID] = request.call_id
+    return attributes
+
+
+def _settle(
+    answer: ApprovalDecision | None, failure: BaseException | None, decision: PolicyDecision
+) -> tuple[ApprovalDecision, str]:
+    """The effective answer and the approval status. A failed approver gets the default
+    outcome `on_error`, silence gets `on_timeout`; a person's answer stands."""
+    settings = decision.approval
+    if failure is not None:
+        status, outcome = sc.ApprovalStatusValues.ERROR, settings.on_error
+        reason = f"approver failed; default outcome: {outcome.value}"
+    elif answer is None:
+        status, outcome = sc.ApprovalStatusValues.TIMED_OUT, settings.on_timeout
+        reason = (
+            f"no answer within {settings.timeout_seconds:g} s; default outcome: {outcome.value}"
+        )
+    elif answer.approved:
+        return answer, sc.ApprovalStatusValues.APPROVED
+    else:
+        return answer, sc.ApprovalStatusValues.REJECTED
+    return ApprovalDecision(outcome is Outcome.APPROVE, reason=reason), status

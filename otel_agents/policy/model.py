@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from otel_agents.errors import PolicyError
@@ -224,6 +224,4 @@ class Policy:
             seen.add(rule.id)
 
     def with_mode(self, mode: Mode | str) -> Policy:
-        from dataclasses import replace
-
         return replace(self, mode=_enum(Mode, mode, "mode"))

@@ -74,6 +74,13 @@ class ToolSpec:
     reversible: bool | None = None
     impact_scope: str | None = None
     options: Mapping[str, Any] = field(default_factory=dict)
+    # The span attributes every call of the tool starts with, built once.
+    attributes: Mapping[str, AttributeValue] = field(
+        init=False, repr=False, compare=False, default_factory=dict
+    )
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "attributes", self.static_attributes())
 
     def static_attributes(self) -> dict[str, AttributeValue]:
         attributes: dict[str, AttributeValue] = {
@@ -108,6 +115,11 @@ class ToolInvocation:
         self.agent_name: str | None = None
         self.result: Any = None
         self.exception: BaseException | None = None
+        # Set by the policy gate: the verdict (for the tool-calls metric), the contract
+        # check's outcome (for the silent-failure detector), and its own per-call state.
+        self.verdict: str | None = None
+        self.contract_status: str | None = None
+        self.policy_state: Any = None
         self.finished = False
         self._started = time.monotonic()
         self._token: object | None = None
@@ -139,7 +151,7 @@ class ToolInvocation:
         self.call_id = explicit_call_id or _explicit_call_id.get()
         frame = current_agent()
         self.agent_name = frame.name if frame is not None else None
-        attributes = spec.static_attributes()
+        attributes = dict(spec.attributes)
         attributes.update(run_id_attributes())
         links: Sequence[Link] = ()
         reasoning: str | None = None
@@ -152,7 +164,8 @@ class ToolInvocation:
             self.fingerprint = fingerprint(spec.name, arguments_key)
             self.attempt = ledger.next_attempt(self.fingerprint)
             attributes[sc.TOOL_CALL_FINGERPRINT] = self.fingerprint
-            attributes[sc.TOOL_CALL_ATTEMPT] = self.attempt
+        # Without a run or a trace to count in, every call is a first attempt.
+        attributes[sc.TOOL_CALL_ATTEMPT] = self.attempt
         if self.request is not None:
             request = self.request
             self.call_id = self.call_id or request.call_id
@@ -206,9 +219,8 @@ class ToolInvocation:
             metric_attributes[sc.GEN_AI_AGENT_NAME] = self.agent_name
         if exc is not None:
             metric_attributes[sc.ERROR_TYPE] = error_type(exc)
-        verdict = _span_attribute(self.span, sc.POLICY_VERDICT)
-        if isinstance(verdict, str):
-            metric_attributes[sc.POLICY_VERDICT] = verdict
+        if self.verdict is not None:
+            metric_attributes[sc.POLICY_VERDICT] = self.verdict
         runtime.instruments.tool_calls.add(1, metric_attributes)
         runtime.instruments.tool_duration.record(
             time.monotonic() - self._started,
@@ -228,11 +240,6 @@ class ToolInvocation:
         except Exception as internal:
             report_internal_error("tool detach", internal)
         self._token = self._call_id_token = None
-
-
-def _span_attribute(span: Span, key: str) -> Any:
-    attributes = getattr(span, "attributes", None)
-    return attributes.get(key) if isinstance(attributes, Mapping) else None
 
 
 class _ArgumentBinder:

@@ -114,6 +114,17 @@ def test_each_verdict_in_each_mode(telemetry: Any, verdict: str, mode: str) -> N
     assert tool_point[0][sc.POLICY_VERDICT] == verdict
 
 
+def test_verdict_counts_add_up_across_calls_and_a_new_gate(telemetry: Any) -> None:
+    reinstrument(telemetry, policy=one_rule("deny", "observe", tool="create_account"))
+    for index in range(3):
+        create_account(f"v-{index}")
+    assert [value for _, value in point_values(telemetry, sc.METRIC_POLICY_VERDICTS)] == [3]
+    # instrument() again on the same meter: the counter keeps counting, it does not restart.
+    reinstrument(telemetry, policy=one_rule("deny", "observe", tool="create_account"))
+    create_account("v-9")
+    assert [value for _, value in point_values(telemetry, sc.METRIC_POLICY_VERDICTS)] == [4]
+
+
 def test_require_approval_in_enforce_mode_stops_when_rejected(telemetry: Any) -> None:
     policy = one_rule("require_approval", "enforce", tool="create_account")
     reinstrument(telemetry, policy=policy, approver=lambda request: False)
@@ -423,7 +434,7 @@ def test_a_bug_in_the_gate_itself_follows_on_error(
 
     policy = Policy(rules=(Rule("r", Verdict.ALLOW),), mode=Mode.ENFORCE, on_error=on_error)
     reinstrument(telemetry, policy=policy)
-    monkeypatch.setattr(gate.PolicyGate, "_record_decision", broken)
+    monkeypatch.setattr(gate.PolicyGate, "_record", broken)
     if stopped:
         with pytest.raises(ToolCallDenied, match="the policy gate failed"):
             create_account("v-1")
