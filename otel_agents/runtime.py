@@ -24,6 +24,7 @@ from otel_agents.capture import Capturer, Redactor
 from otel_agents.config import Settings
 from otel_agents.errors import Intervention
 from otel_agents.pricing import PriceBook
+from otel_agents.summing_counter import SummingCounter
 from otel_agents.version import __version__
 
 _logger = logging.getLogger("otel_agents")
@@ -66,7 +67,7 @@ class Instruments:
     token_usage: Histogram
     llm_duration: Histogram
     time_to_first_chunk: Histogram
-    llm_cost: Counter
+    llm_cost: SummingCounter  # summed in process: see `SummingCounter`
 
     @classmethod
     def create(cls, meter: Meter) -> Instruments:
@@ -103,8 +104,8 @@ class Instruments:
                 sc.METRIC_GEN_AI_CLIENT_OPERATION_TIME_TO_FIRST_CHUNK,
                 "Time to receive the first chunk of a streamed response.",
             ),
-            llm_cost=meter.create_counter(
-                sc.METRIC_LLM_COST, unit(sc.METRIC_LLM_COST), "Cost of LLM calls, USD."
+            llm_cost=SummingCounter.on(
+                meter, sc.METRIC_LLM_COST, unit(sc.METRIC_LLM_COST), "Cost of LLM calls, USD."
             ),
         )
 

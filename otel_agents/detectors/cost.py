@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import statistics
+import bisect
 import threading
 from collections import OrderedDict, deque
 from typing import Any
@@ -12,7 +12,7 @@ from opentelemetry.trace import Span
 from otel_agents import semconv as sc
 from otel_agents.detectors.base import AnomalyReporter, Detector
 from otel_agents.detectors.settings import DetectorSettings
-from otel_agents.ledger import RunLedger, current_ledger
+from otel_agents.ledger import RunLedger
 
 _BUDGET = sc.DetectorNameValues.BUDGET_EXCEEDED
 _SPIKE = sc.DetectorNameValues.COST_SPIKE
@@ -27,7 +27,7 @@ class BudgetDetector(Detector):
     name = _BUDGET
 
     def on_llm_call_end(self, call: Any) -> None:
-        self._check(call.span, current_ledger(), call.agent_name)
+        self._check(call.span, call.ledger, call.agent_name)
 
     def on_tool_end(self, invocation: Any) -> None:
         self._check(invocation.span, invocation.ledger, invocation.agent_name)
@@ -75,7 +75,7 @@ class CostSpikeDetector(Detector):
 
     def __init__(self, settings: DetectorSettings, reporter: AnomalyReporter) -> None:
         super().__init__(settings, reporter)
-        self._baselines: OrderedDict[tuple[str | None, str | None], deque[float]] = OrderedDict()
+        self._baselines: OrderedDict[tuple[str | None, str | None], _Window] = OrderedDict()
         self._lock = threading.Lock()
 
     def on_llm_call_end(self, call: Any) -> None:
@@ -91,7 +91,7 @@ class CostSpikeDetector(Detector):
         if cost > settings.cost_spike_factor * median:
             self.reporter.report(
                 call.span,
-                current_ledger(),
+                call.ledger,
                 _SPIKE,
                 f"this call cost ${cost:.4f}, {cost / median if median else float('inf'):.1f}x "
                 f"the recent median of ${median:.4f} for {call.agent_name or 'no agent'} "
@@ -105,13 +105,38 @@ class CostSpikeDetector(Detector):
         """Add `cost` to the baseline; return the median before it (None while too few)."""
         settings = self.settings
         with self._lock:
-            history = self._baselines.get(key)
-            if history is None:
-                history = self._baselines[key] = deque(maxlen=max(settings.cost_spike_window, 1))
+            window = self._baselines.get(key)
+            if window is None:
+                window = self._baselines[key] = _Window(max(settings.cost_spike_window, 1))
                 while len(self._baselines) > _MAX_BASELINES:
                     self._baselines.popitem(last=False)
             self._baselines.move_to_end(key)
-            enough = len(history) >= max(settings.cost_spike_min_samples, 1)
-            median = statistics.median(history) if enough else None
-            history.append(cost)
+            enough = len(window.order) >= max(settings.cost_spike_min_samples, 1)
+            median = window.median() if enough else None
+            window.add(cost)
         return median
+
+
+class _Window:
+    """The last `size` costs, also kept sorted, so the median is a lookup (this runs for
+    every priced LLM call; `statistics.median` would sort the window every time)."""
+
+    __slots__ = ("order", "sorted")
+
+    def __init__(self, size: int) -> None:
+        self.order: deque[float] = deque(maxlen=size)
+        self.sorted: list[float] = []
+
+    def add(self, cost: float) -> None:
+        order = self.order
+        if len(order) == order.maxlen:
+            del self.sorted[bisect.bisect_left(self.sorted, order[0])]
+        order.append(cost)
+        bisect.insort(self.sorted, cost)
+
+    def median(self) -> float:
+        values = self.sorted
+        middle = len(values) // 2
+        if len(values) % 2:
+            return values[middle]
+        return (values[middle - 1] + values[middle]) / 2

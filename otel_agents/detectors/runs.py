@@ -68,7 +68,7 @@ class RunawayRunDetector(Detector):
     name = _RUNAWAY
 
     def on_llm_call_end(self, call: Any) -> None:
-        ledger = current_ledger()
+        ledger: RunLedger | None = call.ledger
         if ledger is None:
             return
         limit = self.settings.runaway_llm_calls

@@ -63,7 +63,7 @@ from otel_agents.instrumentation.fields import (
     number,
     text,
 )
-from otel_agents.instrumentation.stainless import StainlessClient
+from otel_agents.instrumentation.stainless import StainlessClient, server_of
 from otel_agents.pricing import TokenUsage
 from otel_agents.recorders.llm import LLMRequest, LLMResponse, ToolCallRequest, current_call
 from otel_agents.runtime import get_runtime, report_internal_error
@@ -106,7 +106,7 @@ def _capturing_content() -> bool:
 
 def read_request(client: Any, body: Mapping[str, Any]) -> LLMRequest:
     """An `LLMRequest` from a Messages request body (as the SDK is about to send it)."""
-    address, port = _server(client)
+    address, port = server_of(client)
     request = LLMRequest(
         provider=_provider(client),
         model=text(field_of(body, "model")),
@@ -128,17 +128,6 @@ def _provider(client: Any) -> str:
     # The SDK names its platform clients itself: AnthropicBedrock is `aws.bedrock`, ...
     name = getattr(type(client), "_gen_ai_provider_name", None)
     return name if isinstance(name, str) and name else PROVIDER
-
-
-def _server(client: Any) -> tuple[str | None, int | None]:
-    url = getattr(client, "base_url", None)
-    host = getattr(url, "host", None)
-    if not isinstance(host, str) or not host:
-        return None, None
-    port = getattr(url, "port", None)
-    if not isinstance(port, int):
-        port = 80 if getattr(url, "scheme", "") == "http" else 443
-    return host, port
 
 
 def _conversation_id(client: Any) -> str | None:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import functools
 import importlib
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from types import ModuleType
 from typing import Any
 
@@ -28,6 +28,7 @@ from opentelemetry.util.types import AttributeValue
 
 from otel_agents import semconv as sc
 from otel_agents.instrumentation.fields import (
+    MODEL_TYPES,
     field_of,
     fields_of,
     integer,
@@ -35,7 +36,7 @@ from otel_agents.instrumentation.fields import (
     nonempty_text,
     number,
 )
-from otel_agents.instrumentation.stainless import StainlessClient
+from otel_agents.instrumentation.stainless import StainlessClient, server_of
 from otel_agents.pricing import TokenUsage
 from otel_agents.recorders.llm import LLMRequest, LLMResponse, ToolCallRequest
 from otel_agents.runtime import get_runtime
@@ -89,18 +90,10 @@ def _azure_client_class() -> type | None:
     return BaseAzureClient
 
 
-def _server(client: Any) -> tuple[str | None, int | None]:
-    # The client and its URL are plain objects (properties): attributes, not fields.
-    url = getattr(client, "base_url", None)
-    host = nonempty_text(getattr(url, "host", None))
-    port = integer(getattr(url, "port", None))
-    if host is not None and port is None:
-        port = {"https": 443, "http": 80}.get(str(getattr(url, "scheme", "")))
-    return host, port
 
 
 def _new_request(client: Any, body: Mapping[str, Any]) -> LLMRequest:
-    host, port = _server(client)
+    host, port = server_of(client)
     provider = (
         sc.GenAiProviderNameValues.AZURE_AI_OPENAI
         if _is_azure(client, host)
@@ -304,25 +297,56 @@ class ChatCompletions:
 
 
 def _chat_parameters(body: Mapping[str, Any]) -> dict[str, AttributeValue]:
+    """The request parameters the conventions name. A body usually sets few of them, so
+    only the keys it has are read (one set operation, then a reader per key)."""
     params: dict[str, AttributeValue] = {}
-    max_tokens = body.get("max_completion_tokens", body.get("max_tokens"))
-    _put(params, sc.GEN_AI_REQUEST_MAX_TOKENS, integer(max_tokens))
-    _put(params, sc.GEN_AI_REQUEST_TEMPERATURE, number(body.get("temperature")))
-    _put(params, sc.GEN_AI_REQUEST_TOP_P, number(body.get("top_p")))
-    _put(params, sc.GEN_AI_REQUEST_FREQUENCY_PENALTY, number(body.get("frequency_penalty")))
-    _put(params, sc.GEN_AI_REQUEST_PRESENCE_PENALTY, number(body.get("presence_penalty")))
-    _put(params, sc.GEN_AI_REQUEST_SEED, integer(body.get("seed")))
-    choices = integer(body.get("n"))
+    for key in _CHAT_PARAMETER_READERS.keys() & body.keys():
+        _CHAT_PARAMETER_READERS[key](params, body[key])
+    return params
+
+
+def _reader(attribute: str, convert: Callable[[Any], Any]) -> _ParameterReader:
+    def read(params: dict[str, AttributeValue], value: Any) -> None:
+        _put(params, attribute, convert(value))
+
+    return read
+
+
+def _read_max_tokens(params: dict[str, AttributeValue], value: Any) -> None:
+    # The legacy `max_tokens`, unless `max_completion_tokens` is also set (it wins).
+    if integer(value) is not None:
+        params.setdefault(sc.GEN_AI_REQUEST_MAX_TOKENS, value)
+
+
+def _read_choice_count(params: dict[str, AttributeValue], value: Any) -> None:
+    choices = integer(value)
     if choices is not None and choices != 1:  # the conventions record it only when != 1
         params[sc.GEN_AI_REQUEST_CHOICE_COUNT] = choices
-    stop = body.get("stop")
+
+
+def _read_stop(params: dict[str, AttributeValue], stop: Any) -> None:
     if isinstance(stop, str):
         params[sc.GEN_AI_REQUEST_STOP_SEQUENCES] = [stop]
     elif isinstance(stop, (list, tuple)) and stop:
         params[sc.GEN_AI_REQUEST_STOP_SEQUENCES] = [str(s) for s in stop]
-    _put(params, sc.GEN_AI_REQUEST_REASONING_LEVEL, nonempty_text(body.get("reasoning_effort")))
-    _put(params, sc.GEN_AI_OUTPUT_TYPE, _output_type(field_of(body.get("response_format"), "type")))
-    return params
+
+
+_ParameterReader = Callable[[dict[str, AttributeValue], Any], None]
+_CHAT_PARAMETER_READERS: dict[str, _ParameterReader] = {
+    "max_completion_tokens": _reader(sc.GEN_AI_REQUEST_MAX_TOKENS, integer),
+    "max_tokens": _read_max_tokens,
+    "temperature": _reader(sc.GEN_AI_REQUEST_TEMPERATURE, number),
+    "top_p": _reader(sc.GEN_AI_REQUEST_TOP_P, number),
+    "frequency_penalty": _reader(sc.GEN_AI_REQUEST_FREQUENCY_PENALTY, number),
+    "presence_penalty": _reader(sc.GEN_AI_REQUEST_PRESENCE_PENALTY, number),
+    "seed": _reader(sc.GEN_AI_REQUEST_SEED, integer),
+    "n": _read_choice_count,
+    "stop": _read_stop,
+    "reasoning_effort": _reader(sc.GEN_AI_REQUEST_REASONING_LEVEL, nonempty_text),
+    "response_format": _reader(
+        sc.GEN_AI_OUTPUT_TYPE, lambda value: _output_type(field_of(value, "type"))
+    ),
+}
 
 
 def _chat_message(message: Any) -> dict[str, Any]:
@@ -389,18 +413,6 @@ class _ToolCallState:
         self.name: list[str] = []
         self.arguments: list[str] = []
 
-    def add(self, delta: Mapping[str, Any]) -> None:
-        call_id = delta.get("id")
-        if call_id:
-            self.call_id = call_id
-        function = fields_of(delta.get("function"))
-        name = function.get("name")
-        if name and isinstance(name, str):
-            self.name.append(name)
-        arguments = function.get("arguments")
-        if arguments and isinstance(arguments, str):
-            self.arguments.append(arguments)
-
     def as_dict(self) -> dict[str, Any]:
         return {
             "id": self.call_id,
@@ -419,23 +431,29 @@ class _ChoiceState:
         self.tool_calls: dict[int, _ToolCallState] = {}
         self.finish_reason: str | None = None
 
-    def add(self, delta: Mapping[str, Any]) -> None:
-        role = delta.get("role")
-        if role and isinstance(role, str):
-            self.role = role
-        content = delta.get("content")
-        if isinstance(content, str):
-            self.content.append(content)
-        refusal = delta.get("refusal")
-        if isinstance(refusal, str):
-            self.refusal.append(refusal)
-        for call_delta in items(delta.get("tool_calls")):
-            call_fields = fields_of(call_delta)
-            index = integer(call_fields.get("index")) or 0
-            call = self.tool_calls.get(index)
+    def add_tool_calls(self, deltas: Any) -> None:
+        calls = self.tool_calls
+        for delta in items(deltas):
+            fields = delta.__dict__ if type(delta) in MODEL_TYPES else fields_of(delta)
+            index = fields.get("index")
+            if type(index) is not int:
+                index = integer(index) or 0
+            call = calls.get(index)
             if call is None:
-                call = self.tool_calls[index] = _ToolCallState()
-            call.add(call_fields)
+                call = calls[index] = _ToolCallState()
+            call_id = fields.get("id")
+            if call_id:
+                call.call_id = call_id
+            function = fields.get("function")
+            function = (
+                function.__dict__ if type(function) in MODEL_TYPES else fields_of(function)
+            )
+            name = function.get("name")
+            if name and type(name) is str:
+                call.name.append(name)
+            arguments = function.get("arguments")
+            if arguments and type(arguments) is str:
+                call.arguments.append(arguments)
 
     def as_choice(self, index: int) -> dict[str, Any]:
         message = {
@@ -451,9 +469,10 @@ class ChatStreamAccumulator:
     """Folds `ChatCompletionChunk`s into a completion-shaped dict for the chat reader.
 
     Usage arrives in a last chunk with no choices, when the request set
-    `stream_options.include_usage`. `add` runs once per chunk, so it only picks the
-    pieces up (one `fields_of` per object, then dict lookups); the completion is built
-    and read once, by `response`.
+    `stream_options.include_usage`. `add` runs once per chunk, so it is one flat function
+    that only picks the pieces up (one `fields_of` per object, then dict lookups, the
+    usual chunk's one delta handled without further calls); the completion is built and
+    read once, by `response`.
     """
 
     def __init__(self, endpoint: ChatCompletions) -> None:
@@ -464,25 +483,42 @@ class ChatStreamAccumulator:
         self._choices: dict[int, _ChoiceState] = {}
 
     def add(self, chunk: Any) -> None:
-        fields = fields_of(chunk)
+        # `fields_of`, inlined for SDK models (see `MODEL_TYPES`): this runs for every chunk.
+        models = MODEL_TYPES
+        fields = chunk.__dict__ if type(chunk) in models else fields_of(chunk)
         if self._id is None:
             self._id = nonempty_text(fields.get("id"))
-        if self._model is None:
-            self._model = nonempty_text(fields.get("model"))
+            self._model = self._model or nonempty_text(fields.get("model"))
         usage = fields.get("usage")
         if usage:
             self._usage = usage
-        for choice in items(fields.get("choices")):
-            choice_fields = fields_of(choice)
-            index = integer(choice_fields.get("index")) or 0
+        choices = fields.get("choices")
+        if not choices:
+            return
+        for choice in items(choices):
+            choice_fields = choice.__dict__ if type(choice) in models else fields_of(choice)
+            index = choice_fields.get("index")
+            if type(index) is not int:
+                index = integer(index) or 0
             state = self._choices.get(index)
             if state is None:
                 state = self._choices[index] = _ChoiceState()
             delta = choice_fields.get("delta")
-            if delta is not None:
-                state.add(fields_of(delta))
+            delta = delta.__dict__ if type(delta) in models else fields_of(delta)
+            content = delta.get("content")
+            if content and type(content) is str:
+                state.content.append(content)
+            tool_calls = delta.get("tool_calls")
+            if tool_calls:
+                state.add_tool_calls(tool_calls)
+            role = delta.get("role")
+            if role and type(role) is str:
+                state.role = role
+            refusal = delta.get("refusal")
+            if refusal and type(refusal) is str:
+                state.refusal.append(refusal)
             finish_reason = choice_fields.get("finish_reason")
-            if finish_reason and isinstance(finish_reason, str):
+            if finish_reason and type(finish_reason) is str:
                 state.finish_reason = finish_reason
 
     def response(self) -> LLMResponse:

@@ -162,6 +162,35 @@ def _count_attempt(
     return wrapped(*args, **kwargs)
 
 
+# -- the server a client talks to --------------------------------------------------------
+
+
+def server_of(client: Any) -> tuple[str | None, int | None]:
+    """(`server.address`, `server.port`) from the client's `base_url`.
+
+    A client keeps its URL object, and reading host and port from it costs microseconds
+    (the URL type decodes them on each access), so they are remembered per URL object.
+    """
+    url = getattr(client, "base_url", None)
+    known = _servers.get(id(url))
+    if known is not None and known[0] is url:
+        return known[1]
+    host = getattr(url, "host", None)
+    server: tuple[str | None, int | None] = (None, None)
+    if isinstance(host, str) and host:
+        port = getattr(url, "port", None)
+        if not isinstance(port, int) or isinstance(port, bool):
+            port = {"http": 80, "https": 443}.get(str(getattr(url, "scheme", "")))
+        server = (host, port)
+    if len(_servers) >= 256:
+        _servers.clear()  # many clients come and go: start over, stay bounded
+    _servers[id(url)] = (url, server)  # the URL is kept, so its id cannot be reused
+    return server
+
+
+_servers: dict[int, tuple[Any, tuple[str | None, int | None]]] = {}
+
+
 # -- what `request` returned -------------------------------------------------------------
 
 

@@ -28,6 +28,7 @@ from otel_agents.policy.model import (
     Rule,
     Verdict,
 )
+from otel_agents.summing_counter import AttributeKey
 
 _MAX_CACHED_PAIRS = 4096
 # Sums of float prices drift: $0.10 three times is 0.30000000000000004, not over $0.30.
@@ -80,7 +81,7 @@ class PolicyDecision:
     mode: Mode
     approval: ApprovalSettings
     attributes: Mapping[str, str] = field(init=False, repr=False, compare=False)
-    metric_key: tuple[str, str, str] = field(init=False, repr=False, compare=False)
+    metric_key: AttributeKey = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         verdict, mode = self.verdict.value, self.mode.value
@@ -91,7 +92,8 @@ class PolicyDecision:
             sc.POLICY_MODE: mode,
         }
         object.__setattr__(self, "attributes", attributes)
-        object.__setattr__(self, "metric_key", (verdict, self.rule, mode))
+        metric_key = tuple((k, v) for k, v in attributes.items() if k != sc.POLICY_REASON)
+        object.__setattr__(self, "metric_key", metric_key)
 
     @property
     def enforced(self) -> bool:

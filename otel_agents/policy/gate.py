@@ -23,12 +23,11 @@ from __future__ import annotations
 
 import threading
 import time
-import weakref
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any
 
-from opentelemetry.metrics import CallbackOptions, Meter, Observation
+from opentelemetry.metrics import Meter
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from opentelemetry.util.types import AttributeValue
 
@@ -59,6 +58,7 @@ from otel_agents.policy.evaluator import (
 from otel_agents.policy.model import Mode, OnError, Outcome, Policy, Verdict
 from otel_agents.recorders.common import error_type
 from otel_agents.runtime import Observer, get_runtime, report_internal_error
+from otel_agents.summing_counter import AttributeKey, SummingCounter
 
 _SPEND_LOCK_KEY = "policy-gate:spend-lock"
 _MAX_PLANS = 4096
@@ -92,6 +92,10 @@ class _ToolPlan:
     cost_usd: Declared
     attributes: dict[str, AttributeValue]
     profiles: dict[str | None, ToolProfile] = field(default_factory=dict)
+    metric_key: AttributeKey = ()  # the tool's part of the verdicts metric's attributes
+
+    def __post_init__(self) -> None:
+        self.metric_key = ((sc.GEN_AI_TOOL_NAME, self.name),)
 
     @classmethod
     def of(cls, spec: Any) -> _ToolPlan:
@@ -147,61 +151,6 @@ class _CallState:
     reserved_usd: float = 0.0
 
 
-class _VerdictCounts:
-    """The `otel_agents.policy.verdicts` counter, counted here and reported on collection.
-
-    A synchronous counter's `add` (a measurement object, attribute hashing, an exemplar
-    offer) costs more than the rest of the gate together. A dict increment does not, and an
-    asynchronous counter reporting the running totals gives the backend the same monotonic
-    sum. One instance per meter: the SDK keeps the first registration of an instrument name
-    on a meter, so a gate built again on the same meter must keep counting here.
-    """
-
-    _per_meter: ClassVar[weakref.WeakKeyDictionary[Meter, _VerdictCounts]] = (
-        weakref.WeakKeyDictionary()
-    )
-    _per_meter_lock: ClassVar[threading.Lock] = threading.Lock()
-
-    def __init__(self) -> None:
-        self._counts: dict[tuple[tuple[str, str, str], str], int] = {}
-        self._lock = threading.Lock()
-
-    @classmethod
-    def on(cls, meter: Meter) -> _VerdictCounts:
-        with cls._per_meter_lock:
-            counts = cls._per_meter.get(meter)
-            if counts is None:
-                counts = cls._per_meter[meter] = cls()
-                meter.create_observable_counter(
-                    sc.METRIC_POLICY_VERDICTS,
-                    [counts.observe],
-                    sc.METRIC_UNITS.get(sc.METRIC_POLICY_VERDICTS, ""),
-                    "Policy verdicts on tool calls.",
-                )
-            return counts
-
-    def add(self, decision: PolicyDecision, tool: str) -> None:
-        key = (decision.metric_key, tool)
-        with self._lock:
-            self._counts[key] = self._counts.get(key, 0) + 1
-
-    def observe(self, options: CallbackOptions) -> Iterable[Observation]:
-        with self._lock:
-            counts = list(self._counts.items())
-        return [
-            Observation(
-                count,
-                {
-                    sc.POLICY_VERDICT: verdict,
-                    sc.POLICY_RULE: rule,
-                    sc.POLICY_MODE: mode,
-                    sc.GEN_AI_TOOL_NAME: tool,
-                },
-            )
-            for ((verdict, rule, mode), tool), count in counts
-        ]
-
-
 class PolicyGate(Observer):
     """Evaluates the policy and checks contracts for every tool call.
 
@@ -226,7 +175,13 @@ class PolicyGate(Observer):
         self.approver = approver
         self._owns_approver = owns_approver  # built from the policy file: ours to close
         meter = meter if meter is not None else get_runtime().meter
-        self._verdicts = _VerdictCounts.on(meter)
+        # Counted in process, reported on collection: see `SummingCounter`.
+        self._verdicts = SummingCounter.on(
+            meter,
+            sc.METRIC_POLICY_VERDICTS,
+            sc.METRIC_UNITS.get(sc.METRIC_POLICY_VERDICTS, ""),
+            "Policy verdicts on tool calls.",
+        )
         self._approval_duration = meter.create_histogram(
             sc.METRIC_APPROVAL_DURATION,
             sc.METRIC_UNITS.get(sc.METRIC_APPROVAL_DURATION, "s"),
@@ -360,7 +315,7 @@ class PolicyGate(Observer):
         if decision is not None:
             attributes.update(decision.attributes)
             invocation.verdict = decision.verdict.value
-            self._verdicts.add(decision, plan.name)
+            self._verdicts.add(1, decision.metric_key + plan.metric_key)
         if attributes:
             invocation.span.set_attributes(attributes)
 

@@ -25,7 +25,7 @@ from opentelemetry.trace import INVALID_SPAN, Span, SpanKind
 from opentelemetry.util.types import AttributeValue
 
 from otel_agents import semconv as sc
-from otel_agents.ledger import current_ledger
+from otel_agents.ledger import RunLedger, current_ledger
 from otel_agents.pricing import PriceBook, TokenUsage
 from otel_agents.recorders.common import (
     capture_content,
@@ -36,6 +36,7 @@ from otel_agents.recorders.common import (
 )
 from otel_agents.recorders.decision import ToolRequest, note_tool_requests
 from otel_agents.runtime import Runtime, get_runtime, report_internal_error
+from otel_agents.summing_counter import AttributeKey
 
 _CALL_KEY = otel_context.create_key("otel_agents.llm_call")
 
@@ -102,6 +103,8 @@ class LLMCall:
         self.cost_usd: float | None = None
         self.agent_name: str | None = None
         self.attempts: int | None = None
+        # The run (or trace) this call counts toward, found once when the call finishes.
+        self.ledger: RunLedger | None = None
         self._finished = False
         self._lock = threading.Lock()
 
@@ -189,6 +192,7 @@ class LLMCall:
             return
         runtime = get_runtime()
         span = self.span
+        self.ledger = current_ledger()
         if exc is not None:
             record_error(span, exc, runtime)
         # Everything the end of the call tells goes onto the span in one `set_attributes`
@@ -227,7 +231,7 @@ class LLMCall:
                 {sc.GEN_AI_OUTPUT_MESSAGES: response.output_messages},
                 sc.EVENT_GEN_AI_CLIENT_INFERENCE_OPERATION_DETAILS,
             )
-        ledger = current_ledger()
+        ledger = self.ledger
         if ledger is None:
             return  # outside any run or trace: no one to hand the tool calls to
         ledger.add_llm_call(
@@ -266,7 +270,7 @@ class LLMCall:
             instruments.token_usage.record(usage.input_tokens, metric.input_tokens)
             instruments.token_usage.record(usage.output_tokens, metric.output_tokens)
         if self.cost_usd is not None:
-            instruments.llm_cost.add(self.cost_usd, metric.cost(self.agent_name))
+            instruments.llm_cost.add(self.cost_usd, metric.cost_key(self.agent_name))
 
 
 @dataclass(frozen=True)
@@ -277,18 +281,18 @@ class _MetricAttributes:
     common: dict[str, AttributeValue]
     input_tokens: dict[str, AttributeValue]
     output_tokens: dict[str, AttributeValue]
-    _cost: dict[str, AttributeValue]
-    _cost_by_agent: dict[str, dict[str, AttributeValue]] = field(default_factory=dict)
+    _cost: AttributeKey  # provider and model (a `SummingCounter` key)
+    _cost_by_agent: dict[str, AttributeKey] = field(default_factory=dict)
 
-    def cost(self, agent_name: str | None) -> dict[str, AttributeValue]:
+    def cost_key(self, agent_name: str | None) -> AttributeKey:
         if not agent_name:
             return self._cost
-        attributes = self._cost_by_agent.get(agent_name)
-        if attributes is None:
-            attributes = {**self._cost, sc.GEN_AI_AGENT_NAME: agent_name}
+        key = self._cost_by_agent.get(agent_name)
+        if key is None:
+            key = (*self._cost, (sc.GEN_AI_AGENT_NAME, agent_name))
             if len(self._cost_by_agent) < _MAX_METRIC_ATTRIBUTE_SETS:
-                self._cost_by_agent[agent_name] = attributes
-        return attributes
+                self._cost_by_agent[agent_name] = key
+        return key
 
 
 _MAX_METRIC_ATTRIBUTE_SETS = 256
@@ -323,11 +327,11 @@ def _metric_attributes(request: LLMRequest, response_model: str | None) -> _Metr
         common=common,
         input_tokens={**common, sc.GEN_AI_TOKEN_TYPE: "input"},
         output_tokens={**common, sc.GEN_AI_TOKEN_TYPE: "output"},
-        _cost={
-            k: v
+        _cost=tuple(
+            (k, v)
             for k, v in common.items()
             if k in (sc.GEN_AI_PROVIDER_NAME, sc.GEN_AI_REQUEST_MODEL)
-        },
+        ),
     )
     if len(_metric_attribute_sets) >= _MAX_METRIC_ATTRIBUTE_SETS:
         _metric_attribute_sets.clear()  # many models or servers: start over, stay bounded

@@ -473,3 +473,21 @@ def test_bad_settings_fail_at_start_up(
 def test_unknown_setting_in_the_argument() -> None:
     with pytest.raises(ConfigError, match="unknown detector setting 'retry_calls'"):
         DetectorSettings.load({"retry_calls": 3}, environ={})
+
+
+def test_the_cost_baseline_median_matches_statistics_median() -> None:
+    import random
+    import statistics
+    from collections import deque
+
+    from otel_agents.detectors.cost import _Window
+
+    rng = random.Random(7)
+    for size in (1, 2, 5, 20):
+        window, reference = _Window(size), deque[float](maxlen=size)
+        for _ in range(200):
+            cost = rng.choice([0.001, 0.002, 0.5, rng.random()])  # repeats on purpose
+            window.add(cost)
+            reference.append(cost)
+            assert window.median() == statistics.median(reference)
+            assert sorted(reference) == window.sorted

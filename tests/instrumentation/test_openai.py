@@ -171,6 +171,27 @@ def test_uninstrument_removes_the_patch_and_reinstrument_works(
 # -- chat completions ----------------------------------------------------------------------
 
 
+@pytest.mark.parametrize(
+    ("limits", "expected"),
+    [
+        ({"max_tokens": 32}, 32),  # the legacy name alone
+        ({"max_tokens": 32, "max_completion_tokens": 64}, 64),  # the new name wins
+        ({"max_completion_tokens": 64, "max_tokens": 32}, 64),  # whatever the order
+        ({}, None),
+    ],
+)
+def test_max_tokens_by_either_name(
+    telemetry: Telemetry, limits: dict[str, int], expected: int | None
+) -> None:
+    transport = scripted("openai/chat_text.json")
+    openai_client(transport).chat.completions.create(
+        model=CHAT_MODEL,
+        messages=MESSAGES,
+        **limits,  # type: ignore[arg-type]
+    )
+    assert attrs(the_llm_span(telemetry)).get(sc.GEN_AI_REQUEST_MAX_TOKENS) == expected
+
+
 def test_chat_text_answer(telemetry: Telemetry) -> None:
     transport = scripted("openai/chat_text.json")
     completion = openai_client(transport).chat.completions.create(
