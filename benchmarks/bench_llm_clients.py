@@ -59,6 +59,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import httpx2
+from instructions import InstructionCounter
 from opentelemetry import metrics, trace
 from opentelemetry._logs import set_logger_provider
 from opentelemetry.sdk._logs import LoggerProvider
@@ -718,6 +719,7 @@ class Outcome:
     variant: Variant
     samples: list[float] = field(default_factory=list)  # µs per call, one per round
     other_samples: list[float] = field(default_factory=list)  # the same, by the other clock
+    instructions: list[float] = field(default_factory=list)  # per call, one per round
     rounds: list[int] = field(default_factory=list)  # the round of each sample
     spans: int = 0
     logs: int = 0
@@ -737,6 +739,8 @@ class Outcome:
         other = "wall" if clock == "cpu" else "cpu"
         self.samples.append(result[f"{clock}_us"])
         self.other_samples.append(result[f"{other}_us"])
+        if result.get("instructions") is not None:
+            self.instructions.append(result["instructions"])
         self.rounds.append(round_)
         self.spans += result["spans"]
         self.logs += result["logs"]
@@ -750,16 +754,24 @@ class Outcome:
     def median(self) -> float:
         return statistics.median(self.samples)
 
-    def overhead(self, bare: Outcome | None) -> tuple[float, float, float] | None:
-        """Time added over the bare SDK: the median, and the quartiles, of the differences
-        between this variant and the bare SDK within each round (paired, so that slow drift
-        of the machine between rounds cancels out)."""
-        if bare is None or not bare.samples or not self.samples:
+    def overhead(
+        self, bare: Outcome | None, measure: str = "time"
+    ) -> tuple[float, float, float] | None:
+        """Time (or, with `measure="instructions"`, instructions) added over the bare SDK:
+        the median, and the quartiles, of the differences between this variant and the
+        bare SDK within each round (paired, so that slow drift of the machine between
+        rounds cancels out)."""
+        if bare is None:
             return None
-        bare_by_round = dict(zip(bare.rounds, bare.samples, strict=True))
+        mine, theirs = self.samples, bare.samples
+        if measure == "instructions":
+            mine, theirs = self.instructions, bare.instructions
+        if not mine or len(mine) != len(self.rounds) or len(theirs) != len(bare.rounds):
+            return None
+        bare_by_round = dict(zip(bare.rounds, theirs, strict=True))
         diffs = sorted(
-            us - bare_by_round[r]
-            for r, us in zip(self.rounds, self.samples, strict=True)
+            value - bare_by_round[r]
+            for r, value in zip(self.rounds, mine, strict=True)
             if r in bare_by_round
         )
         if not diffs:
@@ -828,20 +840,29 @@ def inspect_call(spans: Sequence[ReadableSpan], logs: Sequence[str]) -> Probe:
     return Probe([span.name for span in spans], count, captures, content_found)
 
 
-def timed(call: Callable[[], None], calls: int, blocks: int) -> tuple[float, float]:
-    """Microseconds per call: (process CPU time, wall time), each the best of `blocks`
-    blocks of `calls // blocks` calls (the block least disturbed by the rest of the machine).
-    """
+def timed(
+    call: Callable[[], None], calls: int, blocks: int
+) -> tuple[float, float, float | None]:
+    """Per call: (process CPU time µs, wall time µs, user-space instructions), each the
+    best of `blocks` blocks of `calls // blocks` calls (the block least disturbed by the
+    rest of the machine). Instructions are None where the kernel does not count them."""
     per_block = max(1, calls // blocks)
-    best_cpu = best_wall = float("inf")
+    best_cpu = best_wall = best_instructions = float("inf")
+    counter = InstructionCounter.open()
     gc.collect()
     for _ in range(blocks):
+        executed = counter.read() if counter is not None else 0
         cpu, wall = time.process_time(), time.perf_counter()
         for _ in range(per_block):
             call()
         best_cpu = min(best_cpu, (time.process_time() - cpu) / per_block * 1e6)
         best_wall = min(best_wall, (time.perf_counter() - wall) / per_block * 1e6)
-    return best_cpu, best_wall
+        if counter is not None:
+            best_instructions = min(best_instructions, (counter.read() - executed) / per_block)
+    if counter is None:
+        return best_cpu, best_wall, None
+    counter.close()
+    return best_cpu, best_wall, best_instructions
 
 
 def measure_workload(
@@ -876,7 +897,9 @@ def measure_workload(
             for _ in range(warmup):
                 call()
             spans, logs = telemetry.spans.count, telemetry.logs.count
-            result["cpu_us"], result["wall_us"] = timed(call, calls, blocks)
+            result["cpu_us"], result["wall_us"], result["instructions"] = timed(
+                call, calls, blocks
+            )
             result["spans"] = telemetry.spans.count - spans
             result["logs"] = telemetry.logs.count - logs
     except Exception as exc:
@@ -1061,8 +1084,11 @@ def workload_table(outcomes: Sequence[Outcome]) -> list[str]:
     return lines
 
 
-def summary_table(outcomes: Sequence[Outcome], workloads: Sequence[Workload]) -> list[str]:
-    """Overhead per call of each variant on each workload, and its ratio to otel-agents'."""
+def summary_table(
+    outcomes: Sequence[Outcome], workloads: Sequence[Workload], measure: str = "time"
+) -> list[str]:
+    """Overhead per call of each variant on each workload, and its ratio to otel-agents',
+    in µs (`measure="time"`) or in thousands of instructions (`"instructions"`)."""
     cells: dict[tuple[str, str], Outcome] = {(o.workload.key, o.variant.key): o for o in outcomes}
     header = "| instrumentation | " + " | ".join(w.key for w in workloads) + " |"
     lines = [header, "|---|" + "---:|" * len(workloads)]
@@ -1079,13 +1105,15 @@ def summary_table(outcomes: Sequence[Outcome], workloads: Sequence[Workload]) ->
                 row.append("—")
                 continue
             seen = True
-            paired = o.overhead(bare)
+            paired = o.overhead(bare, measure)
             if o.error or paired is None:
                 row.append((o.error or "not run").split(":")[0])
                 continue
             overhead = paired[0]
-            cell = f"{overhead:+.0f} µs"
-            ours_paired = ours.overhead(bare) if ours is not None and not ours.error else None
+            cell = f"{overhead:+.0f} µs" if measure == "time" else f"{overhead / 1e3:+,.0f}k"
+            ours_paired = (
+                ours.overhead(bare, measure) if ours is not None and not ours.error else None
+            )
             if ours_paired and ours_paired[0] > 0 and variant.key != "otel-agents":
                 cell += f" ({overhead / ours_paired[0]:.1f}x ours)"
             row.append(cell)
@@ -1094,7 +1122,11 @@ def summary_table(outcomes: Sequence[Outcome], workloads: Sequence[Workload]) ->
     bare_row = []
     for workload in workloads:
         bare = cells.get((workload.key, "bare"))
-        bare_row.append(f"{bare.median:.0f} µs" if bare and bare.samples else "")
+        if measure == "time":
+            bare_row.append(f"{bare.median:.0f} µs" if bare and bare.samples else "")
+        else:
+            counts = bare.instructions if bare else []
+            bare_row.append(f"{statistics.median(counts) / 1e3:,.0f}k" if counts else "")
     lines.append("| *(bare SDK call, for scale)* | " + " | ".join(bare_row) + " |")
     return lines
 
@@ -1124,6 +1156,14 @@ def report(
         "",
         *summary_table(outcomes, workloads),
     ]
+    if any(o.instructions for o in outcomes):
+        out += [
+            "",
+            "The same in CPU instructions executed per call (user space, counted by the "
+            "kernel; thousands; barely moved by the load of other processes):",
+            "",
+            *summary_table(outcomes, workloads, "instructions"),
+        ]
     for workload in workloads:
         rows = [o for o in outcomes if o.workload.key == workload.key]
         out += [
@@ -1158,6 +1198,7 @@ def to_json(outcomes: Sequence[Outcome], clock: str) -> list[dict[str, Any]]:
             "version": o.variant.version(o.workload.sdk),
             "clock": clock,
             "samples_us": o.samples,
+            "instructions_per_call": o.instructions,
             "other_clock_samples_us": o.other_samples,
             "rounds": o.rounds,
             "median_us": o.median if o.samples else None,
