@@ -18,7 +18,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, NamedTuple
 
 from otel_agents import semconv as sc
 from otel_agents.config import ConfigError
@@ -33,9 +33,11 @@ _PROVIDER_IDS = {
 }
 
 
-@dataclass(frozen=True)
-class TokenUsage:
-    """Token counts as the GenAI conventions define them: input includes cached tokens."""
+class TokenUsage(NamedTuple):
+    """Token counts as the GenAI conventions define them: input includes cached tokens.
+
+    A named tuple: one is made for every LLM call, and a tuple is built in C.
+    """
 
     input_tokens: int = 0
     output_tokens: int = 0

@@ -20,12 +20,6 @@ _MAX_KNOWN_TYPES = 1024
 # What a type is, learnt once per type (an ABC check per read would cost more than the read).
 _OBJECT, _MAPPING, _PYDANTIC = 0, 1, 2
 _type_kinds: dict[type, int] = {dict: _MAPPING}
-# The pydantic model classes seen so far. A per-chunk loop may read such an object's
-# declared fields straight from its instance dict, without a `fields_of` call:
-#     fields = obj.__dict__ if type(obj) in MODEL_TYPES else fields_of(obj)
-# (pydantic fills every declared field in; extras are not there, which is fine for
-# reading declared fields).
-MODEL_TYPES: set[type] = set()
 
 
 def field_of(obj: Any, key: str, default: Any = None) -> Any:
@@ -121,8 +115,6 @@ def _learn_type(cls: type) -> int:
         kind = _OBJECT
     if len(_type_kinds) < _MAX_KNOWN_TYPES:
         _type_kinds[cls] = kind
-        if kind == _PYDANTIC:
-            MODEL_TYPES.add(cls)
     return kind
 
 

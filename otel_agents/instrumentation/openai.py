@@ -28,7 +28,6 @@ from opentelemetry.util.types import AttributeValue
 
 from otel_agents import semconv as sc
 from otel_agents.instrumentation.fields import (
-    MODEL_TYPES,
     field_of,
     fields_of,
     integer,
@@ -123,13 +122,14 @@ def _token_usage(
     conventions want; only the key names differ between the two APIs."""
     if usage is None:
         return None
-    inputs, outputs = field_of(usage, input_details), field_of(usage, output_details)
+    counts = fields_of(usage)
+    inputs = fields_of(counts.get(input_details))
     return TokenUsage(
-        input_tokens=integer(field_of(usage, input_key)) or 0,
-        output_tokens=integer(field_of(usage, output_key)) or 0,
-        cache_read_tokens=integer(field_of(inputs, "cached_tokens")) or 0,
-        cache_write_tokens=integer(field_of(inputs, "cache_write_tokens")) or 0,
-        reasoning_tokens=integer(field_of(outputs, "reasoning_tokens")) or 0,
+        integer(counts.get(input_key)) or 0,
+        integer(counts.get(output_key)) or 0,
+        integer(inputs.get("cached_tokens")) or 0,
+        integer(inputs.get("cache_write_tokens")) or 0,
+        integer(fields_of(counts.get(output_details)).get("reasoning_tokens")) or 0,
     )
 
 
@@ -262,11 +262,12 @@ class ChatCompletions:
         return request
 
     def read_response(self, completion: Any) -> LLMResponse:
+        fields = fields_of(completion)
         response = LLMResponse(
-            response_id=nonempty_text(field_of(completion, "id")),
-            response_model=nonempty_text(field_of(completion, "model")),
+            response_id=nonempty_text(fields.get("id")),
+            response_model=nonempty_text(fields.get("model")),
             usage=_token_usage(
-                field_of(completion, "usage"),
+                fields.get("usage"),
                 "prompt_tokens",
                 "completion_tokens",
                 "prompt_tokens_details",
@@ -275,14 +276,16 @@ class ChatCompletions:
         )
         capturing = _capturing()
         messages: list[dict[str, Any]] = []
-        for choice in items(field_of(completion, "choices")):
-            message = field_of(choice, "message")
-            finish_reason = nonempty_text(field_of(choice, "finish_reason"))
+        for choice in items(fields.get("choices")):
+            choice_fields = fields_of(choice)
+            message = choice_fields.get("message")
+            message_fields = fields_of(message)
+            finish_reason = nonempty_text(choice_fields.get("finish_reason"))
             if finish_reason:
                 response.finish_reasons.append(finish_reason)
-            calls = [_chat_tool_call(call) for call in items(field_of(message, "tool_calls"))]
+            calls = [_chat_tool_call(call) for call in items(message_fields.get("tool_calls"))]
             response.tool_calls.extend(calls)
-            text = nonempty_text(field_of(message, "content"))
+            text = nonempty_text(message_fields.get("content"))
             if response.text is None and text:
                 response.text = text  # the decision path's fallback reasoning
             if capturing:
@@ -382,15 +385,14 @@ def _chat_message(message: Any) -> dict[str, Any]:
 
 def _chat_tool_call(call: Any) -> ToolCallRequest:
     """A function call (`function.name/arguments`) or a custom tool call (`custom.input`)."""
-    custom = field_of(call, "custom")
+    fields = fields_of(call)
+    custom = fields.get("custom")
     if custom is not None:
         return ToolCallRequest(
-            field_of(call, "id"), str(field_of(custom, "name")), field_of(custom, "input")
+            fields.get("id"), str(field_of(custom, "name")), field_of(custom, "input")
         )
-    function = field_of(call, "function")
-    return ToolCallRequest(
-        field_of(call, "id"), str(field_of(function, "name")), field_of(function, "arguments")
-    )
+    function = fields_of(fields.get("function"))
+    return ToolCallRequest(fields.get("id"), str(function.get("name")), function.get("arguments"))
 
 
 def _chat_output_parts(message: Any, calls: list[ToolCallRequest]) -> list[dict[str, Any]]:
@@ -400,6 +402,30 @@ def _chat_output_parts(message: Any, calls: list[ToolCallRequest]) -> list[dict[
         parts.append({"type": "refusal", "content": refusal})
     parts.extend(_tool_call(c.call_id, c.name, c.arguments) for c in calls)
     return parts
+
+
+class _AttributeReader:
+    """A chunk given as a dict, read the way an SDK model is: by attribute, None when
+    absent, nested dicts (also inside lists) read the same way."""
+
+    __slots__ = ("_fields",)
+
+    def __init__(self, fields: Mapping[str, Any]) -> None:
+        self._fields = fields
+
+    def __getattr__(self, name: str) -> Any:
+        return _readable(self._fields.get(name))
+
+    def __bool__(self) -> bool:
+        return bool(self._fields)
+
+
+def _readable(value: Any) -> Any:
+    if type(value) is dict:
+        return _AttributeReader(value)
+    if type(value) is list:
+        return [_readable(item) for item in value]
+    return value
 
 
 class _ToolCallState:
@@ -433,25 +459,23 @@ class _ChoiceState:
 
     def add_tool_calls(self, deltas: Any) -> None:
         calls = self.tool_calls
-        for delta in items(deltas):
-            fields = delta.__dict__ if type(delta) in MODEL_TYPES else fields_of(delta)
-            index = fields.get("index")
+        for delta in deltas:
+            index = getattr(delta, "index", 0)
             if type(index) is not int:
                 index = integer(index) or 0
             call = calls.get(index)
             if call is None:
                 call = calls[index] = _ToolCallState()
-            call_id = fields.get("id")
+            call_id = delta.id
             if call_id:
                 call.call_id = call_id
-            function = fields.get("function")
-            function = (
-                function.__dict__ if type(function) in MODEL_TYPES else fields_of(function)
-            )
-            name = function.get("name")
+            function = delta.function
+            if function is None:
+                continue
+            name = function.name
             if name and type(name) is str:
                 call.name.append(name)
-            arguments = function.get("arguments")
+            arguments = function.arguments
             if arguments and type(arguments) is str:
                 call.arguments.append(arguments)
 
@@ -483,41 +507,45 @@ class ChatStreamAccumulator:
         self._choices: dict[int, _ChoiceState] = {}
 
     def add(self, chunk: Any) -> None:
-        # `fields_of`, inlined for SDK models (see `MODEL_TYPES`): this runs for every chunk.
-        models = MODEL_TYPES
-        fields = chunk.__dict__ if type(chunk) in models else fields_of(chunk)
+        # Chunks are SDK models, read by attribute: the cheapest read there is, and this runs
+        # for every chunk. The fields the SDK declares optional (default None) are always
+        # there; those it declares required are read with a default, since a server may
+        # leave them out (some OpenAI-compatible servers omit a tool call's `index`). A
+        # chunk given as a dict is read through a view that does the same.
+        if type(chunk) is dict:
+            chunk = _AttributeReader(chunk)
         if self._id is None:
-            self._id = nonempty_text(fields.get("id"))
-            self._model = self._model or nonempty_text(fields.get("model"))
-        usage = fields.get("usage")
+            self._id = nonempty_text(getattr(chunk, "id", None))
+            self._model = self._model or nonempty_text(getattr(chunk, "model", None))
+        usage = chunk.usage
         if usage:
             self._usage = usage
-        choices = fields.get("choices")
+        choices = getattr(chunk, "choices", None)
         if not choices:
             return
-        for choice in items(choices):
-            choice_fields = choice.__dict__ if type(choice) in models else fields_of(choice)
-            index = choice_fields.get("index")
+        for choice in choices:
+            index = getattr(choice, "index", 0)
             if type(index) is not int:
                 index = integer(index) or 0
             state = self._choices.get(index)
             if state is None:
                 state = self._choices[index] = _ChoiceState()
-            delta = choice_fields.get("delta")
-            delta = delta.__dict__ if type(delta) in models else fields_of(delta)
-            content = delta.get("content")
-            if content and type(content) is str:
-                state.content.append(content)
-            tool_calls = delta.get("tool_calls")
-            if tool_calls:
-                state.add_tool_calls(tool_calls)
-            role = delta.get("role")
-            if role and type(role) is str:
-                state.role = role
-            refusal = delta.get("refusal")
-            if refusal and type(refusal) is str:
-                state.refusal.append(refusal)
-            finish_reason = choice_fields.get("finish_reason")
+            delta = getattr(choice, "delta", None)
+            if delta is not None:
+                content = delta.content
+                if content and type(content) is str:
+                    state.content.append(content)
+                tool_calls = delta.tool_calls
+                if tool_calls:
+                    state.add_tool_calls(tool_calls)
+                elif content is None:  # the first chunk names the role, a refusal has no content
+                    role = delta.role
+                    if role and type(role) is str:
+                        state.role = role
+                    refusal = delta.refusal
+                    if refusal and type(refusal) is str:
+                        state.refusal.append(refusal)
+            finish_reason = choice.finish_reason
             if finish_reason and type(finish_reason) is str:
                 state.finish_reason = finish_reason
 
