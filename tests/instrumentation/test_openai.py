@@ -386,6 +386,37 @@ def test_chat_raw_stream_with_split_tool_calls_and_final_usage(
     _check_streamed_tool_calls(content_telemetry, chunks)
 
 
+def test_chunks_as_dicts_fold_like_sdk_models(telemetry: Telemetry) -> None:
+    transport = scripted("openai/chat_stream_tool_calls.sse")
+    models = list(openai_client(transport).chat.completions.create(**STREAM_REQUEST))
+    endpoint = adapter.ChatCompletions()
+    from_models, from_dicts = endpoint.new_accumulator(), endpoint.new_accumulator()
+    for chunk in models:
+        from_models.add(chunk)
+        from_dicts.add(chunk.model_dump(exclude_none=True))  # absent, as a server may send
+    expected = from_models.response()
+    assert len(expected.tool_calls) == 2 and expected.usage is not None
+    assert from_dicts.response() == expected
+
+
+def test_a_tool_call_delta_without_index_counts_as_the_first(telemetry: Telemetry) -> None:
+    # Some OpenAI-compatible servers leave out `index`, which the SDK declares required.
+    chunks = [
+        {"id": "c-1", "model": "m", "choices": [{"index": 0, "delta": {"role": "assistant"}}]},
+        {"choices": [{"delta": {"tool_calls": [{"id": "call_1", "function": {"name": "f"}}]}}]},
+        {"choices": [{"delta": {"tool_calls": [{"function": {"arguments": '{"a": 1}'}}]}}]},
+        {"choices": [{"delta": {}, "finish_reason": "tool_calls"}]},
+    ]
+    accumulator = adapter.ChatCompletions().new_accumulator()
+    for chunk in chunks:
+        accumulator.add(ChatCompletionChunk.construct(**chunk))  # as the SDK builds them
+    response = accumulator.response()
+    assert [(c.call_id, c.name, c.arguments) for c in response.tool_calls] == [
+        ("call_1", "f", '{"a": 1}')
+    ]
+    assert response.finish_reasons == ["tool_calls"]
+
+
 async def test_chat_async_raw_stream(content_telemetry: Telemetry) -> None:
     transport = scripted("openai/chat_stream_tool_calls.sse")
     stream = await async_openai_client(transport).chat.completions.create(**STREAM_REQUEST)
