@@ -52,7 +52,8 @@ class StainlessClient:
     endpoints: Mapping[tuple[str, str], Endpoint]  # (http method, path) -> endpoint
     attempt_method: str  # called once per HTTP attempt inside the retry loop
     before_call: Callable[[Any], None] | None = None  # e.g. switch off native tracing
-    _patched: list[tuple[type, str]] = field(default_factory=list)
+    _patched: list[tuple[type, str, Any]] = field(default_factory=list)  # (owner, name, ours)
+    active: bool = False  # our wrappers pass calls straight through while False
 
     def endpoint_for(self, options: Any) -> Endpoint | None:
         method = str(getattr(options, "method", "")).lower()
@@ -60,32 +61,57 @@ class StainlessClient:
         return self.endpoints.get((method, path))
 
     # -- patching ----------------------------------------------------------------------
+    #
+    # Another instrumentation may wrap the same methods (OpenInference wraps `request`),
+    # before us or after us. Before us: we wrap on top of its wrapper, and both record.
+    # After us: on `unpatch` its wrapper stays where it is (removing ours from under it
+    # would remove it too), and ours, still inside, goes quiet (`active` is False).
 
     def patch(self, base_client_module: ModuleType) -> None:
+        self.active = True
         sync_client = base_client_module.SyncAPIClient
         async_client = base_client_module.AsyncAPIClient
-        self._wrap(sync_client, "request", self._sync_request)
-        self._wrap(async_client, "request", self._async_request)
-        self._wrap(sync_client, self.attempt_method, _count_attempt)
-        self._wrap(async_client, self.attempt_method, _count_attempt)
+        for base, wrapper in (
+            (sync_client, self._sync_request),
+            (async_client, self._async_request),
+        ):
+            self._wrap(base, "request", wrapper)
+            # A subclass with its own `request` (OpenInference wraps `OpenAI.request`) would
+            # call past ours on the base class: wrap it too (one span still: see `_begin`).
+            for subclass in _subclasses(base):
+                if "request" in subclass.__dict__:
+                    self._wrap(subclass, "request", wrapper)
+            self._wrap(base, self.attempt_method, self._count_attempt)
 
     def unpatch(self) -> None:
-        for owner, name in reversed(self._patched):
-            current = owner.__dict__.get(name)
-            if isinstance(current, wrapt.FunctionWrapper):
-                setattr(owner, name, current.__wrapped__)
+        self.active = False
+        for owner, name, ours in reversed(self._patched):
+            if owner.__dict__.get(name) is ours:
+                setattr(owner, name, ours.__wrapped__)
         self._patched.clear()
 
     def _wrap(self, owner: type, name: str, wrapper: Callable[..., Any]) -> None:
-        if isinstance(owner.__dict__.get(name), wrapt.FunctionWrapper):
-            return  # already ours (or someone's): never wrap twice
+        if self._in_chain(owner.__dict__.get(name)):
+            return  # never wrap twice (ours may sit under someone's, from an earlier patch)
         wrapt.wrap_function_wrapper(owner, name, wrapper)
-        self._patched.append((owner, name))
+        self._patched.append((owner, name, owner.__dict__[name]))
+
+    def _in_chain(self, method: Any) -> bool:
+        """Whether one of our wrappers is `method` or under it, in a chain of wrappers."""
+        for _ in range(32):  # a chain of wrappers is short; never loop on a strange one
+            if not isinstance(method, wrapt.FunctionWrapper):
+                return False
+            if getattr(getattr(method, "_self_wrapper", None), "__self__", None) is self:
+                return True
+            method = method.__wrapped__
+        return False
 
     # -- the wrappers ------------------------------------------------------------------
 
     def _begin(self, client: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> _Started | None:
         """Open the LLM call for a request we understand; None to pass it through."""
+        if not self.active:
+            return None
         try:
             options = args[1] if len(args) > 1 else kwargs.get("options")
             endpoint = self.endpoint_for(options)
@@ -126,6 +152,18 @@ class StainlessClient:
             LLMCall.deactivate(started.token)
         return _handle_result(result, started)
 
+    def _count_attempt(
+        self,
+        wrapped: Callable[..., Any],
+        instance: Any,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> Any:
+        call = current_call() if self.active else None
+        if call is not None:
+            call.attempts = (call.attempts or 0) + 1
+        return wrapped(*args, **kwargs)
+
     async def _async_request(
         self,
         wrapped: Callable[..., Any],
@@ -153,13 +191,15 @@ class _Started:
     token: object
 
 
-def _count_attempt(
-    wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
-) -> Any:
-    call = current_call()
-    if call is not None:
-        call.attempts = (call.attempts or 0) + 1
-    return wrapped(*args, **kwargs)
+def _subclasses(cls: type) -> list[type]:
+    found: list[type] = []
+    pending: list[type] = list(cls.__subclasses__())
+    while pending:
+        subclass = pending.pop()
+        if subclass not in found:
+            found.append(subclass)
+            pending.extend(subclass.__subclasses__())
+    return found
 
 
 # -- the server a client talks to --------------------------------------------------------

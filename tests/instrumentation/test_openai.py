@@ -168,6 +168,91 @@ def test_uninstrument_removes_the_patch_and_reinstrument_works(
     transport.assert_done()
 
 
+class PeerInstrumentation:
+    """Another instrumentation that wraps the SDK's `request` with wrapt, as OpenInference
+    does: it counts the calls it sees and opens a span of its own around them."""
+
+    def __init__(self, telemetry: Telemetry) -> None:
+        self.calls = 0
+        self.tracer = telemetry.tracer_provider.get_tracer("peer")
+
+    def wrapper(self, wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+        self.calls += 1
+        with self.tracer.start_as_current_span("peer request"):
+            return wrapped(*args, **kwargs)
+
+    def install(self) -> None:
+        wrapt.wrap_function_wrapper(SyncAPIClient, "request", self.wrapper)
+
+
+def _by_name(telemetry: Telemetry) -> dict[str, Any]:
+    return {span.name: span for span in telemetry.spans()}
+
+
+def test_a_peer_wrapping_request_first_keeps_working_and_so_do_we(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    original = SyncAPIClient.__dict__["request"]
+    otel_agents.uninstrument()
+    transport = scripted(*["openai/chat_text.json"] * 2)
+    client = openai_client(transport)
+    try:
+        telemetry = next(instrumented(monkeypatch))
+        otel_agents.uninstrument()
+        peer = PeerInstrumentation(telemetry)
+        peer.install()
+        otel_agents.instrument(  # we come second: on top of the peer's wrapper
+            tracer_provider=telemetry.tracer_provider,
+            meter_provider=telemetry.meter_provider,
+            configure_sdk=False,
+        )
+        client.chat.completions.create(model=CHAT_MODEL, messages=MESSAGES)
+        spans = _by_name(telemetry)
+        assert peer.calls == 1
+        assert spans["peer request"].parent.span_id == spans["chat gpt-4o-mini"].context.span_id
+        assert attrs(spans["chat gpt-4o-mini"])[sc.LLM_ATTEMPTS] == 1
+
+        otel_agents.uninstrument()  # removes ours, leaves the peer's in place
+        assert SyncAPIClient.__dict__["request"]._self_wrapper == peer.wrapper
+        client.chat.completions.create(model=CHAT_MODEL, messages=MESSAGES)
+        assert peer.calls == 2
+    finally:
+        otel_agents.uninstrument()
+        SyncAPIClient.request = original  # type: ignore[method-assign]
+    transport.assert_done()
+
+
+def test_a_peer_wrapping_request_after_us_survives_uninstrument(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    original = SyncAPIClient.__dict__["request"]
+    transport = scripted(*["openai/chat_text.json"] * 3)
+    client = openai_client(transport)
+    try:
+        telemetry = next(instrumented(monkeypatch))
+        peer = PeerInstrumentation(telemetry)
+        peer.install()  # on top of ours
+        client.chat.completions.create(model=CHAT_MODEL, messages=MESSAGES)
+        spans = _by_name(telemetry)
+        assert spans["chat gpt-4o-mini"].parent.span_id == spans["peer request"].context.span_id
+
+        otel_agents.uninstrument()  # ours cannot be taken out from under the peer: it goes quiet
+        assert SyncAPIClient.__dict__["request"]._self_wrapper == peer.wrapper
+        client.chat.completions.create(model=CHAT_MODEL, messages=MESSAGES)
+        assert peer.calls == 2
+        assert len(llm_spans(telemetry)) == 1
+
+        telemetry = next(instrumented(monkeypatch))  # ours, still in the chain, wakes up
+        client.chat.completions.create(model=CHAT_MODEL, messages=MESSAGES)
+        (span,) = llm_spans(telemetry)
+        assert attrs(span)[sc.LLM_ATTEMPTS] == 1  # counted once, not once per wrapper
+        assert peer.calls == 3
+    finally:
+        otel_agents.uninstrument()
+        SyncAPIClient.request = original  # type: ignore[method-assign]
+    transport.assert_done()
+
+
 # -- chat completions ----------------------------------------------------------------------
 
 
