@@ -23,6 +23,9 @@ from opentelemetry.metrics import CallbackOptions, Meter, Observation
 from opentelemetry.util.types import AttributeValue
 
 AttributeKey = tuple[tuple[str, AttributeValue], ...]
+# The SDK's default cardinality limit per metric, and the attribute set it folds the rest into.
+MAX_ATTRIBUTE_SETS = 2000
+OVERFLOW: AttributeKey = (("otel.metric.overflow", True),)
 
 
 def attribute_key(attributes: dict[str, AttributeValue]) -> AttributeKey:
@@ -59,7 +62,10 @@ class SummingCounter:
 
     def add(self, amount: float, key: AttributeKey) -> None:
         with self._lock:
-            self._totals[key] = self._totals.get(key, 0) + amount
+            totals = self._totals
+            if key not in totals and len(totals) >= MAX_ATTRIBUTE_SETS:
+                key = OVERFLOW  # as the SDK does past its cardinality limit: memory stays bounded
+            totals[key] = totals.get(key, 0) + amount
 
     def observe(self, options: CallbackOptions) -> Iterable[Observation]:
         with self._lock:
