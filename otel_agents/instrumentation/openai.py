@@ -493,10 +493,8 @@ class ChatStreamAccumulator:
     """Folds `ChatCompletionChunk`s into a completion-shaped dict for the chat reader.
 
     Usage arrives in a last chunk with no choices, when the request set
-    `stream_options.include_usage`. `add` runs once per chunk, so it is one flat function
-    that only picks the pieces up (one `fields_of` per object, then dict lookups, the
-    usual chunk's one delta handled without further calls); the completion is built and
-    read once, by `response`.
+    `stream_options.include_usage`. `add` runs once per chunk, so it only picks the pieces
+    up, reading attributes; the completion is built and read once, by `response`.
     """
 
     def __init__(self, endpoint: ChatCompletions) -> None:
@@ -538,7 +536,7 @@ class ChatStreamAccumulator:
                 tool_calls = delta.tool_calls
                 if tool_calls:
                     state.add_tool_calls(tool_calls)
-                elif content is None:  # the first chunk names the role, a refusal has no content
+                elif not content:  # the first chunk names the role; a refusal has no content
                     role = delta.role
                     if role and type(role) is str:
                         state.role = role
