@@ -22,6 +22,7 @@ from typing import Any, NamedTuple
 
 from otel_agents import semconv as sc
 from otel_agents.config import ConfigError
+from otel_agents.identity_cache import IdentityCache
 
 PRICES_ENV = "OTEL_AGENTS_PRICES"
 
@@ -150,23 +151,20 @@ class _TablePrice:
         self._today: tuple[int, Any] | None = None  # (UTC day number, price in force)
         # calc_price adjusts these models' usage itself (a billing minimum for audio).
         self._adjusted = provider.id == "groq" and str(self._info.id).startswith("whisper")
-        self._plans: dict[int, tuple[Any, _UnitPlan | None]] = {}
+        # Per price in force (prices are unhashable: by identity); a model has a few.
+        self._plans: IdentityCache[Any, _UnitPlan | None] = IdentityCache(self._plan_for, 64)
 
     def current(self) -> bool:
         """False once the application loaded another table (genai-prices' `UpdatePrices`)."""
         return self._data_snapshot.get_snapshot() is self._snapshot
 
     def cost(self, usage: TokenUsage) -> float:
-        model_price = self._price_in_force()
-        # Keyed by identity (prices are unhashable); the entry keeps the price alive.
-        known = self._plans.get(id(model_price))
-        if known is None:
-            known = (model_price, None if self._adjusted else _UnitPlan.build(model_price))
-            if len(self._plans) < 64:
-                self._plans[id(model_price)] = known
-        plan = known[1]
+        plan = self._plans.get(self._price_in_force())
         cost = plan.cost(usage) if plan is not None else None
         return self._calc_price(usage) if cost is None else cost
+
+    def _plan_for(self, model_price: Any) -> _UnitPlan | None:
+        return None if self._adjusted else _UnitPlan.build(model_price)
 
     def _price_in_force(self) -> Any:
         prices = self._info.prices

@@ -22,6 +22,7 @@ from typing import Any, Protocol
 
 import wrapt
 
+from otel_agents.identity_cache import IdentityCache
 from otel_agents.recorders.llm import (
     AsyncStreamProxy,
     LLMCall,
@@ -206,29 +207,23 @@ def _subclasses(cls: type) -> list[type]:
 
 
 def server_of(client: Any) -> tuple[str | None, int | None]:
-    """(`server.address`, `server.port`) from the client's `base_url`.
+    """(`server.address`, `server.port`) from the client's `base_url`."""
+    return _servers.get(getattr(client, "base_url", None))
 
-    A client keeps its URL object, and reading host and port from it costs microseconds
-    (the URL type decodes them on each access), so they are remembered per URL object.
-    """
-    url = getattr(client, "base_url", None)
-    known = _servers.get(id(url))
-    if known is not None and known[0] is url:
-        return known[1]
+
+def _server_of_url(url: Any) -> tuple[str | None, int | None]:
     host = getattr(url, "host", None)
-    server: tuple[str | None, int | None] = (None, None)
-    if isinstance(host, str) and host:
-        port = getattr(url, "port", None)
-        if not isinstance(port, int) or isinstance(port, bool):
-            port = {"http": 80, "https": 443}.get(str(getattr(url, "scheme", "")))
-        server = (host, port)
-    if len(_servers) >= 256:
-        _servers.clear()  # many clients come and go: start over, stay bounded
-    _servers[id(url)] = (url, server)  # the URL is kept, so its id cannot be reused
-    return server
+    if not isinstance(host, str) or not host:
+        return None, None
+    port = getattr(url, "port", None)
+    if not isinstance(port, int) or isinstance(port, bool):
+        port = {"http": 80, "https": 443}.get(str(getattr(url, "scheme", "")))
+    return host, port
 
 
-_servers: dict[int, tuple[Any, tuple[str | None, int | None]]] = {}
+# A client keeps its URL object, and reading host and port from it costs microseconds (the
+# URL type decodes them on each access): they are remembered per URL object.
+_servers: IdentityCache[Any, tuple[str | None, int | None]] = IdentityCache(_server_of_url, 256)
 
 
 # -- what `request` returned -------------------------------------------------------------

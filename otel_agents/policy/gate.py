@@ -39,6 +39,7 @@ from otel_agents.errors import (
     ToolCallDenied,
     ToolCallEscalated,
 )
+from otel_agents.identity_cache import IdentityCache
 from otel_agents.ledger import RunLedger
 from otel_agents.policy.approval import ApprovalDecision, ApprovalRequest, Approver, new_request_id
 from otel_agents.policy.contracts import (
@@ -61,7 +62,6 @@ from otel_agents.runtime import Observer, get_runtime, report_internal_error
 from otel_agents.summing_counter import AttributeKey, SummingCounter
 
 _SPEND_LOCK_KEY = "policy-gate:spend-lock"
-_MAX_PLANS = 4096
 _PASSED = sc.ContractStatusValues.PASSED
 _INPUT_VIOLATION = sc.ContractStatusValues.INPUT_VIOLATION
 _OUTPUT_VIOLATION = sc.ContractStatusValues.OUTPUT_VIOLATION
@@ -188,7 +188,8 @@ class PolicyGate(Observer):
             "Time spent waiting for human approval.",
         )
         # Per tool spec (by identity; the spec is kept so that its id cannot be reused).
-        self._plans: dict[int, tuple[Any, _ToolPlan | None]] = {}
+        # Tools made per call (framework adapters) come and go: the cache starts over then.
+        self._plans: IdentityCache[Any, _ToolPlan | None] = IdentityCache(self._new_plan, 4096)
 
     def close(self) -> None:
         """Stop an approver the gate built itself (an approver you passed is yours)."""
@@ -214,14 +215,11 @@ class PolicyGate(Observer):
 
     def _plan(self, spec: Any) -> _ToolPlan | None:
         """The tool's plan, or None when the gate has nothing to do for this tool."""
-        cached = self._plans.get(id(spec))
-        if cached is not None and cached[0] is spec:
-            return cached[1]
+        return self._plans.get(spec)
+
+    def _new_plan(self, spec: Any) -> _ToolPlan | None:
         plan = _ToolPlan.of(spec)
         idle = self.evaluator is None and plan.contract is None and not plan.declares_facts
-        if len(self._plans) >= _MAX_PLANS:  # tools made per call (adapters): start over
-            self._plans.clear()
-        self._plans[id(spec)] = (spec, None if idle else plan)
         return None if idle else plan
 
     def _fails_closed(self) -> bool:
