@@ -28,7 +28,7 @@ from otel_agents.policy.model import (
     Rule,
     Verdict,
 )
-from otel_agents.summing_counter import AttributeKey
+from otel_agents.summing_counter import AttributeKey, attribute_key
 
 _MAX_CACHED_PAIRS = 4096
 # Sums of float prices drift: $0.10 three times is 0.30000000000000004, not over $0.30.
@@ -92,7 +92,7 @@ class PolicyDecision:
             sc.POLICY_MODE: mode,
         }
         object.__setattr__(self, "attributes", attributes)
-        metric_key = tuple((k, v) for k, v in attributes.items() if k != sc.POLICY_REASON)
+        metric_key = attribute_key({k: v for k, v in attributes.items() if k != sc.POLICY_REASON})
         object.__setattr__(self, "metric_key", metric_key)
 
     @property

@@ -59,7 +59,7 @@ from otel_agents.policy.evaluator import (
 from otel_agents.policy.model import Mode, OnError, Outcome, Policy, Verdict
 from otel_agents.recorders.common import error_type
 from otel_agents.runtime import Observer, get_runtime, report_internal_error
-from otel_agents.summing_counter import AttributeKey, SummingCounter
+from otel_agents.summing_counter import AttributeKey, SummingCounter, attribute_key
 
 _SPEND_LOCK_KEY = "policy-gate:spend-lock"
 _PASSED = sc.ContractStatusValues.PASSED
@@ -95,7 +95,7 @@ class _ToolPlan:
     metric_key: AttributeKey = ()  # the tool's part of the verdicts metric's attributes
 
     def __post_init__(self) -> None:
-        self.metric_key = ((sc.GEN_AI_TOOL_NAME, self.name),)
+        self.metric_key = attribute_key({sc.GEN_AI_TOOL_NAME: self.name})
 
     @classmethod
     def of(cls, spec: Any) -> _ToolPlan:

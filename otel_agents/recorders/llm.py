@@ -36,7 +36,7 @@ from otel_agents.recorders.common import (
 )
 from otel_agents.recorders.decision import ToolRequest, note_tool_requests
 from otel_agents.runtime import Runtime, get_runtime, report_internal_error
-from otel_agents.summing_counter import AttributeKey
+from otel_agents.summing_counter import AttributeKey, attribute_key
 
 _CALL_KEY = otel_context.create_key("otel_agents.llm_call")
 
@@ -327,10 +327,12 @@ def _metric_attributes(request: LLMRequest, response_model: str | None) -> _Metr
         common=common,
         input_tokens={**common, sc.GEN_AI_TOKEN_TYPE: "input"},
         output_tokens={**common, sc.GEN_AI_TOKEN_TYPE: "output"},
-        _cost=tuple(
-            (k, v)
-            for k, v in common.items()
-            if k in (sc.GEN_AI_PROVIDER_NAME, sc.GEN_AI_REQUEST_MODEL)
+        _cost=attribute_key(
+            {
+                k: v
+                for k, v in common.items()
+                if k in (sc.GEN_AI_PROVIDER_NAME, sc.GEN_AI_REQUEST_MODEL)
+            }
         ),
     )
     if len(_metric_attribute_sets) >= _MAX_METRIC_ATTRIBUTE_SETS:
