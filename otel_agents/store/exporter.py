@@ -51,6 +51,7 @@ _BACKOFF_SECONDS = (0.05, 0.2, 0.8)
 _IMPATIENCE_SECONDS = 30.0
 _WARN_INTERVAL = 600.0
 _RETENTION_INTERVAL = 300.0
+_RETENTION_RETRY = 30.0  # after the store was too busy to prune
 _MAX_AGENT_HINTS = 65_536
 _MAX_CORRUPTIONS = 2
 
@@ -267,6 +268,10 @@ class StoreExporter(SpanExporter):
                 self._conn, settings.max_age_seconds, settings.max_bytes, time.time_ns()
             )
         except sqlite3.DatabaseError as exc:
+            if _classify(exc) == "busy":
+                # Other processes are writing: nothing is wrong, prune once they pause.
+                self._next_retention = now + _RETENTION_RETRY
+                return
             self._warn(
                 "retention",
                 f"otel-agents: pruning the trace store {self.path} failed"

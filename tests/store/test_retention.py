@@ -3,10 +3,12 @@ verifiable from its retention anchor."""
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import time
 from pathlib import Path
 
+import pytest
 from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
@@ -16,6 +18,7 @@ from storetools import instrumented, read, store_provider
 
 import otel_agents
 from otel_agents import semconv as sc
+from otel_agents.store import exporter as store_exporter
 from otel_agents.store import retention
 from otel_agents.store.exporter import StoreExporter
 from otel_agents.store.reader import RunFilter
@@ -86,6 +89,37 @@ def test_runs_older_than_the_age_limit_go_and_the_chain_stays_verifiable(
     assert verification.first_seq == 7  # records 1-6 (the two old runs) were pruned
     assert log[0].prev_hash == sixth.hash  # the chain goes on from the pruned part
     assert {r.run_id for r in log} == {"recent", "today"}
+
+
+def test_a_store_too_busy_to_prune_is_pruned_later_without_a_warning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "traces.db"
+    keep_all = exporter(path)
+    keep_all.export(old_run(40, "old"))
+    keep_all.shutdown()
+
+    real_enforce = retention.enforce
+    attempts: list[int] = []
+
+    def busy_once(*args: object) -> retention.Pruned:
+        attempts.append(1)
+        if len(attempts) == 1:  # another process holds the write lock
+            raise sqlite3.OperationalError("database is locked")
+        return real_enforce(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(store_exporter.retention, "enforce", busy_once)
+    monkeypatch.setattr(store_exporter, "_RETENTION_RETRY", 0.0)  # retry with the next batch
+    thirty_days = exporter(path, max_age_days=30)
+    with caplog.at_level(logging.WARNING, logger="otel_agents"):
+        assert thirty_days.export(old_run(0, "today")) is SpanExportResult.SUCCESS
+        with read(path) as store:
+            assert sorted(r.run_id for r in store.runs()) == ["old", "today"]  # not yet
+        assert thirty_days.export(old_run(0, "later")) is SpanExportResult.SUCCESS
+    with read(path) as store:
+        assert sorted(r.run_id for r in store.runs()) == ["later", "today"]
+    assert len(attempts) == 2
+    assert caplog.records == []  # busy is expected with several writers: nothing to warn about
 
 
 def test_tampering_after_pruning_is_still_caught(tmp_path: Path) -> None:
