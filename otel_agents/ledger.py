@@ -54,6 +54,7 @@ class RunTotals:
     tool_calls: int = 0
     handoffs: int = 0
     retries: int = 0
+    tool_failures: int = 0
     anomalies: int = 0
     tool_cost_usd: float = 0.0  # declared cost of the run's successful tool calls
 
@@ -140,6 +141,7 @@ class RunLedger:
     def note_failure(self, fingerprint: str) -> int:
         """Count a failed call with this fingerprint; returns its failures so far in the run."""
         with self._lock:
+            self.totals.tool_failures += 1
             failures = self._failures.get(fingerprint, 0) + 1
             self._failures[fingerprint] = failures
             self._failures.move_to_end(fingerprint)

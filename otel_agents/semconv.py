@@ -69,6 +69,8 @@ DECISION_MATCH: Final = "otel_agents.decision.match"
 # otel_agents.detector
 DETECTOR_NAME: Final = "otel_agents.detector.name"
 """Which detector reported the anomaly. Values: `DetectorNameValues`. Type: string enum."""
+DETECTOR_SOURCE: Final = "otel_agents.detector.source"
+"""Who found the anomaly. Values: `DetectorSourceValues`. Type: string enum."""
 DETECTOR_MESSAGE: Final = "otel_agents.detector.message"
 """Human-readable description of what the detector found. Type: string."""
 DETECTOR_THRESHOLD: Final = "otel_agents.detector.threshold"
@@ -131,6 +133,8 @@ RUN_HANDOFFS: Final = "otel_agents.run.handoffs"
 """Number of handoffs between agents during the run. Type: int."""
 RUN_RETRIES: Final = "otel_agents.run.retries"
 """Number of repeated tool calls during the run. Type: int."""
+RUN_TOOL_FAILURES: Final = "otel_agents.run.tool_failures"
+"""Number of tool executions during the run that ended in an error. Type: int."""
 RUN_ANOMALIES: Final = "otel_agents.run.anomalies"
 """Number of anomalies the detectors reported during the run. Type: int."""
 
@@ -243,6 +247,19 @@ class DetectorNameValues:
 
     RUNAWAY_RUN: Final = "runaway_run"
     """The run exceeded its limit on LLM calls, tool calls or duration."""
+
+    SWALLOWED_TOOL_FAILURE: Final = "swallowed_tool_failure"
+    """The run ended without an error although some of its tool calls failed."""
+
+
+class DetectorSourceValues:
+    """Values of `otel_agents.detector.source`."""
+
+    PROCESS: Final = "process"
+    """An in-process detector of otel-agents, inside the instrumented application."""
+
+    COLLECTOR: Final = "collector"
+    """A fleet detector of the otel-agents collector configuration."""
 
 
 class PolicyVerdictValues:
@@ -471,6 +488,45 @@ METRIC_ANOMALIES: Final = "otel_agents.anomalies"
 """Anomalies reported by the detectors. Counter, unit `{anomaly}`."""
 METRIC_APPROVAL_DURATION: Final = "otel_agents.approval.duration"
 """Time spent waiting for human approval. Histogram, unit `s`."""
+METRIC_APPROVALS_PENDING: Final = "otel_agents.approvals.pending"
+"""Tool calls waiting for a human approval right now. Updowncounter, unit `{call}`."""
+METRIC_FLEET_ANOMALIES: Final = "otel_agents.fleet.anomalies"
+"""Anomalies found, by kind and by who found them. Counter, unit `{anomaly}`."""
+METRIC_FLEET_APPROVAL_WAIT: Final = "otel_agents.fleet.approval.wait"
+"""Time tool calls waited for a human approval, by outcome (the `await_approval` span's duration).
+Histogram, unit `s`.
+"""
+METRIC_FLEET_LLM_CALLS: Final = "otel_agents.fleet.llm.calls"
+"""LLM calls seen by the collector. Counter, unit `{call}`."""
+METRIC_FLEET_LLM_COST: Final = "otel_agents.fleet.llm.cost"
+"""Cost of LLM calls in US dollars, from `otel_agents.cost.usd` on the spans. Counter, unit `{USD}`.
+"""
+METRIC_FLEET_LLM_INPUT_TOKENS: Final = "otel_agents.fleet.llm.input_tokens"
+"""Input tokens of LLM calls, from `gen_ai.usage.input_tokens` on the spans. Counter, unit
+`{token}`.
+"""
+METRIC_FLEET_LLM_OUTPUT_TOKENS: Final = "otel_agents.fleet.llm.output_tokens"
+"""Output tokens of LLM calls, from `gen_ai.usage.output_tokens` on the spans. Counter, unit
+`{token}`.
+"""
+METRIC_FLEET_POLICY_VERDICTS: Final = "otel_agents.fleet.policy.verdicts"
+"""Policy verdicts on tool calls. Counter, unit `{verdict}`."""
+METRIC_FLEET_RUN_COST: Final = "otel_agents.fleet.run.cost"
+"""Cost of whole agent runs in US dollars, from `otel_agents.run.cost.usd`. Histogram, unit `{USD}`.
+"""
+METRIC_FLEET_RUN_FAILED_TOOL_CALLS: Final = "otel_agents.fleet.run.failed_tool_calls"
+"""Failed tool calls of finished runs, from `otel_agents.run.tool_failures`. Counter, unit `{call}`.
+"""
+METRIC_FLEET_RUNS: Final = "otel_agents.fleet.runs"
+"""Finished agent runs (root `invoke_agent` spans carrying run totals). Counter, unit `{run}`."""
+METRIC_FLEET_TOOL_CALLS: Final = "otel_agents.fleet.tool.calls"
+"""Tool executions (`execute_tool` spans). Counter, unit `{call}`."""
+METRIC_FLEET_TOOL_FAILURES: Final = "otel_agents.fleet.tool.failures"
+"""Tool executions whose span ended with an error status. Counter, unit `{call}`."""
+METRIC_FLEET_TOOL_RETRIES: Final = "otel_agents.fleet.tool.retries"
+"""Tool executions repeating an identical earlier call of the same run
+(`otel_agents.tool.call.attempt` above 1). Counter, unit `{call}`.
+"""
 METRIC_HANDOFFS: Final = "otel_agents.handoffs"
 """Handoffs between agents. Counter, unit `{handoff}`."""
 METRIC_LLM_COST: Final = "otel_agents.llm.cost"
@@ -501,6 +557,20 @@ METRIC_GEN_AI_INVOKE_AGENT_DURATION: Final = "gen_ai.invoke_agent.duration"
 METRIC_UNITS: Final[dict[str, str]] = {
     METRIC_ANOMALIES: "{anomaly}",
     METRIC_APPROVAL_DURATION: "s",
+    METRIC_APPROVALS_PENDING: "{call}",
+    METRIC_FLEET_ANOMALIES: "{anomaly}",
+    METRIC_FLEET_APPROVAL_WAIT: "s",
+    METRIC_FLEET_LLM_CALLS: "{call}",
+    METRIC_FLEET_LLM_COST: "{USD}",
+    METRIC_FLEET_LLM_INPUT_TOKENS: "{token}",
+    METRIC_FLEET_LLM_OUTPUT_TOKENS: "{token}",
+    METRIC_FLEET_POLICY_VERDICTS: "{verdict}",
+    METRIC_FLEET_RUN_COST: "{USD}",
+    METRIC_FLEET_RUN_FAILED_TOOL_CALLS: "{call}",
+    METRIC_FLEET_RUNS: "{run}",
+    METRIC_FLEET_TOOL_CALLS: "{call}",
+    METRIC_FLEET_TOOL_FAILURES: "{call}",
+    METRIC_FLEET_TOOL_RETRIES: "{call}",
     METRIC_HANDOFFS: "{handoff}",
     METRIC_LLM_COST: "{USD}",
     METRIC_POLICY_VERDICTS: "{verdict}",

@@ -182,6 +182,11 @@ class PolicyGate(Observer):
             sc.METRIC_UNITS.get(sc.METRIC_POLICY_VERDICTS, ""),
             "Policy verdicts on tool calls.",
         )
+        self._approvals_pending = meter.create_up_down_counter(
+            sc.METRIC_APPROVALS_PENDING,
+            sc.METRIC_UNITS.get(sc.METRIC_APPROVALS_PENDING, ""),
+            "Tool calls waiting for a human approval now.",
+        )
         self._approval_duration = meter.create_histogram(
             sc.METRIC_APPROVAL_DURATION,
             sc.METRIC_UNITS.get(sc.METRIC_APPROVAL_DURATION, "s"),
@@ -362,12 +367,16 @@ class PolicyGate(Observer):
         started = time.monotonic()
         failure: BaseException | None = None
         answer: ApprovalDecision | None = None
+        pending = {sc.GEN_AI_TOOL_NAME: request.tool}
+        self._approvals_pending.add(1, pending)
         try:
             if self.approver is None:
                 raise NoApprover("no approver is configured (instrument(approver=...))")
             answer = self.approver.request(request, decision.approval.timeout_seconds)
         except Exception as exc:
             failure = exc
+        finally:
+            self._approvals_pending.add(-1, pending)
         waited = time.monotonic() - started
         answer, status = _settle(answer, failure, decision)
         attributes: dict[str, AttributeValue] = {

@@ -154,6 +154,7 @@ class AgentRun:
             sc.RUN_TOOL_CALLS: totals.tool_calls,
             sc.RUN_HANDOFFS: totals.handoffs,
             sc.RUN_RETRIES: totals.retries,
+            sc.RUN_TOOL_FAILURES: totals.tool_failures,
             sc.RUN_ANOMALIES: totals.anomalies,
         }
         if totals.cost_known:

@@ -119,14 +119,18 @@ class LLMCall:
         try:
             runtime = get_runtime()
             model = request.model or ""
+            frame = current_agent()
+            agent_name = frame.name if frame is not None else None
+            attributes = _request_attributes(request)
+            if agent_name:
+                # Not in the inference span's list upstream, but a registry attribute: it lets
+                # the collector break cost down by agent from spans alone.
+                attributes[sc.GEN_AI_AGENT_NAME] = agent_name
             span = runtime.tracer.start_span(
-                f"{request.operation} {model}".strip(),
-                kind=SpanKind.CLIENT,
-                attributes=_request_attributes(request),
+                f"{request.operation} {model}".strip(), kind=SpanKind.CLIENT, attributes=attributes
             )
             call = cls(request, span, time.monotonic())
-            frame = current_agent()
-            call.agent_name = frame.name if frame is not None else None
+            call.agent_name = agent_name
             if runtime.settings.capture_content.enabled:
                 capture_content(
                     span,
