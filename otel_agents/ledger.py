@@ -138,10 +138,14 @@ class RunLedger:
                 self.totals.retries += 1
             return attempt
 
-    def note_failure(self, fingerprint: str) -> int:
-        """Count a failed call with this fingerprint; returns its failures so far in the run."""
+    def note_failure(self, fingerprint: str, refused: bool = False) -> int:
+        """Count a failed call with this fingerprint; returns its failures so far in the run.
+
+        `refused`: the call was stopped on purpose (a policy), so the run's total of tool
+        failures (`otel_agents.run.tool_failures`) leaves it out."""
         with self._lock:
-            self.totals.tool_failures += 1
+            if not refused:
+                self.totals.tool_failures += 1
             failures = self._failures.get(fingerprint, 0) + 1
             self._failures[fingerprint] = failures
             self._failures.move_to_end(fingerprint)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import json
 from typing import Any
@@ -12,6 +13,7 @@ from agents_testing import Telemetry
 from opentelemetry.trace import SpanKind, StatusCode
 
 import otel_agents
+import otel_agents.errors
 from otel_agents import semconv as sc
 
 
@@ -198,6 +200,26 @@ def test_same_call_again_is_a_retry(telemetry: Telemetry) -> None:
     assert [a for a, _ in attempts] == [1, 1, 2]
     root = attrs(telemetry.span("invoke_agent billing"))
     assert root[sc.RUN_RETRIES] == 1 and root[sc.RUN_TOOL_CALLS] == 3
+    assert root[sc.RUN_TOOL_FAILURES] == 0
+
+
+def test_the_run_counts_its_failed_tool_calls_but_not_refusals(telemetry: Telemetry) -> None:
+    @otel_agents.tool
+    def flaky(attempt: int) -> int:
+        raise TimeoutError("upstream timed out")
+
+    @otel_agents.tool
+    def refused() -> None:
+        raise otel_agents.errors.ToolCallDenied("refused", "rule", "a policy said no")
+
+    with otel_agents.agent("billing"):
+        for attempt in range(2):
+            with contextlib.suppress(TimeoutError):
+                flaky(attempt)
+        with contextlib.suppress(otel_agents.errors.ToolCallDenied):
+            refused()
+    root = attrs(telemetry.span("invoke_agent billing"))
+    assert root[sc.RUN_TOOL_FAILURES] == 2 and root[sc.RUN_TOOL_CALLS] == 3
 
 
 # -- the decision path --------------------------------------------------------------------

@@ -210,7 +210,8 @@ class ToolInvocation:
         if exc is not None:
             record_error(self.span, exc, runtime)
             if self.ledger is not None and self.fingerprint is not None:
-                self.ledger.note_failure(self.fingerprint)  # policies and detectors count these
+                # Policies and detectors count these; a refusal is not the tool failing.
+                self.ledger.note_failure(self.fingerprint, refused=isinstance(exc, Intervention))
         elif self.result is not None:
             capture_content(self.span, runtime, {sc.GEN_AI_TOOL_CALL_RESULT: self.result})
         runtime.notify("on_tool_end", self)

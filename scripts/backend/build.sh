@@ -33,7 +33,8 @@ build_collector() {
     local work="$cache/collector-build"
     rm -rf "$work" && mkdir -p "$work"
     (cd "$work" && "$GOPATH/bin/builder" --config "$repo/collector-config/builder.yaml" --ldflags='-s -w') >&2
-    cp "$work/otelcol-otel-agents/otelcol-otel-agents" "$out"
+    # Replace, never overwrite in place: a running collector keeps its own copy.
+    cp "$work/otelcol-otel-agents/otelcol-otel-agents" "$out.new" && mv -f "$out.new" "$out"
     echo "$recipe" > "$out.recipe"
   fi
   echo "OTELCOL=$out"
@@ -54,7 +55,7 @@ build_jaeger() {
       go get -tool "github.com/jaegertracing/jaeger/cmd/jaeger@$jaeger_module_version"
       go build -ldflags='-s -w' -o jaeger github.com/jaegertracing/jaeger/cmd/jaeger
     ) >&2
-    cp "$work/jaeger" "$out"
+    cp "$work/jaeger" "$out.new" && mv -f "$out.new" "$out"
     echo "$recipe" > "$out.recipe"
   fi
   echo "JAEGER=$out"

@@ -1239,6 +1239,8 @@ def test_decision_path_from_chat_assistant_text_matched_by_arguments(
     assert a[sc.DECISION_REASONING] == completion.choices[0].message.content
     assert [link.context.span_id for link in tool.links] == [llm.context.span_id]
     assert tool.parent is not None and tool.parent.span_id != llm.context.span_id
+    # The LLM span names its agent, so the collector can break cost down by agent.
+    assert attrs(llm)[sc.GEN_AI_AGENT_NAME] == "weather-bot"
 
 
 def test_decision_path_from_a_reasoning_summary_matched_by_call_id(

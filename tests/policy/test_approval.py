@@ -4,6 +4,7 @@ cross-process ones driven from another process or thread as a person would."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -388,3 +389,31 @@ def test_the_policy_file_picks_a_channel_the_gate_owns(telemetry: Any, tmp_path:
     otel_agents.uninstrument()  # the gate built it, so the gate stops it
     with pytest.raises(urllib.error.URLError):
         urllib.request.urlopen(f"{endpoint.url}/approvals", timeout=2)
+
+
+def test_a_waiting_approval_is_counted_as_pending_until_answered(telemetry: Any) -> None:
+    pending_while_waiting: list[list[Any]] = []
+
+    def finance(request: ApprovalRequest) -> ApprovalDecision:
+        pending_while_waiting.append(telemetry.metric_points(sc.METRIC_APPROVALS_PENDING))
+        return ApprovalDecision(True, approver="alice@example.com")
+
+    reinstrument(telemetry, policy=approval_policy(), approver=finance)
+    with otel_agents.agent("provisioning"):
+        grant_permission("acct-1", "admin")
+    ((waiting,),) = pending_while_waiting
+    assert dict(waiting.attributes) == {sc.GEN_AI_TOOL_NAME: "grant_permission"}
+    assert waiting.value == 1
+    (answered,) = telemetry.metric_points(sc.METRIC_APPROVALS_PENDING)
+    assert answered.value == 0
+
+
+def test_a_crashed_approver_leaves_nothing_pending(telemetry: Any) -> None:
+    def crash(request: ApprovalRequest) -> ApprovalDecision:
+        raise ConnectionError("approval service down")
+
+    reinstrument(telemetry, policy=approval_policy(), approver=crash)
+    with otel_agents.agent("provisioning"), contextlib.suppress(Exception):
+        grant_permission("acct-1", "admin")
+    (point,) = telemetry.metric_points(sc.METRIC_APPROVALS_PENDING)
+    assert point.value == 0
