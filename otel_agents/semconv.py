@@ -522,7 +522,9 @@ METRIC_FLEET_RUNS: Final = "otel_agents.fleet.runs"
 METRIC_FLEET_TOOL_CALLS: Final = "otel_agents.fleet.tool.calls"
 """Tool executions (`execute_tool` spans). Counter, unit `{call}`."""
 METRIC_FLEET_TOOL_FAILURES: Final = "otel_agents.fleet.tool.failures"
-"""Tool executions whose span ended with an error status. Counter, unit `{call}`."""
+"""Tool executions whose span ended with an error status, except a policy's refusals (an
+`error.type` of `otel_agents.errors.*`), which are counted as verdicts. Counter, unit `{call}`.
+"""
 METRIC_FLEET_TOOL_RETRIES: Final = "otel_agents.fleet.tool.retries"
 """Tool executions repeating an identical earlier call of the same run
 (`otel_agents.tool.call.attempt` above 1). Counter, unit `{call}`.

@@ -159,6 +159,8 @@ def test_prometheus_metrics_match_the_local_stores(live_prometheus_url: str, fle
     query = f'sum by ({verdict}) (otel_agents_fleet_policy_verdicts_total{{service_name="{DEMO}"}})'
     verdicts = {r["metric"][verdict]: float(r["value"][1]) for r in fleet.stack.promql(query)}
     assert verdicts["deny"] == 1 and verdicts["escalate"] == 1 and verdicts["require_approval"] == 1
+    # The demo's three timeouts; its refused calls are verdicts, not tool failures.
+    assert total("otel_agents_fleet_tool_failures_total", DEMO) == 3
 
 
 def test_every_metric_the_rules_use_exists_in_prometheus(
