@@ -18,3 +18,16 @@ def telemetry(monkeypatch: pytest.MonkeyPatch) -> Iterator[Telemetry]:
 def content_telemetry(monkeypatch: pytest.MonkeyPatch) -> Iterator[Telemetry]:
     """As `telemetry`, with content captured on spans."""
     yield from instrumented(monkeypatch, capture_content="SPAN_ONLY")
+
+
+# FALLBACK, to be replaced: the end-to-end harness (tests/backend/conftest.py) defines these
+# session fixtures, and its definitions take precedence over these for tests/backend/. Until
+# it is there, tests that need a live backend skip, saying so.
+@pytest.fixture(scope="session")
+def live_prometheus_url() -> str:
+    pytest.skip("no live backend: tests/backend/conftest.py (the end-to-end harness) provides it")
+
+
+@pytest.fixture(scope="session")
+def live_jaeger_url() -> str:
+    pytest.skip("no live backend: tests/backend/conftest.py (the end-to-end harness) provides it")
