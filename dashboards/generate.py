@@ -21,7 +21,11 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from grafana_foundation_sdk.builders import bargauge, dashboard, prometheus, stat, table, timeseries
-from grafana_foundation_sdk.builders.common import StackingConfig, VizLegendOptions
+from grafana_foundation_sdk.builders.common import (
+    ReduceDataOptions,
+    StackingConfig,
+    VizLegendOptions,
+)
 from grafana_foundation_sdk.cog import builder as cogbuilder
 from grafana_foundation_sdk.cog import variants as cogvariants
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
@@ -58,6 +62,8 @@ AGENT = 'gen_ai_agent_name=~"$agent"'
 INTERVAL = "$__interval"  # one bucket per graph point: each event is counted once
 RANGE = "$__range"  # the dashboard's time range, for totals
 MIN_INTERVAL = "1m"
+# Stat and bar gauge panels show the one value of their instant query.
+LAST_VALUE = ReduceDataOptions().calcs(["lastNotNull"]).values(False)
 
 VARIABLE_QUERIES = {
     "service_name": "label_values(traces_span_metrics_calls_total, service_name)",
@@ -196,6 +202,7 @@ def ranking(
         .height(8)
         .span(width)
         .orientation(common.VizOrientation.HORIZONTAL)
+        .reduce_options(LAST_VALUE)
         .display_mode(common.BarGaugeDisplayMode.BASIC)
         .data_links(list(links))
         .with_target(target(f"sort_desc({expr})", legend, "A", instant=True))
@@ -207,6 +214,8 @@ def big_number(
 ) -> stat.Panel:
     return (
         stat.Panel()
+        .reduce_options(LAST_VALUE)
+        .graph_mode(common.BigValueGraphMode.NONE)
         .title(title)
         .description(description)
         .datasource(PROM)
