@@ -45,11 +45,12 @@ DASHBOARD_TITLE = "Agent operations"
 OUTPUT = Path(__file__).resolve().parent / "json" / "agent-operations.json"
 
 # Data sources as provisioned in dashboards/provisioning/datasources/ (a test checks both
-# files agree). The alert list panel filters by data source *name*, the rest by uid.
+# files agree). The alert panels pick their data source by *name*, the rest by uid.
 PROMETHEUS_UID = "otel-agents-prometheus"
 PROMETHEUS_NAME = "Prometheus"
 JAEGER_UID = "otel-agents-jaeger"
 ALERTMANAGER_UID = "otel-agents-alertmanager"
+ALERTMANAGER_NAME = "Alertmanager"
 JAEGER_UI_DEFAULT = "http://localhost:16686"
 
 PROM = DataSourceRef(type_val="prometheus", uid="${datasource}")
@@ -381,7 +382,7 @@ def alerts_row(d: dashboard.Dashboard) -> dashboard.Dashboard:
         )
         .height(8)
         .span(12)
-        .options({"alertmanager": ALERTMANAGER_UID, "expandAll": False, "labels": ""})
+        .options({"alertmanager": ALERTMANAGER_NAME, "expandAll": False, "labels": ""})
     )
     return d.with_row(dashboard.Row("Alerts")).with_panel(alert_rules).with_panel(delivered)
 

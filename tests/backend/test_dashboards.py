@@ -265,7 +265,10 @@ def test_datasources_link_to_each_other_and_to_the_dashboard(
         generate.PROMETHEUS_NAME,
     )
     assert jaeger["uid"] == generate.JAEGER_UID
-    assert alertmanager["uid"] == generate.ALERTMANAGER_UID
+    assert (alertmanager["uid"], alertmanager["name"]) == (
+        generate.ALERTMANAGER_UID,
+        generate.ALERTMANAGER_NAME,
+    )
 
     # Metrics -> traces: the exemplar label the collector's span metrics carry is trace_id.
     (destination,) = prometheus["jsonData"]["exemplarTraceIdDestinations"]
@@ -283,7 +286,7 @@ def test_datasources_link_to_each_other_and_to_the_dashboard(
     assert variable["query"] == "prometheus" and variable["current"]["value"] == prometheus["uid"]
     by_type = {panel["type"]: panel for panel in committed["panels"]}
     assert by_type["alertlist"]["options"]["datasource"] == prometheus["name"]
-    assert by_type["alertGroups"]["options"]["alertmanager"] == alertmanager["uid"]
+    assert by_type["alertGroups"]["options"]["alertmanager"] == alertmanager["name"]
     for panel in committed["panels"]:
         if panel.get("datasource", {}).get("type") == "jaeger":
             assert panel["datasource"]["uid"] == jaeger["uid"]
