@@ -325,6 +325,18 @@ def test_dashboard_provider_points_at_the_mounted_json() -> None:
     providers = load(DASHBOARD_PROVIDERS)
     assert providers["apiVersion"] == 1
     (provider,) = providers["providers"]
+    assert set(provider) <= {
+        "name",
+        "orgId",
+        "folder",
+        "folderUid",
+        "type",
+        "disableDeletion",
+        "updateIntervalSeconds",
+        "allowUiUpdates",
+        "options",
+    }
+    assert set(provider["options"]) <= {"path", "foldersFromFilesStructure"}
     assert provider["type"] == "file" and isinstance(provider["name"], str)
     assert isinstance(provider["updateIntervalSeconds"], int)
     grafana = load(COMPOSE)["services"]["grafana"]
@@ -345,13 +357,29 @@ def test_alerting_provisioning_routes_to_the_compose_webhook() -> None:
     alerting = load(ALERTING)
     assert alerting["apiVersion"] == 1
     names = {point["name"] for point in alerting["contactPoints"]}
+    assert set(alerting) <= {"apiVersion", "contactPoints", "policies"}
     for point in alerting["contactPoints"]:
+        assert set(point) <= {"orgId", "name", "receivers"}
         assert point["orgId"] == 1 and point["receivers"]
         for receiver in point["receivers"]:
+            assert set(receiver) <= {"uid", "type", "settings", "disableResolveMessage"}
             assert receiver["type"] == "webhook" and isinstance(receiver["uid"], str)
             url = receiver["settings"]["url"]
             webhook = load(COMPOSE)["services"][host_of(url)]
             assert port_of(url) == int(webhook["environment"]["HTTP_PORT"])
     for policy in alerting["policies"]:
+        assert set(policy) <= {
+            "orgId",
+            "receiver",
+            "group_by",
+            "matchers",
+            "object_matchers",
+            "mute_time_intervals",
+            "group_wait",
+            "group_interval",
+            "repeat_interval",
+            "routes",
+            "continue",
+        }
         assert policy["receiver"] in names
         assert isinstance(policy["group_by"], list)
