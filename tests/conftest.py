@@ -18,3 +18,4 @@ def telemetry(monkeypatch: pytest.MonkeyPatch) -> Iterator[Telemetry]:
 def content_telemetry(monkeypatch: pytest.MonkeyPatch) -> Iterator[Telemetry]:
     """As `telemetry`, with content captured on spans."""
     yield from instrumented(monkeypatch, capture_content="SPAN_ONLY")
+

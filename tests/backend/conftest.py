@@ -9,7 +9,6 @@ cannot build them; CI never sets it.
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -42,11 +41,13 @@ class Workload:
     started: float
     finished: float
     runs: dict[str, list[RunSummary]] = field(default_factory=dict)
+    spans: dict[str, int] = field(default_factory=dict)  # service -> spans of its runs
 
     def load(self) -> None:
         for service, path in self.stores.items():
             with Store.open(path) as store:
                 self.runs[service] = store.runs(RunFilter(limit=None))
+                self.spans[service] = sum(len(store.run_spans(r.run_id)) for r in self.runs[service])
 
     def store(self, service: str) -> Store:
         return Store.open(self.stores[service])
@@ -123,19 +124,21 @@ def live_prometheus_url(fleet: Fleet) -> str:
 
     def all_runs_scraped() -> bool:
         runs = fleet.stack.promql("sum(otel_agents_fleet_runs_total)")
-        # span metrics are flushed on their own interval, after the fleet metrics
-        services = fleet.stack.promql(
-            "count(sum by (service_name) (traces_span_metrics_calls_total))"
-        )
-        return (
-            bool(runs and services)
-            and float(runs[0]["value"][1]) >= expected
-            and float(services[0]["value"][1]) >= len(fleet.workload.runs)
+        # Span metrics are flushed on their own interval, after the fleet metrics: wait for
+        # every span of every service to be counted.
+        spans = fleet.stack.promql("sum by (service_name) (traces_span_metrics_calls_total)")
+        counted = {r["metric"]["service_name"]: float(r["value"][1]) for r in spans}
+        return bool(runs) and float(runs[0]["value"][1]) >= expected and all(
+            counted.get(service, 0) >= n for service, n in fleet.workload.spans.items()
         )
 
     wait_for(f"Prometheus to have all {expected} runs", all_runs_scraped, timeout=180)
     return fleet.stack.prometheus_url
 
 
-def summarize(runs: list[RunSummary]) -> str:
-    return json.dumps([(r.agent, r.status, r.cost_usd) for r in runs])
+@pytest.fixture(scope="session")
+def live_jaeger_url(fleet: Fleet) -> str:
+    """The Jaeger query API holding the demo's run (kept whole: it is anomalous)."""
+    (demo,) = fleet.workload.runs["otel-agents-demo"]
+    wait_for("the demo's trace in Jaeger", lambda: fleet.stack.jaeger_trace(demo.trace_id), 180)
+    return fleet.stack.jaeger_url
