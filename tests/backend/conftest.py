@@ -47,7 +47,9 @@ class Workload:
         for service, path in self.stores.items():
             with Store.open(path) as store:
                 self.runs[service] = store.runs(RunFilter(limit=None))
-                self.spans[service] = sum(len(store.run_spans(r.run_id)) for r in self.runs[service])
+                self.spans[service] = sum(
+                    len(store.run_spans(r.run_id)) for r in self.runs[service]
+                )
 
     def store(self, service: str) -> Store:
         return Store.open(self.stores[service])
@@ -128,8 +130,10 @@ def live_prometheus_url(fleet: Fleet) -> str:
         # every span of every service to be counted.
         spans = fleet.stack.promql("sum by (service_name) (traces_span_metrics_calls_total)")
         counted = {r["metric"]["service_name"]: float(r["value"][1]) for r in spans}
-        return bool(runs) and float(runs[0]["value"][1]) >= expected and all(
-            counted.get(service, 0) >= n for service, n in fleet.workload.spans.items()
+        return (
+            bool(runs)
+            and float(runs[0]["value"][1]) >= expected
+            and all(counted.get(service, 0) >= n for service, n in fleet.workload.spans.items())
         )
 
     wait_for(f"Prometheus to have all {expected} runs", all_runs_scraped, timeout=180)
