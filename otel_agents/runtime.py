@@ -29,7 +29,8 @@ from otel_agents.version import __version__
 
 _logger = logging.getLogger("otel_agents")
 INSTRUMENTATION_SCOPE = "otel_agents"
-SCHEMA_URL = "https://opentelemetry.io/schemas/1.41.0"
+# The schema URL of the GenAI conventions we follow (the registry manifest's dependency).
+SCHEMA_URL = sc.UPSTREAM_SCHEMA_URL
 
 
 class Observer:
