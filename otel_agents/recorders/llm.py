@@ -11,6 +11,7 @@ wrapping whose span ends exactly once.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import threading
 import time
 import weakref
@@ -35,7 +36,13 @@ from otel_agents.recorders.common import (
     run_id_attributes,
 )
 from otel_agents.recorders.decision import ToolRequest, note_tool_requests
-from otel_agents.runtime import Runtime, get_runtime, report_internal_error
+from otel_agents.runtime import (
+    Instruments,
+    LegacyInstruments,
+    Runtime,
+    get_runtime,
+    report_internal_error,
+)
 from otel_agents.summing_counter import AttributeKey, attribute_key
 
 _CALL_KEY = otel_context.create_key("otel_agents.llm_call")
@@ -97,7 +104,9 @@ class LLMCall:
         self.request = request
         self.span = span
         self.started = started
-        self.first_chunk_at: float | None = None
+        # When each streamed chunk arrived (monotonic seconds): the first gives the time to
+        # first chunk, the gaps the time per output chunk.
+        self.chunk_times: list[float] = []
         self.response: LLMResponse | None = None
         self.exception: BaseException | None = None
         self.cost_usd: float | None = None
@@ -160,9 +169,9 @@ class LLMCall:
 
     # -- streaming ---------------------------------------------------------------------
 
-    def mark_first_chunk(self) -> None:
-        if self.first_chunk_at is None:
-            self.first_chunk_at = time.monotonic()
+    @property
+    def first_chunk_at(self) -> float | None:
+        return self.chunk_times[0] if self.chunk_times else None
 
     # -- closing -----------------------------------------------------------------------
 
@@ -257,20 +266,75 @@ class LLMCall:
         response_model = response.response_model if response is not None else None
         metric = _metric_attributes(request, response_model)
         instruments = runtime.instruments
+        elapsed = time.monotonic() - self.started
         duration_attributes = metric.common
         if exc is not None:
             duration_attributes = {**metric.common, sc.ERROR_TYPE: error_type(exc)}
-        instruments.llm_duration.record(time.monotonic() - self.started, duration_attributes)
-        if self.first_chunk_at is not None:
-            instruments.time_to_first_chunk.record(
-                self.first_chunk_at - self.started, metric.common
-            )
         usage = response.usage if response is not None else None
-        if usage is not None:
-            instruments.token_usage.record(usage.input_tokens, metric.input_tokens)
-            instruments.token_usage.record(usage.output_tokens, metric.output_tokens)
+        if metric.inference:
+            instruments.inference_duration.record(elapsed, duration_attributes)
+            self._record_chunk_times(instruments, metric.common)
+            _record_token_usage(instruments, metric, usage)
+        else:  # embeddings: the conventions keep the generic operation metric for them
+            instruments.operation_duration.record(elapsed, duration_attributes)
+        if instruments.legacy is not None:
+            self._record_legacy_metrics(instruments.legacy, metric, elapsed, duration_attributes)
         if self.cost_usd is not None:
             instruments.llm_cost.add(self.cost_usd, metric.cost_key(self.agent_name))
+
+    def _record_chunk_times(self, instruments: Instruments, attributes: dict[str, Any]) -> None:
+        times = self.chunk_times
+        if not times:
+            return
+        instruments.time_to_first_chunk.record(times[0] - self.started, attributes)
+        per_chunk = instruments.time_per_output_chunk
+        # One point per chunk after the first; a pathologically long stream is sampled at its
+        # start rather than costing a metric point for each of its chunks.
+        for previous, current in itertools.pairwise(times[: _MAX_CHUNK_GAPS + 1]):
+            per_chunk.record(current - previous, attributes)
+
+    def _record_legacy_metrics(
+        self,
+        legacy: LegacyInstruments,
+        metric: _MetricAttributes,
+        elapsed: float,
+        duration_attributes: dict[str, AttributeValue],
+    ) -> None:
+        """The v1.41 names, for `OTEL_SEMCONV_STABILITY_OPT_IN=gen_ai/dup` only."""
+        legacy.operation_duration.record(elapsed, duration_attributes)
+        if self.chunk_times:
+            legacy.time_to_first_chunk.record(self.chunk_times[0] - self.started, metric.common)
+        usage = self.response.usage if self.response is not None else None
+        if usage is not None:
+            legacy_type = sc.GEN_AI_TOKEN_TYPE
+            legacy.token_usage.record(usage.input_tokens, {**metric.common, legacy_type: "input"})
+            legacy.token_usage.record(usage.output_tokens, {**metric.common, legacy_type: "output"})
+
+
+# At most this many `time_per_output_chunk` points per stream.
+_MAX_CHUNK_GAPS = 2048
+
+
+def _record_token_usage(
+    instruments: Instruments, metric: _MetricAttributes, usage: TokenUsage | None
+) -> None:
+    """The usage counters on every inference call (0 when no usage came back, as the
+    conventions ask), the per-call token histograms when usage is known."""
+    key = metric.usage_key
+    if usage is None:
+        instruments.usage_input_tokens.add(0, key)
+        instruments.usage_output_tokens.add(0, key)
+        return
+    instruments.usage_input_tokens.add(usage.input_tokens, key)
+    instruments.usage_output_tokens.add(usage.output_tokens, key)
+    if usage.cache_read_tokens:
+        instruments.usage_cache_read_tokens.add(usage.cache_read_tokens, key)
+    if usage.cache_write_tokens:
+        instruments.usage_cache_write_tokens.add(usage.cache_write_tokens, key)
+    if usage.reasoning_tokens:
+        instruments.usage_reasoning_tokens.add(usage.reasoning_tokens, key)
+    instruments.operation_input_tokens.record(usage.input_tokens, metric.common)
+    instruments.operation_output_tokens.record(usage.output_tokens, metric.common)
 
 
 @dataclass(frozen=True)
@@ -279,8 +343,8 @@ class _MetricAttributes:
     SDK copies what it is given, so they can be shared."""
 
     common: dict[str, AttributeValue]
-    input_tokens: dict[str, AttributeValue]
-    output_tokens: dict[str, AttributeValue]
+    inference: bool  # an inference operation (chat, text completion, content generation)
+    usage_key: AttributeKey  # the usage counters' attributes: common + token modality
     _cost: AttributeKey  # provider and model (a `SummingCounter` key)
     _cost_by_agent: dict[str, AttributeKey] = field(default_factory=dict)
 
@@ -296,6 +360,13 @@ class _MetricAttributes:
 
 
 _MAX_METRIC_ATTRIBUTE_SETS = 256
+_INFERENCE_OPERATIONS = frozenset(
+    {
+        sc.GenAiOperationNameValues.CHAT,
+        sc.GenAiOperationNameValues.TEXT_COMPLETION,
+        sc.GenAiOperationNameValues.GENERATE_CONTENT,
+    }
+)
 _metric_attribute_sets: dict[tuple[Any, ...], _MetricAttributes] = {}
 
 
@@ -325,8 +396,11 @@ def _metric_attributes(request: LLMRequest, response_model: str | None) -> _Metr
         common[sc.SERVER_PORT] = request.server_port
     known = _MetricAttributes(
         common=common,
-        input_tokens={**common, sc.GEN_AI_TOKEN_TYPE: "input"},
-        output_tokens={**common, sc.GEN_AI_TOKEN_TYPE: "output"},
+        inference=request.operation in _INFERENCE_OPERATIONS,
+        # Providers report no split by modality that we read: `unknown`, as the conventions ask.
+        usage_key=attribute_key(
+            {**common, sc.GEN_AI_TOKEN_MODALITY: sc.GenAiTokenModalityValues.UNKNOWN}
+        ),
         _cost=attribute_key(
             {
                 k: v
@@ -419,12 +493,12 @@ class _StreamState:
         self.call = call
         self.accumulator = accumulator
         self.add = accumulator.add  # bound once: it runs for every chunk
+        self.stamp = call.chunk_times.append
 
     def on_chunk(self, chunk: Any) -> None:
-        """The per-chunk path, kept to a test and the accumulator's own `add`."""
+        """The per-chunk path, kept to a timestamp and the accumulator's own `add`."""
         try:
-            if self.call.first_chunk_at is None:
-                self.call.mark_first_chunk()
+            self.stamp(time.monotonic())
             self.add(chunk)
         except Exception as exc:
             report_internal_error("stream chunk", exc)
@@ -455,12 +529,11 @@ class SyncStreamProxy(wrapt.ObjectProxy[Any]):
 
     def _chunks(self) -> Iterator[Any]:
         state = self._self_state
-        call, add = state.call, state.add
+        add, stamp, now = state.add, state.stamp, time.monotonic
         try:
             for chunk in self.__wrapped__:
                 # `on_chunk`, inlined: this loop body is the whole per-chunk cost.
-                if call.first_chunk_at is None:
-                    call.mark_first_chunk()
+                stamp(now())
                 try:
                     add(chunk)
                 except Exception as exc:
