@@ -15,7 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from opentelemetry import metrics, trace
+from opentelemetry import _logs, metrics, trace
+from opentelemetry._logs import Logger, LoggerProvider
 from opentelemetry.metrics import Counter, Histogram, Meter, MeterProvider
 from opentelemetry.trace import Tracer, TracerProvider
 
@@ -218,6 +219,22 @@ class Runtime:
     instruments: Instruments
     prices: PriceBook
     observers: list[Observer] = field(default_factory=list)
+    logger_provider: LoggerProvider | None = None  # given to `instrument()`, else the global
+    _event_logger: Logger | None = None
+
+    def event_logger(self) -> Logger | None:
+        """The Logs API logger for log-based events, or None when no LoggerProvider is set
+        up (neither given to `instrument()` nor registered globally): events then fall back
+        to span events. Asked only when an event is about to be emitted."""
+        logger = self._event_logger
+        if logger is not None:
+            return logger
+        provider = self.logger_provider or _logs.get_logger_provider()
+        if not logs_are_configured(provider):
+            return None
+        logger = provider.get_logger(INSTRUMENTATION_SCOPE, __version__, schema_url=SCHEMA_URL)
+        self._event_logger = logger
+        return logger
 
     @classmethod
     def build(
@@ -225,6 +242,7 @@ class Runtime:
         settings: Settings,
         tracer_provider: TracerProvider | None = None,
         meter_provider: MeterProvider | None = None,
+        logger_provider: LoggerProvider | None = None,
     ) -> Runtime:
         redactor = Redactor(settings.redact_patterns, settings.redact_keys)
         tracer = trace.get_tracer(
@@ -240,6 +258,7 @@ class Runtime:
             meter=meter,
             instruments=Instruments.create(meter, settings.legacy_genai_metrics),
             prices=PriceBook(settings.prices),
+            logger_provider=logger_provider,
         )
 
     def notify(self, event: str, *args: Any) -> None:
@@ -255,6 +274,13 @@ class Runtime:
                 raise
             except Exception as exc:
                 report_internal_error(f"observer {type(observer).__name__}.{event}", exc)
+
+
+def logs_are_configured(provider: LoggerProvider | None = None) -> bool:
+    """Whether `provider` (default: the global one) is a real LoggerProvider, not the API's
+    placeholder (a proxy before one is registered, or the no-op)."""
+    provider = provider or _logs.get_logger_provider()
+    return type(provider).__name__ not in ("ProxyLoggerProvider", "NoOpLoggerProvider")
 
 
 _runtime: Runtime | None = None

@@ -93,6 +93,16 @@ def capture_content(
         report_internal_error("capture_content", internal)
 
 
+def capture_on_span(span: Span, runtime: Runtime, values: Mapping[str, Any]) -> None:
+    """Set opt-in content attributes when the capture mode puts content on spans."""
+    if not runtime.settings.capture_content.on_spans or not values:
+        return
+    try:
+        span.set_attributes({key: runtime.capturer.text(value) for key, value in values.items()})
+    except Exception as internal:
+        report_internal_error("capture_on_span", internal)
+
+
 def run_id_attributes() -> dict[str, str]:
     ledger = current_run_ledger()
     return {sc.RUN_ID: ledger.run_id} if ledger is not None else {}

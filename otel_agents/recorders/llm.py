@@ -11,6 +11,7 @@ wrapping whose span ends exactly once.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import itertools
 import threading
 import time
@@ -22,6 +23,7 @@ from typing import Any, Protocol
 import wrapt
 from opentelemetry import context as otel_context
 from opentelemetry import trace
+from opentelemetry._logs import LogRecord
 from opentelemetry.trace import INVALID_SPAN, Span, SpanKind
 from opentelemetry.util.types import AttributeValue
 
@@ -29,7 +31,7 @@ from otel_agents import semconv as sc
 from otel_agents.ledger import RunLedger, current_ledger
 from otel_agents.pricing import PriceBook, TokenUsage
 from otel_agents.recorders.common import (
-    capture_content,
+    capture_on_span,
     current_agent,
     error_type,
     record_error,
@@ -136,19 +138,8 @@ class LLMCall:
             call = cls(request, span, time.monotonic())
             frame = current_agent()
             call.agent_name = frame.name if frame is not None else None
-            if runtime.settings.capture_content.enabled:
-                capture_content(
-                    span,
-                    runtime,
-                    _drop_none(
-                        {
-                            sc.GEN_AI_INPUT_MESSAGES: request.input_messages,
-                            sc.GEN_AI_SYSTEM_INSTRUCTIONS: request.system_instructions,
-                            sc.GEN_AI_TOOL_DEFINITIONS: request.tool_definitions,
-                        }
-                    ),
-                    sc.EVENT_GEN_AI_CLIENT_INFERENCE_OPERATION_DETAILS,
-                )
+            if runtime.settings.capture_content.on_spans:
+                capture_on_span(span, runtime, _request_content(request))
             return call
         except Exception as exc:
             report_internal_error("llm call start", exc)
@@ -215,6 +206,8 @@ class LLMCall:
             self._record_response(runtime, response, attributes)
         elif attributes:
             span.set_attributes(attributes)
+        if runtime.settings.capture_content.on_events:
+            emit_operation_details(runtime, self, exc)
         runtime.notify("on_llm_call_end", self)
         self._record_metrics(runtime, exc)
         span.end()
@@ -234,12 +227,7 @@ class LLMCall:
                 attributes[sc.COST_SOURCE] = cost_source
         span.set_attributes(attributes)
         if response.output_messages is not None:
-            capture_content(
-                span,
-                runtime,
-                {sc.GEN_AI_OUTPUT_MESSAGES: response.output_messages},
-                sc.EVENT_GEN_AI_CLIENT_INFERENCE_OPERATION_DETAILS,
-            )
+            capture_on_span(span, runtime, {sc.GEN_AI_OUTPUT_MESSAGES: response.output_messages})
         ledger = self.ledger
         if ledger is None:
             return  # outside any run or trace: no one to hand the tool calls to
@@ -415,18 +403,79 @@ def _metric_attributes(request: LLMRequest, response_model: str | None) -> _Metr
     return known
 
 
+def emit_operation_details(runtime: Runtime, call: LLMCall, exc: BaseException | None) -> None:
+    """The conventions' `gen_ai.client.inference.operation.details` event, once per call
+    when the capture mode asks for events: a log record (Logs API, `event_name`) in the
+    call's span context, with the inference span's attributes and the content in structured
+    form, as `opentelemetry-util-genai` emits it. Without a LoggerProvider (the local store;
+    an application that set up traces only) the content goes into a span event of that name
+    on the inference span instead."""
+    try:
+        request, response = call.request, call.response
+        content = _request_content(request)
+        if response is not None and response.output_messages is not None:
+            content[sc.GEN_AI_OUTPUT_MESSAGES] = response.output_messages
+        logger = runtime.event_logger()
+        capturer = runtime.capturer
+        if logger is None:
+            if content:
+                safe = {key: capturer.text(value) for key, value in content.items()}
+                call.span.add_event(sc.EVENT_GEN_AI_CLIENT_INFERENCE_OPERATION_DETAILS, safe)
+            return
+        attributes = _request_attributes(request, with_run_id=False)
+        if response is not None:
+            _add_response_attributes(attributes, response, provider_extras=False)
+        if exc is not None:
+            attributes[sc.ERROR_TYPE] = error_type(exc)
+        event: dict[str, Any] = dict(attributes)
+        event.update((key, capturer.structured(value)) for key, value in content.items())
+        logger.emit(_log_record(call.span, event))
+    except Exception as internal:
+        report_internal_error("operation details event", internal)
+
+
+def _log_record(span: Span, attributes: dict[str, Any]) -> LogRecord:
+    context = span.get_span_context()
+    fields: dict[str, Any] = {
+        "timestamp": time.time_ns(),
+        "trace_id": context.trace_id,
+        "span_id": context.span_id,
+        "trace_flags": context.trace_flags,
+        "attributes": attributes,
+    }
+    if _LOG_RECORDS_HAVE_EVENT_NAMES:
+        fields["event_name"] = sc.EVENT_GEN_AI_CLIENT_INFERENCE_OPERATION_DETAILS
+    else:  # an older Logs API: the event name as the attribute it used to be
+        attributes["event.name"] = sc.EVENT_GEN_AI_CLIENT_INFERENCE_OPERATION_DETAILS
+    return LogRecord(**fields)
+
+
+_LOG_RECORDS_HAVE_EVENT_NAMES = "event_name" in inspect.signature(LogRecord.__init__).parameters
+
+
+def _request_content(request: LLMRequest) -> dict[str, Any]:
+    return _drop_none(
+        {
+            sc.GEN_AI_INPUT_MESSAGES: request.input_messages,
+            sc.GEN_AI_SYSTEM_INSTRUCTIONS: request.system_instructions,
+            sc.GEN_AI_TOOL_DEFINITIONS: request.tool_definitions,
+        }
+    )
+
+
 def current_call() -> LLMCall | None:
     """The LLM call being made in this context (its span is current), if any."""
     value = otel_context.get_value(_CALL_KEY)
     return value if isinstance(value, LLMCall) else None
 
 
-def _request_attributes(request: LLMRequest) -> dict[str, AttributeValue]:
+def _request_attributes(request: LLMRequest, with_run_id: bool = True) -> dict[str, AttributeValue]:
     attributes: dict[str, AttributeValue] = {
         sc.GEN_AI_OPERATION_NAME: request.operation,
         sc.GEN_AI_PROVIDER_NAME: request.provider,
-        **run_id_attributes(),
     }
+    if with_run_id:
+        attributes.update(run_id_attributes())
     if request.model:
         attributes[sc.GEN_AI_REQUEST_MODEL] = request.model
     if request.stream:
@@ -441,7 +490,9 @@ def _request_attributes(request: LLMRequest) -> dict[str, AttributeValue]:
     return attributes
 
 
-def _add_response_attributes(attributes: dict[str, AttributeValue], response: LLMResponse) -> None:
+def _add_response_attributes(
+    attributes: dict[str, AttributeValue], response: LLMResponse, provider_extras: bool = True
+) -> None:
     if response.response_id:
         attributes[sc.GEN_AI_RESPONSE_ID] = response.response_id
     if response.response_model:
@@ -458,7 +509,7 @@ def _add_response_attributes(attributes: dict[str, AttributeValue], response: LL
             attributes[sc.GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS] = usage.cache_write_tokens
         if usage.reasoning_tokens:
             attributes[sc.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS] = usage.reasoning_tokens
-    if response.attributes:
+    if response.attributes and provider_extras:
         attributes.update(response.attributes)
 
 
