@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from opentelemetry import _logs, metrics, trace
+from opentelemetry.metrics import Meter
 from opentelemetry.sdk._logs import LoggerProvider as SdkLoggerProvider
 from opentelemetry.sdk.metrics import MeterProvider as SdkMeterProvider
 from opentelemetry.sdk.resources import Resource
@@ -38,7 +39,8 @@ from opentelemetry.sdk.trace import TracerProvider as SdkTracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 
 from otel_agents import semconv as sc
-from otel_agents.runtime import logs_are_configured
+from otel_agents.runtime import INSTRUMENTATION_SCOPE, SCHEMA_URL, logs_are_configured
+from otel_agents.version import __version__
 
 _logger = logging.getLogger("otel_agents")
 
@@ -63,9 +65,12 @@ class OwnedProviders:
 class DropCountingSpanProcessor(BatchSpanProcessor):
     """The SDK's batch processor, plus a counter of spans dropped on a full queue."""
 
-    def __init__(self, exporter: SpanExporter, **kwargs: Any) -> None:
+    def __init__(self, exporter: SpanExporter, meter: Meter | None = None, **kwargs: Any) -> None:
         super().__init__(exporter, **kwargs)
-        self._dropped = metrics.get_meter("otel_agents").create_counter(
+        meter = meter or metrics.get_meter(
+            INSTRUMENTATION_SCOPE, __version__, schema_url=SCHEMA_URL
+        )
+        self._dropped = meter.create_counter(
             sc.METRIC_SPANS_DROPPED,
             sc.METRIC_UNITS.get(sc.METRIC_SPANS_DROPPED, "{span}"),
             "Spans dropped because the export queue was full (backend slow or down).",
