@@ -160,7 +160,7 @@ def _client_calls() -> None:
         pass
     messages = anthropic_client(scripted("anthropic/message_thinking_tool_use.json")).messages
     messages.create(
-        model="claude-sonnet-4-5",
+        model="claude-sonnet-4-6",
         max_tokens=1024,
         system="Be brief.",
         messages=[{"role": "user", "content": "Weather in Paris?"}],
@@ -169,7 +169,7 @@ def _client_calls() -> None:
     )
     stream = anthropic_client(scripted("anthropic/stream_thinking_text_tool_use.sse")).messages
     for _ in stream.create(
-        model="claude-sonnet-4-5",
+        model="claude-sonnet-4-6",
         max_tokens=1024,
         messages=[{"role": "user", "content": "Weather in Paris?"}],
         stream=True,
@@ -177,7 +177,7 @@ def _client_calls() -> None:
         pass
     with pytest.raises(anthropic.APIStatusError):
         anthropic_client(scripted("anthropic/error_529_overloaded.json")).messages.create(
-            model="claude-sonnet-4-5", max_tokens=16, messages=[{"role": "user", "content": "?"}]
+            model="claude-sonnet-4-6", max_tokens=16, messages=[{"role": "user", "content": "?"}]
         )
 
 

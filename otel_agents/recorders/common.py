@@ -76,9 +76,9 @@ def capture_content(
 ) -> None:
     """Set opt-in content attributes, honouring the capture mode; values are made safe.
 
-    In the event modes the same content goes into one span event (`otel_agents.content`,
-    or the conventions' `gen_ai.client.inference.operation.details` for inference calls)
-    instead of, or as well as, the attributes.
+    In the event modes the same content goes into one `otel_agents.content` span event
+    instead of, or as well as, the attributes. (Inference calls use the conventions'
+    log-based event instead: `recorders.llm.emit_operation_details`.)
     """
     mode = runtime.settings.capture_content
     if not mode.enabled or not values:

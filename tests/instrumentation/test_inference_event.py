@@ -103,7 +103,7 @@ def test_a_failed_call_still_gets_its_event_with_the_error_type(
 
 def test_anthropic_calls_emit_the_event_too(event_telemetry: Telemetry) -> None:
     anthropic_client(scripted("anthropic/message_thinking_tool_use.json")).messages.create(
-        model="claude-sonnet-4-5",
+        model="claude-sonnet-4-6",
         max_tokens=1024,
         system="Be brief.",
         messages=[{"role": "user", "content": "Weather in Paris?"}],
