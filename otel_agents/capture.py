@@ -165,6 +165,18 @@ class Capturer:
         except Exception:  # a value so strange that even the safe walk failed
             return f"<unserializable {type(value).__name__}>"
 
+    def structured(self, value: Any) -> Any:
+        """`value` made safe as `text` does, but kept structured (lists and mappings) where
+        the bounded, scrubbed text is still whole JSON; cut content stays text. For
+        log-based events, where the conventions want content in structured form."""
+        text = self.text(value)
+        if isinstance(value, str):
+            return text
+        try:
+            return json.loads(text)
+        except ValueError:
+            return text
+
     def scrub(self, text: str) -> str:
         """Scrub and bound a string that is not content (an exception message, say)."""
         return self._bound(text, exact_size=len(text), complete=True)

@@ -23,6 +23,10 @@ MAX_CONTENT_LENGTH_ENV = "OTEL_AGENTS_MAX_CONTENT_LENGTH"
 REDACT_PATTERNS_ENV = "OTEL_AGENTS_REDACT_PATTERNS"
 REDACT_KEYS_ENV = "OTEL_AGENTS_REDACT_KEYS"
 DISABLED_ENV = "OTEL_AGENTS_DISABLED"
+# The standard switch for semantic-convention transitions: `gen_ai/dup` also emits the GenAI
+# metric names of semantic conventions v1.41 that upstream has since removed or renamed.
+STABILITY_OPT_IN_ENV = "OTEL_SEMCONV_STABILITY_OPT_IN"
+GENAI_DUP = "gen_ai/dup"
 
 DEFAULT_MAX_CONTENT_LENGTH = 8192
 
@@ -84,6 +88,8 @@ class Settings:
     redact_keys: tuple[str, ...] = ()
     disabled: bool = False
     prices: Mapping[str, ModelPrice] = field(default_factory=dict)
+    # `OTEL_SEMCONV_STABILITY_OPT_IN=gen_ai/dup`: old metric names as well as the current ones.
+    legacy_genai_metrics: bool = False
 
     @classmethod
     def load(
@@ -120,10 +126,16 @@ class Settings:
             redact_keys=keys,
             disabled=env.get(DISABLED_ENV, "").strip().lower() in ("1", "true", "yes"),
             prices=load_overrides(prices, env),
+            legacy_genai_metrics=GENAI_DUP in _opt_ins(env),
         )
 
     def with_changes(self, **changes: Any) -> Settings:
         return replace(self, **changes)
+
+
+def _opt_ins(env: Mapping[str, str]) -> set[str]:
+    """The comma-separated values of `OTEL_SEMCONV_STABILITY_OPT_IN`, lower-cased."""
+    return {part.strip().lower() for part in env.get(STABILITY_OPT_IN_ENV, "").split(",")}
 
 
 def _env_int(env: Mapping[str, str], name: str, default: int) -> int:

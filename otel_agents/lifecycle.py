@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry import metrics, trace
+from opentelemetry._logs import LoggerProvider
 from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import TracerProvider
 
@@ -37,6 +38,7 @@ def instrument(
     prices: Mapping[str, Any] | None = None,
     tracer_provider: TracerProvider | None = None,
     meter_provider: MeterProvider | None = None,
+    logger_provider: LoggerProvider | None = None,
     configure_sdk: bool = True,
     observers: Sequence[Observer] = (),
     policy: PolicySource | None = None,
@@ -48,7 +50,9 @@ def instrument(
 
     Arguments override the environment (see the README's configuration table). Unless
     `tracer_provider` is given or the application already registered global providers,
-    the OpenTelemetry SDK is set up from the standard `OTEL_*` variables.
+    the OpenTelemetry SDK is set up from the standard `OTEL_*` variables. `logger_provider`
+    receives the log-based `gen_ai.client.inference.operation.details` events (else the
+    global one; with none, they are span events).
 
     `policy` (a file path, YAML text or a `Policy`; else `OTEL_AGENTS_POLICY_FILE`) is
     evaluated before every tool call, in `policy_mode` (`observe` or `enforce`; else
@@ -78,7 +82,7 @@ def instrument(
             from otel_agents.sdk_setup import configure_sdk as _configure
 
             _owned = _configure()
-        runtime = Runtime.build(settings, tracer_provider, meter_provider)
+        runtime = Runtime.build(settings, tracer_provider, meter_provider, logger_provider)
         _close_governance()
         _governance.extend(_build_governance(runtime, policy_setup, detector_settings))
         # The gate first: it may stop a call, and it checks outputs before detectors look.

@@ -15,7 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from opentelemetry import metrics, trace
+from opentelemetry import _logs, metrics, trace
+from opentelemetry._logs import Logger, LoggerProvider
 from opentelemetry.metrics import Counter, Histogram, Meter, MeterProvider
 from opentelemetry.trace import Tracer, TracerProvider
 
@@ -29,7 +30,8 @@ from otel_agents.version import __version__
 
 _logger = logging.getLogger("otel_agents")
 INSTRUMENTATION_SCOPE = "otel_agents"
-SCHEMA_URL = "https://opentelemetry.io/schemas/1.41.0"
+# The schema URL of the GenAI conventions we follow (the registry manifest's dependency).
+SCHEMA_URL = sc.UPSTREAM_SCHEMA_URL
 
 
 class Observer:
@@ -57,32 +59,86 @@ class Observer:
 
 
 @dataclass
+class LegacyInstruments:
+    """The GenAI metric names of semantic conventions v1.41 that upstream removed or renamed,
+    recorded as well as the current ones only with `OTEL_SEMCONV_STABILITY_OPT_IN=gen_ai/dup`
+    (for dashboards not yet moved to the new names)."""
+
+    token_usage: Histogram  # gen_ai.client.token.usage, split by gen_ai.token.type
+    operation_duration: Histogram  # gen_ai.client.operation.duration for inference too
+    time_to_first_chunk: Histogram  # gen_ai.client.operation.time_to_first_chunk
+
+    @classmethod
+    def create(cls, meter: Meter) -> LegacyInstruments:
+        return cls(
+            token_usage=_histogram(
+                meter,
+                sc.METRIC_GEN_AI_CLIENT_TOKEN_USAGE,
+                "Number of input and output tokens used.",
+            ),
+            operation_duration=_histogram(
+                meter, sc.METRIC_GEN_AI_CLIENT_OPERATION_DURATION, "GenAI operation duration."
+            ),
+            time_to_first_chunk=_histogram(
+                meter,
+                sc.METRIC_GEN_AI_CLIENT_OPERATION_TIME_TO_FIRST_CHUNK,
+                "Time to receive the first chunk of a streamed response.",
+            ),
+        )
+
+
+@dataclass
 class Instruments:
     tool_calls: Counter
     tool_duration: Histogram
     agent_duration: Histogram
+    agent_inference_calls: Histogram
+    agent_tool_calls: Histogram
     runs: Counter
     run_cost: Histogram
     handoffs: Counter
-    token_usage: Histogram
-    llm_duration: Histogram
+    inference_duration: Histogram
+    operation_duration: Histogram  # GenAI client operations other than inference (embeddings)
     time_to_first_chunk: Histogram
-    llm_cost: SummingCounter  # summed in process: see `SummingCounter`
+    time_per_output_chunk: Histogram
+    operation_input_tokens: Histogram
+    operation_output_tokens: Histogram
+    # Counters summed in process (see `SummingCounter`): one per token kind, every call.
+    usage_input_tokens: SummingCounter
+    usage_output_tokens: SummingCounter
+    usage_cache_read_tokens: SummingCounter
+    usage_cache_write_tokens: SummingCounter
+    usage_reasoning_tokens: SummingCounter
+    llm_cost: SummingCounter
+    legacy: LegacyInstruments | None = None
 
     @classmethod
-    def create(cls, meter: Meter) -> Instruments:
+    def create(cls, meter: Meter, legacy: bool = False) -> Instruments:
         def unit(name: str) -> str:
             return sc.METRIC_UNITS.get(name, "")
+
+        def usage(name: str, description: str) -> SummingCounter:
+            return SummingCounter.on(meter, name, unit(name), description)
 
         return cls(
             tool_calls=meter.create_counter(
                 sc.METRIC_TOOL_CALLS, unit(sc.METRIC_TOOL_CALLS), "Tool executions."
             ),
-            tool_duration=meter.create_histogram(
-                sc.METRIC_GEN_AI_EXECUTE_TOOL_DURATION, "s", "Duration of tool executions."
+            tool_duration=_histogram(
+                meter, sc.METRIC_GEN_AI_EXECUTE_TOOL_DURATION, "Duration of tool executions."
             ),
-            agent_duration=meter.create_histogram(
-                sc.METRIC_GEN_AI_INVOKE_AGENT_DURATION, "s", "Duration of agent invocations."
+            agent_duration=_histogram(
+                meter, sc.METRIC_GEN_AI_INVOKE_AGENT_DURATION, "Duration of agent invocations."
+            ),
+            agent_inference_calls=_histogram(
+                meter,
+                sc.METRIC_GEN_AI_INVOKE_AGENT_INFERENCE_CALLS,
+                "Inference calls made during one agent invocation.",
+            ),
+            agent_tool_calls=_histogram(
+                meter,
+                sc.METRIC_GEN_AI_INVOKE_AGENT_TOOL_CALLS,
+                "Tool calls made during one agent invocation.",
             ),
             runs=meter.create_counter(sc.METRIC_RUNS, unit(sc.METRIC_RUNS), "Agent runs."),
             run_cost=meter.create_histogram(
@@ -91,22 +147,54 @@ class Instruments:
             handoffs=meter.create_counter(
                 sc.METRIC_HANDOFFS, unit(sc.METRIC_HANDOFFS), "Handoffs between agents."
             ),
-            token_usage=_histogram(
-                meter,
-                sc.METRIC_GEN_AI_CLIENT_TOKEN_USAGE,
-                "Number of input and output tokens used.",
+            inference_duration=_histogram(
+                meter, sc.METRIC_GEN_AI_CLIENT_INFERENCE_DURATION, "GenAI inference duration."
             ),
-            llm_duration=_histogram(
+            operation_duration=_histogram(
                 meter, sc.METRIC_GEN_AI_CLIENT_OPERATION_DURATION, "GenAI operation duration."
             ),
             time_to_first_chunk=_histogram(
                 meter,
-                sc.METRIC_GEN_AI_CLIENT_OPERATION_TIME_TO_FIRST_CHUNK,
+                sc.METRIC_GEN_AI_CLIENT_INFERENCE_TIME_TO_FIRST_CHUNK,
                 "Time to receive the first chunk of a streamed response.",
+            ),
+            time_per_output_chunk=_histogram(
+                meter,
+                sc.METRIC_GEN_AI_CLIENT_INFERENCE_TIME_PER_OUTPUT_CHUNK,
+                "Time between consecutive chunks of a streamed response.",
+            ),
+            operation_input_tokens=_histogram(
+                meter,
+                sc.METRIC_GEN_AI_CLIENT_INFERENCE_OPERATION_INPUT_TOKENS,
+                "Input tokens per inference call.",
+            ),
+            operation_output_tokens=_histogram(
+                meter,
+                sc.METRIC_GEN_AI_CLIENT_INFERENCE_OPERATION_OUTPUT_TOKENS,
+                "Output tokens per inference call.",
+            ),
+            usage_input_tokens=usage(
+                sc.METRIC_GEN_AI_CLIENT_INFERENCE_USAGE_INPUT_TOKENS, "Input tokens used."
+            ),
+            usage_output_tokens=usage(
+                sc.METRIC_GEN_AI_CLIENT_INFERENCE_USAGE_OUTPUT_TOKENS, "Output tokens used."
+            ),
+            usage_cache_read_tokens=usage(
+                sc.METRIC_GEN_AI_CLIENT_INFERENCE_USAGE_CACHE_READ_INPUT_TOKENS,
+                "Input tokens served from a provider-managed cache.",
+            ),
+            usage_cache_write_tokens=usage(
+                sc.METRIC_GEN_AI_CLIENT_INFERENCE_USAGE_CACHE_WRITE_INPUT_TOKENS,
+                "Input tokens written to a provider-managed cache.",
+            ),
+            usage_reasoning_tokens=usage(
+                sc.METRIC_GEN_AI_CLIENT_INFERENCE_USAGE_REASONING_OUTPUT_TOKENS,
+                "Output tokens used for reasoning.",
             ),
             llm_cost=SummingCounter.on(
                 meter, sc.METRIC_LLM_COST, unit(sc.METRIC_LLM_COST), "Cost of LLM calls, USD."
             ),
+            legacy=LegacyInstruments.create(meter) if legacy else None,
         )
 
 
@@ -131,6 +219,22 @@ class Runtime:
     instruments: Instruments
     prices: PriceBook
     observers: list[Observer] = field(default_factory=list)
+    logger_provider: LoggerProvider | None = None  # given to `instrument()`, else the global
+    _event_logger: Logger | None = None
+
+    def event_logger(self) -> Logger | None:
+        """The Logs API logger for log-based events, or None when no LoggerProvider is set
+        up (neither given to `instrument()` nor registered globally): events then fall back
+        to span events. Asked only when an event is about to be emitted."""
+        logger = self._event_logger
+        if logger is not None:
+            return logger
+        provider = self.logger_provider or _logs.get_logger_provider()
+        if not logs_are_configured(provider):
+            return None
+        logger = provider.get_logger(INSTRUMENTATION_SCOPE, __version__, schema_url=SCHEMA_URL)
+        self._event_logger = logger
+        return logger
 
     @classmethod
     def build(
@@ -138,6 +242,7 @@ class Runtime:
         settings: Settings,
         tracer_provider: TracerProvider | None = None,
         meter_provider: MeterProvider | None = None,
+        logger_provider: LoggerProvider | None = None,
     ) -> Runtime:
         redactor = Redactor(settings.redact_patterns, settings.redact_keys)
         tracer = trace.get_tracer(
@@ -151,8 +256,9 @@ class Runtime:
             capturer=Capturer(settings.max_content_length, redactor),
             tracer=tracer,
             meter=meter,
-            instruments=Instruments.create(meter),
+            instruments=Instruments.create(meter, settings.legacy_genai_metrics),
             prices=PriceBook(settings.prices),
+            logger_provider=logger_provider,
         )
 
     def notify(self, event: str, *args: Any) -> None:
@@ -168,6 +274,13 @@ class Runtime:
                 raise
             except Exception as exc:
                 report_internal_error(f"observer {type(observer).__name__}.{event}", exc)
+
+
+def logs_are_configured(provider: LoggerProvider | None = None) -> bool:
+    """Whether `provider` (default: the global one) is a real LoggerProvider, not the API's
+    placeholder (a proxy before one is registered, or the no-op)."""
+    provider = provider or _logs.get_logger_provider()
+    return type(provider).__name__ not in ("ProxyLoggerProvider", "NoOpLoggerProvider")
 
 
 _runtime: Runtime | None = None

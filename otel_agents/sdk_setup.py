@@ -9,6 +9,13 @@ goes (`OTEL_EXPORTER_OTLP_PROTOCOL`: `http/protobuf`, the default, or `grpc`), a
 trace exporter configured, spans go to the embedded local store (`otel_agents.store`;
 `OTEL_AGENTS_STORE=auto|always|off`).
 
+Log-based events (`gen_ai.client.inference.operation.details`, when content capture asks
+for events) need a LoggerProvider. If the application registered one, we use it. If not,
+and spans go over OTLP, we register one whose OTLP logs go where the traces go (the
+`OTEL_EXPORTER_OTLP_LOGS_*` variables win; `OTEL_LOGS_EXPORTER=none` or `console` as
+usual). With the local store and no log exporter we register none, and the recorders fall
+back to span events, which the store keeps.
+
 Export never blocks the application: spans go through a bounded batch queue in a
 background thread, and spans dropped because the backend is slow or down are counted in
 `otel_agents.spans.dropped`.
@@ -22,7 +29,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from opentelemetry import metrics, trace
+from opentelemetry import _logs, metrics, trace
+from opentelemetry.metrics import Meter
+from opentelemetry.sdk._logs import LoggerProvider as SdkLoggerProvider
 from opentelemetry.sdk.metrics import MeterProvider as SdkMeterProvider
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
@@ -30,6 +39,8 @@ from opentelemetry.sdk.trace import TracerProvider as SdkTracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 
 from otel_agents import semconv as sc
+from otel_agents.runtime import INSTRUMENTATION_SCOPE, SCHEMA_URL, logs_are_configured
+from otel_agents.version import __version__
 
 _logger = logging.getLogger("otel_agents")
 
@@ -40,20 +51,26 @@ class OwnedProviders:
 
     tracer_provider: SdkTracerProvider | None = None
     meter_provider: SdkMeterProvider | None = None
+    logger_provider: SdkLoggerProvider | None = None
 
     def force_flush(self, timeout_millis: int = 5_000) -> None:
         if self.tracer_provider is not None:
             self.tracer_provider.force_flush(timeout_millis)
         if self.meter_provider is not None:
             self.meter_provider.force_flush(timeout_millis)
+        if self.logger_provider is not None:
+            self.logger_provider.force_flush(timeout_millis)
 
 
 class DropCountingSpanProcessor(BatchSpanProcessor):
     """The SDK's batch processor, plus a counter of spans dropped on a full queue."""
 
-    def __init__(self, exporter: SpanExporter, **kwargs: Any) -> None:
+    def __init__(self, exporter: SpanExporter, meter: Meter | None = None, **kwargs: Any) -> None:
         super().__init__(exporter, **kwargs)
-        self._dropped = metrics.get_meter("otel_agents").create_counter(
+        meter = meter or metrics.get_meter(
+            INSTRUMENTATION_SCOPE, __version__, schema_url=SCHEMA_URL
+        )
+        self._dropped = meter.create_counter(
             sc.METRIC_SPANS_DROPPED,
             sc.METRIC_UNITS.get(sc.METRIC_SPANS_DROPPED, "{span}"),
             "Spans dropped because the export queue was full (backend slow or down).",
@@ -102,6 +119,15 @@ def configure_sdk(
             meter_provider = SdkMeterProvider(resource=resource, metric_readers=readers)
             metrics.set_meter_provider(meter_provider)
             owned.meter_provider = meter_provider
+    if not logs_are_configured():
+        log_exporter = log_exporter_from_env(env)
+        if log_exporter is not None:
+            from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
+
+            logger_provider = SdkLoggerProvider(resource=resource)
+            logger_provider.add_log_record_processor(BatchLogRecordProcessor(log_exporter))
+            _logs.set_logger_provider(logger_provider)
+            owned.logger_provider = logger_provider
     return owned
 
 
@@ -182,3 +208,44 @@ def metric_readers_from_env(env: Mapping[str, str]) -> list[Any]:
 
         return [PeriodicExportingMetricReader(OTLPMetricExporter())]
     return []
+
+
+def log_exporter_from_env(env: Mapping[str, str]) -> Any:
+    """The log exporter the variables ask for, or None. OTLP logs go where the traces go
+    unless `OTEL_EXPORTER_OTLP_LOGS_*` say otherwise."""
+    choice = env.get("OTEL_LOGS_EXPORTER", "").strip().lower()
+    if choice == "none":
+        return None
+    if choice == "console":
+        from opentelemetry.sdk._logs.export import ConsoleLogExporter
+
+        return ConsoleLogExporter()
+    if choice != "otlp" and not (otlp_configured(env, "LOGS") or otlp_configured(env, "TRACES")):
+        return None
+    endpoint = env.get("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT") or None
+    # Only a traces-specific endpoint needs carrying over: the generic one serves every signal.
+    traces_endpoint = (
+        None
+        if env.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+        else env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+    )
+    protocol = (env.get("OTEL_EXPORTER_OTLP_LOGS_PROTOCOL") or _protocol(env, "TRACES")).strip()
+    if protocol == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc._log_exporter import (
+            OTLPLogExporter as GrpcLogExporter,
+        )
+
+        return GrpcLogExporter(endpoint=endpoint or traces_endpoint)
+    from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
+
+    if endpoint is None and traces_endpoint:
+        endpoint = _http_logs_endpoint(traces_endpoint)
+    return OTLPLogExporter(endpoint=endpoint)
+
+
+def _http_logs_endpoint(traces_endpoint: str) -> str:
+    """The OTLP/HTTP logs URL beside a traces URL: `.../v1/traces` -> `.../v1/logs`."""
+    base = traces_endpoint.rstrip("/")
+    if base.endswith("/v1/traces"):
+        base = base[: -len("/v1/traces")]
+    return f"{base}/v1/logs"

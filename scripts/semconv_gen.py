@@ -3,7 +3,8 @@
 
 The registry is written in OpenTelemetry Weaver's `definition/2` format under
 `semconv/model/`, with `semconv/manifest.yaml` as its manifest. Upstream names that we
-emit but do not define are listed in `semconv/upstream/gen-ai.yaml`. From these this
+emit but do not define are listed in `semconv/upstream/gen-ai.json`, a trimmed snapshot of
+the GenAI conventions that records the upstream commit it was taken from. From these this
 script generates:
 
 - `otel_agents/semconv.py`: typed constants (attribute keys, enum values, metric and event
@@ -15,7 +16,26 @@ Usage:
     python scripts/semconv_gen.py           # validate, then (re)write both files
     python scripts/semconv_gen.py --check   # validate; exit 1 with a diff if a file is stale
 
-Only the standard library and PyYAML are needed; Weaver itself is not.
+Only the standard library and PyYAML are needed.
+
+`--check` stands in for OpenTelemetry Weaver's `weaver registry check`: Weaver is not
+installable here from any package registry (release binaries and container images only),
+so this script enforces what Weaver enforces on this registry, besides our own rules:
+
+- it loads exactly the files Weaver loads: every `*.yaml` / `*.yml` under the registry root
+  `semconv/` (recursively, hidden entries skipped, `manifest.yaml` excepted), so the
+  upstream snapshot must not be one of them (it is JSON) and no stray YAML may sit there;
+- the `definition/2` schema: known sections and fields, types, stabilities, examples that
+  match their type, enum members;
+- internal attribute groups (`visibility: internal`) carry no `brief`, `note` or
+  `stability`; public groups need `brief` and `stability`;
+- every signal's attribute `ref` has a `requirement_level`;
+- refs resolve (to our attributes or the dependency's), none to a deprecated attribute;
+- span, metric and event refinements point at signals that exist in the dependency (or in
+  our registry) and are not deprecated there;
+- the manifest's `schema_url` ends in a version, and its single dependency agrees with the
+  snapshot on one version: the same `schema_url`, and a `registry_path` pinned to the
+  snapshot's commit.
 """
 
 from __future__ import annotations
@@ -38,7 +58,9 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 MANIFEST_PATH = "semconv/manifest.yaml"
 MODEL_DIR = "semconv/model"
-UPSTREAM_PATH = "semconv/upstream/gen-ai.yaml"
+REGISTRY_ROOT = "semconv"
+UPSTREAM_PATH = "semconv/upstream/gen-ai.json"
+WEAVER_SKIPPED_FILES = ("manifest.yaml", "schema-next.yaml")
 PYTHON_OUT = "otel_agents/semconv.py"
 MARKDOWN_OUT = "semconv/docs/attributes.md"
 REGENERATE = "python scripts/semconv_gen.py"
@@ -57,7 +79,8 @@ SECTIONS = (
     "events",
     "event_refinements",
 )
-UPSTREAM_SECTIONS = ("attributes", "spans", "metrics", "events")
+UPSTREAM_SECTIONS = ("source", "attributes", "spans", "metrics", "events")
+SOURCE_FIELDS = frozenset({"repository", "commit", "schema_url", "read", "files", "note"})
 PRIMITIVE_TYPES = (
     "string",
     "int",
@@ -77,7 +100,9 @@ CONDITIONAL_LEVELS = ("conditionally_required", "recommended")
 
 _SEGMENT = r"[a-z][a-z0-9]*(?:_[a-z0-9]+)*"
 NAME_RE = re.compile(rf"^{_SEGMENT}(?:\.{_SEGMENT})*$")
-SCHEMA_URL_RE = re.compile(r"^https?://\S+/\d+\.\d+\.\d+$")
+SCHEMA_URL_RE = re.compile(r"^https?://\S+/\d+\.\d+\.\d+(?:-[0-9A-Za-z.]+)?$")
+COMMIT_RE = re.compile(r"^[0-9a-f]{40}$")
+DEPRECATION_REASONS = ("renamed", "obsoleted", "uncategorized")
 # Notes that relate one of our names to upstream work (listed under "Upstream mapping notes").
 UPSTREAM_REFERENCE_RE = re.compile(r"\b(?:PR|issue) #\d+|\bupstream\b|\banalogue\b", re.IGNORECASE)
 
@@ -146,10 +171,15 @@ EVENT_FIELDS = frozenset(
         "deprecated",
     }
 )
-UPSTREAM_ATTRIBUTE_FIELDS = frozenset({"key", "type", "brief", "note", "examples", "stability"})
-UPSTREAM_SPAN_FIELDS = frozenset({"type", "brief", "note"})
-UPSTREAM_METRIC_FIELDS = frozenset({"name", "instrument", "unit", "brief", "note", "buckets"})
-UPSTREAM_EVENT_FIELDS = frozenset({"name", "brief", "note"})
+UPSTREAM_ATTRIBUTE_FIELDS = frozenset(
+    {"key", "type", "brief", "note", "examples", "stability", "deprecated"}
+)
+UPSTREAM_SPAN_FIELDS = frozenset({"type", "kind", "brief", "note", "attributes"})
+UPSTREAM_METRIC_FIELDS = frozenset(
+    {"name", "instrument", "unit", "brief", "note", "buckets", "deprecated", "attributes"}
+)
+UPSTREAM_EVENT_FIELDS = frozenset({"name", "brief", "note", "attributes"})
+DEPRECATED_FIELDS = frozenset({"reason", "renamed_to", "note"})
 
 
 # -- model --------------------------------------------------------------------------------
@@ -175,6 +205,7 @@ class Attribute:
     stability: str
     source: str
     upstream: bool
+    deprecated: str = ""  # why and what replaces it, when upstream deprecated it
 
     @property
     def constant(self) -> str:
@@ -256,6 +287,7 @@ class Metric:
     buckets: tuple[float, ...] | None
     source: str
     upstream: bool
+    deprecated: str = ""
 
     @property
     def constant(self) -> str:
@@ -280,8 +312,20 @@ class Event:
 @dataclass(frozen=True)
 class UpstreamSpan:
     type: str
+    kind: str
     brief: str
     note: str
+    attributes: tuple[AttributeRef, ...] = ()
+
+
+@dataclass(frozen=True)
+class UpstreamSource:
+    """Where the upstream snapshot was taken from."""
+
+    repository: str = ""
+    commit: str = ""
+    schema_url: str = ""
+    read: str = ""
 
 
 @dataclass(frozen=True)
@@ -307,6 +351,7 @@ class Registry:
     upstream_spans: list[UpstreamSpan] = field(default_factory=list)
     upstream_metrics: list[Metric] = field(default_factory=list)
     upstream_events: list[Event] = field(default_factory=list)
+    upstream_source: UpstreamSource = field(default_factory=UpstreamSource)
 
     def all_attributes(self) -> list[Attribute]:
         return self.attributes + self.upstream_attributes
@@ -545,6 +590,26 @@ def _members(raw: Any, where: str, problems: Problems) -> tuple[Member, ...]:
     return tuple(members)
 
 
+def _deprecated(item: Mapping[str, Any], where: str, problems: Problems) -> str:
+    """An upstream deprecation (`{reason, renamed_to?, note?}`) as one line of text."""
+    raw = item.get("deprecated")
+    if raw is None:
+        return ""
+    if not isinstance(raw, Mapping) or raw.get("reason") not in DEPRECATION_REASONS:
+        problems.add(
+            where,
+            f"'deprecated' must be a mapping with a 'reason' ({', '.join(DEPRECATION_REASONS)})",
+        )
+        return "deprecated"
+    _unknown_fields(raw, DEPRECATED_FIELDS, f"{where}, deprecated", problems)
+    renamed_to = raw.get("renamed_to")
+    if raw["reason"] == "renamed" and not isinstance(renamed_to, str):
+        problems.add(where, "a 'renamed' deprecation needs 'renamed_to'")
+    parts = [f"Renamed to `{renamed_to}`." if isinstance(renamed_to, str) else ""]
+    parts.append(_text(raw, "note", where, problems, required=False))
+    return " ".join(p for p in parts if p) or str(raw["reason"]).capitalize() + "."
+
+
 def _attribute(
     item: Mapping[str, Any], rel: str, problems: Problems, upstream: bool
 ) -> Attribute | None:
@@ -582,6 +647,7 @@ def _attribute(
         stability=_stability(item, where, problems),
         source=rel,
         upstream=upstream,
+        deprecated=_deprecated(item, where, problems) if upstream else "",
     )
 
 
@@ -633,6 +699,8 @@ def _refs(
             continue
         if ref_group is not None and "requirement_level" in entry:
             problems.add(entry_where, "a 'ref_group' entry cannot set 'requirement_level'")
+        if ref is not None and "requirement_level" not in entry:
+            problems.add(entry_where, f"ref '{ref}' needs a 'requirement_level'")
         level, condition = _requirement(entry.get("requirement_level"), entry_where, problems)
         note = entry.get("note")
         refs.append(
@@ -664,20 +732,22 @@ def _load_manifest(root: Path, registry: Registry, problems: Problems) -> None:
         )
     registry.stability = _stability(data, where, problems)
     dependencies = data.get("dependencies")
-    if not isinstance(dependencies, list) or not dependencies:
-        problems.add(where, "'dependencies' must list the upstream registry")
-        return
+    if not isinstance(dependencies, list) or len(dependencies) != 1:
+        problems.add(where, "'dependencies' must list exactly one registry: the GenAI conventions")
+        if not isinstance(dependencies, list):
+            return
     for index, dependency in enumerate(dependencies):
         dep_where = f"{where}: dependencies[{index}]"
         if not isinstance(dependency, Mapping):
             problems.add(dep_where, "must be a mapping")
             continue
-        registry.dependencies.append(
-            Dependency(
-                schema_url=_text(dependency, "schema_url", dep_where, problems),
-                registry_path=_text(dependency, "registry_path", dep_where, problems),
-            )
+        dep = Dependency(
+            schema_url=_text(dependency, "schema_url", dep_where, problems),
+            registry_path=_text(dependency, "registry_path", dep_where, problems),
         )
+        if dep.schema_url and not SCHEMA_URL_RE.match(dep.schema_url):
+            problems.add(dep_where, f"schema_url '{dep.schema_url}' must end in a version")
+        registry.dependencies.append(dep)
 
 
 def _load_model_file(path: Path, rel: str, registry: Registry, problems: Problems) -> None:
@@ -710,11 +780,23 @@ def _load_model_file(path: Path, rel: str, registry: Registry, problems: Problem
         where = f"{rel}: attribute group '{group_id}'"
         _check_name(group_id, "attribute group id", where, problems, ours=True)
         _unknown_fields(item, GROUP_FIELDS, where, problems)
+        visibility = item.get("visibility", "public")
+        if visibility not in ("internal", "public"):
+            problems.add(where, "visibility must be 'internal' or 'public'")
+        if visibility == "internal":
+            for name in ("brief", "note", "stability"):
+                if name in item:
+                    problems.add(where, f"an internal attribute group has no '{name}'")
+            brief = note = ""
+        else:
+            brief = _text(item, "brief", where, problems)
+            note = _text(item, "note", where, problems, required=False)
+            _stability(item, where, problems)
         registry.groups.append(
             AttributeGroup(
                 id=group_id,
-                brief=_text(item, "brief", where, problems, required=False),
-                note=_text(item, "note", where, problems, required=False),
+                brief=brief,
+                note=note,
                 attributes=_refs(item, where, problems, required=True),
                 source=rel,
             )
@@ -820,10 +902,11 @@ def _metric(item: Mapping[str, Any], rel: str, problems: Problems, upstream: boo
         brief=_text(item, "brief", where, problems),
         note=_text(item, "note", where, problems, required=upstream),
         stability="" if upstream else _stability(item, where, problems),
-        attributes=() if upstream else _refs(item, where, problems),
+        attributes=_refs(item, where, problems),
         buckets=buckets,
         source=rel,
         upstream=upstream,
+        deprecated=_deprecated(item, where, problems) if upstream else "",
     )
 
 
@@ -839,15 +922,45 @@ def _event(item: Mapping[str, Any], rel: str, problems: Problems, upstream: bool
         brief=_text(item, "brief", where, problems),
         note=_text(item, "note", where, problems, required=upstream),
         stability="" if upstream else _stability(item, where, problems),
-        attributes=() if upstream else _refs(item, where, problems),
+        attributes=_refs(item, where, problems),
         source=rel,
         upstream=upstream,
     )
 
 
+def _read_json(path: Path, rel: str, problems: Problems) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        problems.add(rel, "file not found")
+    except ValueError as error:
+        problems.add(rel, f"not valid JSON: {error}")
+    return None
+
+
+def _load_source(data: Mapping[str, Any], registry: Registry, problems: Problems) -> None:
+    where = f"{UPSTREAM_PATH}: source"
+    raw = data.get("source")
+    if not isinstance(raw, Mapping):
+        problems.add(UPSTREAM_PATH, "missing 'source' (repository, commit, schema_url)")
+        return
+    _unknown_fields(raw, SOURCE_FIELDS, where, problems)
+    source = UpstreamSource(
+        repository=_text(raw, "repository", where, problems),
+        commit=_text(raw, "commit", where, problems),
+        schema_url=_text(raw, "schema_url", where, problems),
+        read=_text(raw, "read", where, problems, required=False),
+    )
+    if source.commit and not COMMIT_RE.match(source.commit):
+        problems.add(where, f"commit '{source.commit}' must be a full 40-hex commit hash")
+    if source.schema_url and not SCHEMA_URL_RE.match(source.schema_url):
+        problems.add(where, f"schema_url '{source.schema_url}' must end in a version")
+    registry.upstream_source = source
+
+
 def _load_upstream(root: Path, registry: Registry, problems: Problems) -> None:
     rel = UPSTREAM_PATH
-    data = _read_yaml(root / rel, rel, problems)
+    data = _read_json(root / rel, rel, problems)
     if data is None:
         return
     if not isinstance(data, Mapping):
@@ -859,6 +972,7 @@ def _load_upstream(root: Path, registry: Registry, problems: Problems) -> None:
                 rel,
                 f"unknown top-level section '{section}' (known: {', '.join(UPSTREAM_SECTIONS)})",
             )
+    _load_source(data, registry, problems)
     for item in _items(data, "attributes", rel, problems):
         attribute = _attribute(item, rel, problems, upstream=True)
         if attribute is not None:
@@ -870,11 +984,16 @@ def _load_upstream(root: Path, registry: Registry, problems: Problems) -> None:
         where = f"{rel}: span '{span_type}'"
         _check_name(span_type, "span type", where, problems, ours=False)
         _unknown_fields(item, UPSTREAM_SPAN_FIELDS, where, problems)
+        kind = _text(item, "kind", where, problems)
+        if kind and kind not in SPAN_KINDS:
+            problems.add(where, f"kind '{kind}' is not one of {', '.join(SPAN_KINDS)}")
         registry.upstream_spans.append(
             UpstreamSpan(
                 type=span_type,
+                kind=kind,
                 brief=_text(item, "brief", where, problems),
                 note=_text(item, "note", where, problems),
+                attributes=_refs(item, where, problems, required=True),
             )
         )
     for item in _items(data, "metrics", rel, problems):
@@ -913,6 +1032,7 @@ def _check_namespaces(registry: Registry, problems: Problems) -> None:
 
 def _check_refs(registry: Registry, problems: Problems) -> None:
     keys = {a.key for a in registry.all_attributes()}
+    deprecated = {a.key: a.deprecated for a in registry.upstream_attributes if a.deprecated}
     groups = {g.id: g for g in registry.groups}
 
     def check(refs: Sequence[AttributeRef], where: str) -> None:
@@ -921,6 +1041,10 @@ def _check_refs(registry: Registry, problems: Problems) -> None:
                 problems.add(
                     where,
                     f"ref '{ref.ref}' is not an attribute of the registry or of {UPSTREAM_PATH}",
+                )
+            if ref.ref in deprecated:
+                problems.add(
+                    where, f"ref '{ref.ref}' is deprecated upstream: {deprecated[ref.ref]}"
                 )
             if ref.ref_group is not None and ref.ref_group not in groups:
                 problems.add(
@@ -952,10 +1076,24 @@ def _check_refs(registry: Registry, problems: Problems) -> None:
         check(event.attributes, where)
         check_duplicates(event.attributes, where)
 
+    upstream_keys = {a.key for a in registry.upstream_attributes}
+    for upstream in [
+        *registry.upstream_spans,
+        *registry.upstream_metrics,
+        *registry.upstream_events,
+    ]:
+        name = upstream.type if isinstance(upstream, UpstreamSpan) else upstream.name
+        for ref in upstream.attributes:
+            if ref.ref is not None and ref.ref not in upstream_keys:
+                problems.add(
+                    UPSTREAM_PATH, f"'{name}': ref '{ref.ref}' is not listed in attributes"
+                )
+
     targets = {
         "span_refinements": {s.type for s in registry.spans}
         | {s.type for s in registry.upstream_spans},
-        "metric_refinements": {m.name for m in registry.metrics + registry.upstream_metrics},
+        "metric_refinements": {m.name for m in registry.metrics}
+        | {m.name for m in registry.upstream_metrics if not m.deprecated},
         "event_refinements": {e.name for e in registry.events + registry.upstream_events},
     }
     for refinement in registry.refinements:
@@ -969,7 +1107,25 @@ def _check_refs(registry: Registry, problems: Problems) -> None:
                 where,
                 f"ref '{refinement.ref}' is not a {refinement.section.split('_')[0]} "
                 "of the registry "
-                f"or of {UPSTREAM_PATH}",
+                f"or of the dependency ({UPSTREAM_PATH}; deprecated signals excluded)",
+            )
+
+
+def _check_dependency(registry: Registry, problems: Problems) -> None:
+    """The manifest's dependency and the snapshot must describe one upstream version."""
+    source = registry.upstream_source
+    for dependency in registry.dependencies:
+        if source.schema_url and dependency.schema_url != source.schema_url:
+            problems.add(
+                MANIFEST_PATH,
+                f"dependency schema_url '{dependency.schema_url}' differs from the snapshot's "
+                f"'{source.schema_url}' ({UPSTREAM_PATH}): they must name one version",
+            )
+        if source.commit and source.commit not in dependency.registry_path:
+            problems.add(
+                MANIFEST_PATH,
+                f"dependency registry_path '{dependency.registry_path}' is not pinned to the "
+                f"snapshot's commit {source.commit}",
             )
 
 
@@ -1009,7 +1165,16 @@ def _check_python_names(registry: Registry, problems: Problems) -> None:
         names.append((metric.constant, f"{metric.source} (metric '{metric.name}')"))
     for event in registry.events + registry.upstream_events:
         names.append((event.constant, f"{event.source} (event '{event.name}')"))
-    names.extend((name, "generated module") for name in ("METRIC_UNITS", "METRIC_BUCKETS", "Final"))
+    names.extend(
+        (name, "generated module")
+        for name in (
+            "METRIC_UNITS",
+            "METRIC_BUCKETS",
+            "Final",
+            "UPSTREAM_SCHEMA_URL",
+            "UPSTREAM_COMMIT",
+        )
+    )
     seen: dict[str, str] = {}
     for name, origin in names:
         if not name.isidentifier() or keyword.iskeyword(name):
@@ -1025,12 +1190,18 @@ def load(root: Path = ROOT) -> tuple[Registry, list[str]]:
     registry = Registry()
     problems = Problems()
     _load_manifest(root, registry, problems)
-    model_dir = root / MODEL_DIR
-    files = sorted(model_dir.glob("*.yaml")) + sorted(model_dir.glob("*.yml"))
-    if not files:
+    files = weaver_registry_files(root)
+    if not any(path.parent == root / MODEL_DIR for path in files):
         problems.add(MODEL_DIR, "no *.yaml files")
     for path in files:
-        _load_model_file(path, path.relative_to(root).as_posix(), registry, problems)
+        rel = path.relative_to(root).as_posix()
+        if path.parent != root / MODEL_DIR:
+            problems.add(
+                rel,
+                f"Weaver loads every YAML file under {REGISTRY_ROOT}/ as part of the registry: "
+                f"definitions belong in {MODEL_DIR}/, anything else must not be YAML",
+            )
+        _load_model_file(path, rel, registry, problems)
     _load_upstream(root, registry, problems)
 
     _check_unique([(a.key, a.source) for a in registry.all_attributes()], "attribute", problems)
@@ -1048,8 +1219,23 @@ def load(root: Path = ROOT) -> tuple[Registry, list[str]]:
     )
     _check_namespaces(registry, problems)
     _check_refs(registry, problems)
+    _check_dependency(registry, problems)
     _check_python_names(registry, problems)
     return registry, problems.messages
+
+
+def weaver_registry_files(root: Path) -> list[Path]:
+    """The files `weaver registry check -r semconv` loads: every *.yaml / *.yml below the
+    registry root, recursively, skipping hidden entries and the manifest."""
+    found: list[Path] = []
+    base = root / REGISTRY_ROOT
+    for path in sorted(base.rglob("*")):
+        parts = path.relative_to(base).parts
+        if any(part.startswith(".") for part in parts) or not path.is_file():
+            continue
+        if path.suffix in (".yaml", ".yml") and path.name not in WEAVER_SKIPPED_FILES:
+            found.append(path)
+    return found
 
 
 # -- Python rendering -------------------------------------------------------------------------
@@ -1153,8 +1339,10 @@ def render_python(registry: Registry) -> str:
     lines += ["", "", "# -- metrics " + "-" * 80, ""]
     for metric in [*metrics, *upstream_metrics]:
         lines += _py_assign(metric.constant, _py_str(metric.name))
+        deprecated = f" Deprecated upstream: {metric.deprecated}" if metric.deprecated else ""
         lines += _py_doc(
-            f"{metric.brief} {metric.instrument.capitalize()}, unit `{metric.unit}`.", ""
+            f"{metric.brief} {metric.instrument.capitalize()}, unit `{metric.unit}`.{deprecated}",
+            "",
         )
     lines += ["", "METRIC_UNITS: Final[dict[str, str]] = {"]
     for metric in [*metrics, *upstream_metrics]:
@@ -1177,6 +1365,12 @@ def render_python(registry: Registry) -> str:
     for event in [*events, *upstream_events]:
         lines += _py_assign(event.constant, _py_str(event.name))
         lines += _py_doc(event.brief, "")
+    source = registry.upstream_source
+    lines += ["", "", "# -- the upstream conventions we follow " + "-" * 53, ""]
+    lines += _py_assign("UPSTREAM_SCHEMA_URL", _py_str(source.schema_url))
+    lines += _py_doc("Schema URL of the GenAI conventions (the manifest's dependency).", "")
+    lines += _py_assign("UPSTREAM_COMMIT", _py_str(source.commit))
+    lines += _py_doc(f"Commit of {source.repository} the snapshot was taken from.", "")
     return "\n".join(lines) + "\n"
 
 
@@ -1307,6 +1501,11 @@ def render_markdown(registry: Registry) -> str:
         out.append(
             f"- Depends on: `{dependency.registry_path}` (schema URL `{dependency.schema_url}`)."
         )
+    source = registry.upstream_source
+    out.append(
+        f"- Upstream snapshot: `{UPSTREAM_PATH}`, taken from {source.repository} at commit "
+        f"`{source.commit}` (read {source.read})."
+    )
     out += [
         "- Python constants: `otel_agents/semconv.py`, e.g. "
         "`from otel_agents import semconv as sc`, "
@@ -1326,6 +1525,7 @@ def render_markdown(registry: Registry) -> str:
         "- [Events](#events)",
         "- [Metrics](#metrics)",
         "- [Upstream names we emit](#upstream-names-we-emit)",
+        "- [Upstream names we no longer emit](#upstream-names-we-no-longer-emit)",
         "- [Upstream mapping notes](#upstream-mapping-notes)",
         "",
         "## Attributes",
@@ -1433,7 +1633,8 @@ def render_markdown(registry: Registry) -> str:
         "## Upstream names we emit",
         "",
         f"Listed in `{UPSTREAM_PATH}` (not part of our registry; the upstream definitions are "
-        "authoritative). Enum members are limited to the values otel-agents sets.",
+        "authoritative; a test fails when we emit a `gen_ai.*` name the snapshot lacks or "
+        "deprecates). Enum members are limited to the values otel-agents sets.",
         "",
         "### Upstream attributes",
         "",
@@ -1451,6 +1652,7 @@ def render_markdown(registry: Registry) -> str:
                 a.stability,
             ]
             for a in upstream
+            if not a.deprecated
         ],
     )
     for attribute in upstream:
@@ -1469,6 +1671,7 @@ def render_markdown(registry: Registry) -> str:
                 _md_cell(m.note),
             ]
             for m in sorted(registry.upstream_metrics, key=lambda m: m.name)
+            if not m.deprecated
         ],
     )
     out += ["", "### Upstream events", ""]
@@ -1488,6 +1691,23 @@ def render_markdown(registry: Registry) -> str:
         ],
     )
 
+    out += [
+        "",
+        "## Upstream names we no longer emit",
+        "",
+        "Deprecated or removed upstream; kept in the snapshot so that emitting them fails the "
+        "tests. For dashboards built on them, see the README's migration note.",
+        "",
+    ]
+    out += _md_table(
+        ["Name", "Kind", "Replacement"],
+        [[f"`{a.key}`", "attribute", _md_cell(a.deprecated)] for a in upstream if a.deprecated]
+        + [
+            [f"`{m.name}`", f"{m.instrument} metric", _md_cell(m.deprecated)]
+            for m in sorted(registry.upstream_metrics, key=lambda m: m.name)
+            if m.deprecated
+        ],
+    )
     out += [
         "",
         "## Upstream mapping notes",

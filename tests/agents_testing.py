@@ -11,6 +11,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
+from opentelemetry.sdk._logs import LoggerProvider, ReadableLogRecord
+from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
@@ -26,6 +28,11 @@ class Telemetry:
     metric_reader: InMemoryMetricReader
     tracer_provider: TracerProvider
     meter_provider: MeterProvider
+    log_exporter: InMemoryLogRecordExporter
+    logger_provider: LoggerProvider
+
+    def logs(self) -> list[ReadableLogRecord]:
+        return list(self.log_exporter.get_finished_logs())
 
     def spans(self) -> list[ReadableSpan]:
         return list(self.exporter.get_finished_spans())
@@ -51,15 +58,30 @@ def make_telemetry() -> Telemetry:
     tracer_provider = TracerProvider()
     tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
     reader = InMemoryMetricReader()
-    return Telemetry(exporter, reader, tracer_provider, MeterProvider(metric_readers=[reader]))
+    log_exporter = InMemoryLogRecordExporter()
+    logger_provider = LoggerProvider()
+    logger_provider.add_log_record_processor(SimpleLogRecordProcessor(log_exporter))
+    return Telemetry(
+        exporter,
+        reader,
+        tracer_provider,
+        MeterProvider(metric_readers=[reader]),
+        log_exporter,
+        logger_provider,
+    )
 
 
-def instrumented(monkeypatch: pytest.MonkeyPatch, **options: object) -> Iterator[Telemetry]:
+def instrumented(
+    monkeypatch: pytest.MonkeyPatch, with_logs: bool = False, **options: object
+) -> Iterator[Telemetry]:
+    """`with_logs`: hand otel-agents a LoggerProvider (log-based events); without one,
+    events fall back to span events, as in an application that set up traces only."""
     monkeypatch.delenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", raising=False)
     built = make_telemetry()
     otel_agents.instrument(
         tracer_provider=built.tracer_provider,
         meter_provider=built.meter_provider,
+        logger_provider=built.logger_provider if with_logs else None,
         configure_sdk=False,
         **options,  # type: ignore[arg-type]
     )

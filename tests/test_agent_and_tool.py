@@ -32,9 +32,12 @@ def test_agent_context_manager_makes_an_invoke_agent_span(telemetry: Telemetry) 
     a = attrs(span)
     assert a[sc.GEN_AI_OPERATION_NAME] == "invoke_agent"
     assert a[sc.GEN_AI_AGENT_NAME] == "intake"
-    assert a[sc.GEN_AI_AGENT_ID] == "ag-1"
     assert a[sc.GEN_AI_AGENT_DESCRIPTION] == "Summarizes vendors"
-    assert a[sc.GEN_AI_AGENT_VERSION] == "2"
+    # An in-process agent's id and version are ours: upstream removed `gen_ai.agent.id` and
+    # `gen_ai.agent.version` from this span (they describe hosted agents).
+    assert a[sc.AGENT_ID] == "ag-1"
+    assert a[sc.AGENT_VERSION] == "2"
+    assert sc.GEN_AI_AGENT_ID not in a and sc.GEN_AI_AGENT_VERSION not in a
     assert len(a[sc.RUN_ID]) == 32
     # run totals on the root span
     assert a[sc.RUN_TOOL_CALLS] == 0 and a[sc.RUN_LLM_CALLS] == 0
@@ -60,6 +63,39 @@ def test_nested_agents_share_the_run_and_only_the_root_has_totals(telemetry: Tel
     assert attrs(outer)[sc.RUN_TOOL_CALLS] == 1
     tool_span = telemetry.span("execute_tool lookup")
     assert tool_span.parent is not None and tool_span.parent.span_id == inner.context.span_id
+    # The tool span names the agent that ran it, as the conventions expect.
+    assert attrs(tool_span)[sc.GEN_AI_AGENT_NAME] == "researcher"
+
+
+def test_agent_metrics_count_the_calls_of_each_invocation(telemetry: Telemetry) -> None:
+    @otel_agents.tool
+    def lookup(vendor: str) -> str:
+        return vendor.upper()
+
+    with otel_agents.agent("orchestrator"):
+        lookup("a")
+        with otel_agents.agent("researcher"):
+            lookup("b")
+            lookup("c")
+
+    def by_agent(name: str) -> dict[str, Any]:
+        return {p.attributes[sc.GEN_AI_AGENT_NAME]: p for p in telemetry.metric_points(name)}
+
+    tool_calls = by_agent(sc.METRIC_GEN_AI_INVOKE_AGENT_TOOL_CALLS)
+    # An invocation counts the calls made while it ran, its nested agents' included.
+    assert (tool_calls["orchestrator"].sum, tool_calls["researcher"].sum) == (3, 2)
+    assert tuple(tool_calls["researcher"].explicit_bounds) == (1, 2, 4, 8, 16, 32, 64, 128)
+    inference_calls = by_agent(sc.METRIC_GEN_AI_INVOKE_AGENT_INFERENCE_CALLS)
+    assert inference_calls["orchestrator"].sum == 0 and inference_calls["researcher"].count == 1
+    durations = by_agent(sc.METRIC_GEN_AI_INVOKE_AGENT_DURATION)
+    name = sc.METRIC_GEN_AI_INVOKE_AGENT_DURATION
+    assert tuple(durations["orchestrator"].explicit_bounds) == sc.METRIC_BUCKETS[name]
+    tool_durations = by_agent(sc.METRIC_GEN_AI_EXECUTE_TOOL_DURATION)
+    assert (tool_durations["orchestrator"].count, tool_durations["researcher"].count) == (1, 2)
+    name = sc.METRIC_GEN_AI_EXECUTE_TOOL_DURATION
+    for point in tool_durations.values():
+        assert point.attributes[sc.GEN_AI_TOOL_TYPE] == "function"
+        assert tuple(point.explicit_bounds) == sc.METRIC_BUCKETS[name]
 
 
 def test_agent_decorator_keeps_the_function_intact(telemetry: Telemetry) -> None:

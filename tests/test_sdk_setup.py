@@ -211,3 +211,86 @@ def test_jaeger_propagation_for_services_still_on_jaeger_client(tmp_path: Path) 
         env={"OTEL_PROPAGATORS": "tracecontext,baggage,jaeger", "OTEL_TRACES_EXPORTER": "none"},
     )
     assert result.stdout.split() == ["True", "ab"]
+
+
+# -- the LoggerProvider for log-based events -------------------------------------------------
+
+_SHOW_LOGGING = """
+    from opentelemetry import _logs
+    import otel_agents
+    {before}
+    otel_agents.instrument()
+    provider = _logs.get_logger_provider()
+    print(type(provider).__name__, provider is globals().get("mine"))
+"""
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        # Spans over OTLP: a LoggerProvider is set up beside them.
+        ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9"}, "LoggerProvider False"),
+        # The local store: no log exporter, no LoggerProvider (events fall back to the span).
+        ({}, "ProxyLoggerProvider False"),
+        (
+            {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9", "OTEL_LOGS_EXPORTER": "none"},
+            "ProxyLoggerProvider False",
+        ),
+    ],
+)
+def test_a_logger_provider_only_where_logs_can_go(
+    tmp_path: Path, env: dict[str, str], expected: str
+) -> None:
+    env = {"OTEL_METRICS_EXPORTER": "none", "OTEL_AGENTS_STORE_PATH": str(tmp_path / "s.db"), **env}
+    result = run_script(tmp_path, _SHOW_LOGGING.format(before=""), env=env)
+    assert result.stdout.strip() == expected
+
+
+def test_the_applications_logger_provider_is_kept(tmp_path: Path) -> None:
+    before = (
+        "from opentelemetry.sdk._logs import LoggerProvider\n"
+        "    mine = LoggerProvider()\n"
+        "    _logs.set_logger_provider(mine)"
+    )
+    result = run_script(
+        tmp_path,
+        _SHOW_LOGGING.format(before=before),
+        env={"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9", "OTEL_METRICS_EXPORTER": "none"},
+    )
+    assert result.stdout.strip() == "LoggerProvider True"
+
+
+@pytest.mark.parametrize(
+    ("env", "endpoint"),
+    [
+        # OTLP logs go where the traces go ...
+        (
+            {"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://c:4318/v1/traces"},
+            "http://c:4318/v1/logs",
+        ),
+        # ... unless the logs have an endpoint of their own.
+        (
+            {
+                "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://c:4318/v1/traces",
+                "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT": "http://l:4318/v1/logs",
+            },
+            "http://l:4318/v1/logs",
+        ),
+    ],
+)
+def test_otlp_logs_follow_the_traces(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], endpoint: str
+) -> None:
+    from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
+
+    from otel_agents.sdk_setup import log_exporter_from_env
+
+    for name in list(os.environ):
+        if name.startswith("OTEL_"):
+            monkeypatch.delenv(name)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    exporter = log_exporter_from_env(env)
+    assert isinstance(exporter, OTLPLogExporter)
+    assert exporter._endpoint == endpoint
+    exporter.shutdown()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import importlib.util
+import json
 import shutil
 import subprocess
 import sys
@@ -21,6 +22,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 GENERATOR = ROOT / "scripts" / "semconv_gen.py"
@@ -184,6 +186,38 @@ BROKEN_REGISTRIES = {
         + _ATTRIBUTE.format(key="otel_agents.error.type", type="string"),
         "gives the Python name 'ERROR_TYPE', already used by",
     ),
+    # What Weaver's `registry check` enforces on this registry (see the generator's docstring).
+    "internal group with a brief": (
+        "file_format: definition/2\nattribute_groups:\n"
+        "  - id: otel_agents.test.group\n    visibility: internal\n"
+        "    brief: Internal groups have none.\n"
+        "    attributes:\n      - ref: otel_agents.run.id\n        requirement_level: required\n",
+        "an internal attribute group has no 'brief'",
+    ),
+    "signal ref without requirement level": (
+        "file_format: definition/2\nevents:\n"
+        "  - name: otel_agents.test\n    brief: A test event.\n    stability: development\n"
+        "    attributes:\n      - ref: otel_agents.run.id\n",
+        "ref 'otel_agents.run.id' needs a 'requirement_level'",
+    ),
+    "refinement of the renamed inference span type": (
+        "file_format: definition/2\nspan_refinements:\n"
+        "  - id: otel_agents.test.refinement\n    ref: gen_ai.inference.client\n"
+        "    brief: A test refinement.\n    stability: development\n",
+        "ref 'gen_ai.inference.client' is not a span of the registry or of the dependency",
+    ),
+    "refinement of a removed upstream metric": (
+        "file_format: definition/2\nmetric_refinements:\n"
+        "  - id: otel_agents.test.refinement\n    ref: gen_ai.client.token.usage\n"
+        "    brief: A test refinement.\n    stability: development\n",
+        "ref 'gen_ai.client.token.usage' is not a metric of the registry or of the dependency",
+    ),
+    "ref to a deprecated upstream attribute": (
+        "file_format: definition/2\nevents:\n"
+        "  - name: otel_agents.test\n    brief: A test event.\n    stability: development\n"
+        "    attributes:\n      - ref: gen_ai.token.type\n        requirement_level: required\n",
+        "ref 'gen_ai.token.type' is deprecated upstream",
+    ),
     "bad requirement level": (
         "file_format: definition/2\nevents:\n"
         "  - name: otel_agents.test\n    brief: A test event.\n    stability: development\n"
@@ -202,6 +236,51 @@ def test_validation_rejects(gen: ModuleType, tmp_path: Path, case: str) -> None:
     assert any(expected in problem for problem in problems), "\n".join(problems)
     # Every message names the file it is about.
     assert all(problem.startswith("semconv/") for problem in problems), problems
+
+
+def test_weaver_scans_every_yaml_file_under_the_registry_root(
+    gen: ModuleType, tmp_path: Path
+) -> None:
+    # The upstream snapshot as YAML would be loaded by Weaver as part of our registry.
+    root = _copy_registry(tmp_path)
+    snapshot = json.loads((root / gen.UPSTREAM_PATH).read_text(encoding="utf-8"))
+    stray = root / "semconv" / "upstream" / "gen-ai.yaml"
+    stray.write_text(yaml.safe_dump(snapshot), encoding="utf-8")
+    (root / "semconv" / ".hidden").mkdir()
+    (root / "semconv" / ".hidden" / "skipped.yaml").write_text("not: a definition\n")
+    _, problems = gen.load(root)
+    assert any(
+        p.startswith("semconv/upstream/gen-ai.yaml: Weaver loads every YAML file") for p in problems
+    ), problems
+    assert any("semconv/upstream/gen-ai.yaml: must start with 'file_format" in p for p in problems)
+    assert not any(".hidden" in p for p in problems), problems  # Weaver skips hidden entries
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        (
+            "schema_url: https://opentelemetry.io/schemas/gen-ai-dev/1.42.0-dev",
+            "schema_url: https://opentelemetry.io/schemas/1.41.0",
+            "differs from the snapshot's 'https://opentelemetry.io/schemas/gen-ai-dev/1.42.0-dev'",
+        ),
+        (
+            "archive/024a4f944a1291fcb627c9c47da69e79868dd15e.zip",
+            "archive/refs/heads/main.zip",
+            "is not pinned to the snapshot's commit",
+        ),
+    ],
+)
+def test_manifest_dependency_must_agree_with_the_snapshot(
+    gen: ModuleType, tmp_path: Path, old: str, new: str, expected: str
+) -> None:
+    root = _copy_registry(tmp_path)
+    manifest = root / gen.MANIFEST_PATH
+    text = manifest.read_text(encoding="utf-8")
+    assert old in text
+    manifest.write_text(text.replace(old, new), encoding="utf-8")
+    _, problems = gen.load(root)
+    assert any(p.startswith("semconv/manifest.yaml") and expected in p for p in problems), problems
 
 
 def test_invalid_registry_fails_the_command(tmp_path: Path) -> None:

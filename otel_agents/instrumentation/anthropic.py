@@ -58,6 +58,7 @@ from otel_agents.instrumentation.fields import (
     count,
     field_of,
     fields_of,
+    integer,
     is_omitted,
     items,
     number,
@@ -139,13 +140,16 @@ def _conversation_id(client: Any) -> str | None:
 def request_parameters(body: Mapping[str, Any]) -> dict[str, AttributeValue]:
     """The `gen_ai.request.*` attributes a Messages body sets."""
     parameters: dict[str, AttributeValue] = {}
-    max_tokens = field_of(body, "max_tokens")
-    if isinstance(max_tokens, int) and not isinstance(max_tokens, bool):
-        parameters[sc.GEN_AI_REQUEST_MAX_TOKENS] = max_tokens
+    for key, attribute in (
+        ("max_tokens", sc.GEN_AI_REQUEST_MAX_TOKENS),
+        ("top_k", sc.GEN_AI_REQUEST_TOP_K),  # an int in the conventions (it was a double)
+    ):
+        whole = integer(field_of(body, key))
+        if whole is not None:
+            parameters[attribute] = whole
     for key, attribute in (
         ("temperature", sc.GEN_AI_REQUEST_TEMPERATURE),
         ("top_p", sc.GEN_AI_REQUEST_TOP_P),
-        ("top_k", sc.GEN_AI_REQUEST_TOP_K),
     ):
         value = number(field_of(body, key))
         if value is not None:

@@ -89,8 +89,6 @@ def _azure_client_class() -> type | None:
     return BaseAzureClient
 
 
-
-
 def _new_request(client: Any, body: Mapping[str, Any]) -> LLMRequest:
     host, port = server_of(client)
     provider = (
@@ -566,6 +564,9 @@ class Responses:
     def read_request(self, client: Any, body: Mapping[str, Any]) -> LLMRequest:
         request = _new_request(client, body)
         request.parameters = _responses_parameters(body)
+        previous = nonempty_text(body.get("previous_response_id"))
+        if previous:
+            request.parameters[sc.GEN_AI_REQUEST_PREVIOUS_RESPONSE_ID] = previous
         conversation = body.get("conversation")
         request.conversation_id = nonempty_text(field_of(conversation, "id", conversation))
         if _capturing():

@@ -47,10 +47,12 @@ class AgentSpec:
             sc.GEN_AI_AGENT_NAME: self.name,
             sc.RUN_ID: run_id,
         }
+        # The conventions' in-process agent span has no `gen_ai.agent.id` or
+        # `gen_ai.agent.version` (they describe hosted agents): ours carry them.
         for key, value in (
-            (sc.GEN_AI_AGENT_ID, self.agent_id),
+            (sc.AGENT_ID, self.agent_id),
             (sc.GEN_AI_AGENT_DESCRIPTION, self.description),
-            (sc.GEN_AI_AGENT_VERSION, self.version),
+            (sc.AGENT_VERSION, self.version),
             (sc.GEN_AI_CONVERSATION_ID, self.conversation_id),
         ):
             if value is not None:
@@ -69,6 +71,8 @@ class AgentRun:
         self.is_root = is_root
         self._started = time.monotonic()
         self._token: object | None = None
+        # The run's counts when this invocation started: its own share is the difference.
+        self._counts_at_start = _counts(ledger)
 
     @property
     def name(self) -> str:
@@ -135,13 +139,25 @@ class AgentRun:
                 runtime.instruments.run_cost.record(
                     self.ledger.totals.cost_usd, {sc.GEN_AI_AGENT_NAME: self.name}
                 )
-        runtime.instruments.agent_duration.record(
-            time.monotonic() - self._started,
-            {
-                sc.GEN_AI_OPERATION_NAME: sc.GenAiOperationNameValues.INVOKE_AGENT,
-                **metric_attributes,
-            },
+        invocation_attributes: dict[str, AttributeValue] = {
+            sc.GEN_AI_OPERATION_NAME: sc.GenAiOperationNameValues.INVOKE_AGENT,
+            **metric_attributes,
+        }
+        instruments = runtime.instruments
+        instruments.agent_duration.record(time.monotonic() - self._started, invocation_attributes)
+        llm_calls, tool_calls, input_tokens, output_tokens = (
+            now - then
+            for now, then in zip(_counts(self.ledger), self._counts_at_start, strict=True)
         )
+        instruments.agent_inference_calls.record(llm_calls, invocation_attributes)
+        instruments.agent_tool_calls.record(tool_calls, invocation_attributes)
+        if llm_calls:
+            self.span.set_attributes(
+                {
+                    sc.GEN_AI_USAGE_INPUT_TOKENS: input_tokens,
+                    sc.GEN_AI_USAGE_OUTPUT_TOKENS: output_tokens,
+                }
+            )
         self.span.end()
 
     def _set_run_totals(self) -> None:
@@ -160,6 +176,14 @@ class AgentRun:
         if totals.cost_known:
             attributes[sc.RUN_COST_USD] = round(totals.cost_usd, 10)
         self.span.set_attributes(attributes)
+
+
+def _counts(ledger: RunLedger | None) -> tuple[int, int, int, int]:
+    """LLM calls, tool calls, input and output tokens of the run so far."""
+    if ledger is None:
+        return (0, 0, 0, 0)
+    totals = ledger.totals
+    return (totals.llm_calls, totals.tool_calls, totals.input_tokens, totals.output_tokens)
 
 
 class agent:

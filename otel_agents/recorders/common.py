@@ -76,9 +76,9 @@ def capture_content(
 ) -> None:
     """Set opt-in content attributes, honouring the capture mode; values are made safe.
 
-    In the event modes the same content goes into one span event (`otel_agents.content`,
-    or the conventions' `gen_ai.client.inference.operation.details` for inference calls)
-    instead of, or as well as, the attributes.
+    In the event modes the same content goes into one `otel_agents.content` span event
+    instead of, or as well as, the attributes. (Inference calls use the conventions'
+    log-based event instead: `recorders.llm.emit_operation_details`.)
     """
     mode = runtime.settings.capture_content
     if not mode.enabled or not values:
@@ -91,6 +91,16 @@ def capture_content(
             span.add_event(event_name, safe)
     except Exception as internal:
         report_internal_error("capture_content", internal)
+
+
+def capture_on_span(span: Span, runtime: Runtime, values: Mapping[str, Any]) -> None:
+    """Set opt-in content attributes when the capture mode puts content on spans."""
+    if not runtime.settings.capture_content.on_spans or not values:
+        return
+    try:
+        span.set_attributes({key: runtime.capturer.text(value) for key, value in values.items()})
+    except Exception as internal:
+        report_internal_error("capture_on_span", internal)
 
 
 def run_id_attributes() -> dict[str, str]:

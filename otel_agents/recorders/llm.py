@@ -11,6 +11,8 @@ wrapping whose span ends exactly once.
 from __future__ import annotations
 
 import contextlib
+import inspect
+import itertools
 import threading
 import time
 import weakref
@@ -21,6 +23,7 @@ from typing import Any, Protocol
 import wrapt
 from opentelemetry import context as otel_context
 from opentelemetry import trace
+from opentelemetry._logs import LogRecord
 from opentelemetry.trace import INVALID_SPAN, Span, SpanKind
 from opentelemetry.util.types import AttributeValue
 
@@ -28,14 +31,20 @@ from otel_agents import semconv as sc
 from otel_agents.ledger import RunLedger, current_ledger
 from otel_agents.pricing import PriceBook, TokenUsage
 from otel_agents.recorders.common import (
-    capture_content,
+    capture_on_span,
     current_agent,
     error_type,
     record_error,
     run_id_attributes,
 )
 from otel_agents.recorders.decision import ToolRequest, note_tool_requests
-from otel_agents.runtime import Runtime, get_runtime, report_internal_error
+from otel_agents.runtime import (
+    Instruments,
+    LegacyInstruments,
+    Runtime,
+    get_runtime,
+    report_internal_error,
+)
 from otel_agents.summing_counter import AttributeKey, attribute_key
 
 _CALL_KEY = otel_context.create_key("otel_agents.llm_call")
@@ -97,7 +106,9 @@ class LLMCall:
         self.request = request
         self.span = span
         self.started = started
-        self.first_chunk_at: float | None = None
+        # When each streamed chunk arrived (monotonic seconds): the first gives the time to
+        # first chunk, the gaps the time per output chunk.
+        self.chunk_times: list[float] = []
         self.response: LLMResponse | None = None
         self.exception: BaseException | None = None
         self.cost_usd: float | None = None
@@ -131,19 +142,8 @@ class LLMCall:
             )
             call = cls(request, span, time.monotonic())
             call.agent_name = agent_name
-            if runtime.settings.capture_content.enabled:
-                capture_content(
-                    span,
-                    runtime,
-                    _drop_none(
-                        {
-                            sc.GEN_AI_INPUT_MESSAGES: request.input_messages,
-                            sc.GEN_AI_SYSTEM_INSTRUCTIONS: request.system_instructions,
-                            sc.GEN_AI_TOOL_DEFINITIONS: request.tool_definitions,
-                        }
-                    ),
-                    sc.EVENT_GEN_AI_CLIENT_INFERENCE_OPERATION_DETAILS,
-                )
+            if runtime.settings.capture_content.on_spans:
+                capture_on_span(span, runtime, _request_content(request))
             return call
         except Exception as exc:
             report_internal_error("llm call start", exc)
@@ -164,9 +164,9 @@ class LLMCall:
 
     # -- streaming ---------------------------------------------------------------------
 
-    def mark_first_chunk(self) -> None:
-        if self.first_chunk_at is None:
-            self.first_chunk_at = time.monotonic()
+    @property
+    def first_chunk_at(self) -> float | None:
+        return self.chunk_times[0] if self.chunk_times else None
 
     # -- closing -----------------------------------------------------------------------
 
@@ -210,6 +210,8 @@ class LLMCall:
             self._record_response(runtime, response, attributes)
         elif attributes:
             span.set_attributes(attributes)
+        if runtime.settings.capture_content.on_events:
+            emit_operation_details(runtime, self, exc)
         runtime.notify("on_llm_call_end", self)
         self._record_metrics(runtime, exc)
         span.end()
@@ -229,12 +231,7 @@ class LLMCall:
                 attributes[sc.COST_SOURCE] = cost_source
         span.set_attributes(attributes)
         if response.output_messages is not None:
-            capture_content(
-                span,
-                runtime,
-                {sc.GEN_AI_OUTPUT_MESSAGES: response.output_messages},
-                sc.EVENT_GEN_AI_CLIENT_INFERENCE_OPERATION_DETAILS,
-            )
+            capture_on_span(span, runtime, {sc.GEN_AI_OUTPUT_MESSAGES: response.output_messages})
         ledger = self.ledger
         if ledger is None:
             return  # outside any run or trace: no one to hand the tool calls to
@@ -261,20 +258,75 @@ class LLMCall:
         response_model = response.response_model if response is not None else None
         metric = _metric_attributes(request, response_model)
         instruments = runtime.instruments
+        elapsed = time.monotonic() - self.started
         duration_attributes = metric.common
         if exc is not None:
             duration_attributes = {**metric.common, sc.ERROR_TYPE: error_type(exc)}
-        instruments.llm_duration.record(time.monotonic() - self.started, duration_attributes)
-        if self.first_chunk_at is not None:
-            instruments.time_to_first_chunk.record(
-                self.first_chunk_at - self.started, metric.common
-            )
         usage = response.usage if response is not None else None
-        if usage is not None:
-            instruments.token_usage.record(usage.input_tokens, metric.input_tokens)
-            instruments.token_usage.record(usage.output_tokens, metric.output_tokens)
+        if metric.inference:
+            instruments.inference_duration.record(elapsed, duration_attributes)
+            self._record_chunk_times(instruments, metric.common)
+            _record_token_usage(instruments, metric, usage)
+        else:  # embeddings: the conventions keep the generic operation metric for them
+            instruments.operation_duration.record(elapsed, duration_attributes)
+        if instruments.legacy is not None:
+            self._record_legacy_metrics(instruments.legacy, metric, elapsed, duration_attributes)
         if self.cost_usd is not None:
             instruments.llm_cost.add(self.cost_usd, metric.cost_key(self.agent_name))
+
+    def _record_chunk_times(self, instruments: Instruments, attributes: dict[str, Any]) -> None:
+        times = self.chunk_times
+        if not times:
+            return
+        instruments.time_to_first_chunk.record(times[0] - self.started, attributes)
+        per_chunk = instruments.time_per_output_chunk
+        # One point per chunk after the first; a pathologically long stream is sampled at its
+        # start rather than costing a metric point for each of its chunks.
+        for previous, current in itertools.pairwise(times[: _MAX_CHUNK_GAPS + 1]):
+            per_chunk.record(current - previous, attributes)
+
+    def _record_legacy_metrics(
+        self,
+        legacy: LegacyInstruments,
+        metric: _MetricAttributes,
+        elapsed: float,
+        duration_attributes: dict[str, AttributeValue],
+    ) -> None:
+        """The v1.41 names, for `OTEL_SEMCONV_STABILITY_OPT_IN=gen_ai/dup` only."""
+        legacy.operation_duration.record(elapsed, duration_attributes)
+        if self.chunk_times:
+            legacy.time_to_first_chunk.record(self.chunk_times[0] - self.started, metric.common)
+        usage = self.response.usage if self.response is not None else None
+        if usage is not None:
+            legacy_type = sc.GEN_AI_TOKEN_TYPE
+            legacy.token_usage.record(usage.input_tokens, {**metric.common, legacy_type: "input"})
+            legacy.token_usage.record(usage.output_tokens, {**metric.common, legacy_type: "output"})
+
+
+# At most this many `time_per_output_chunk` points per stream.
+_MAX_CHUNK_GAPS = 2048
+
+
+def _record_token_usage(
+    instruments: Instruments, metric: _MetricAttributes, usage: TokenUsage | None
+) -> None:
+    """The usage counters on every inference call (0 when no usage came back, as the
+    conventions ask), the per-call token histograms when usage is known."""
+    key = metric.usage_key
+    if usage is None:
+        instruments.usage_input_tokens.add(0, key)
+        instruments.usage_output_tokens.add(0, key)
+        return
+    instruments.usage_input_tokens.add(usage.input_tokens, key)
+    instruments.usage_output_tokens.add(usage.output_tokens, key)
+    if usage.cache_read_tokens:
+        instruments.usage_cache_read_tokens.add(usage.cache_read_tokens, key)
+    if usage.cache_write_tokens:
+        instruments.usage_cache_write_tokens.add(usage.cache_write_tokens, key)
+    if usage.reasoning_tokens:
+        instruments.usage_reasoning_tokens.add(usage.reasoning_tokens, key)
+    instruments.operation_input_tokens.record(usage.input_tokens, metric.common)
+    instruments.operation_output_tokens.record(usage.output_tokens, metric.common)
 
 
 @dataclass(frozen=True)
@@ -283,8 +335,8 @@ class _MetricAttributes:
     SDK copies what it is given, so they can be shared."""
 
     common: dict[str, AttributeValue]
-    input_tokens: dict[str, AttributeValue]
-    output_tokens: dict[str, AttributeValue]
+    inference: bool  # an inference operation (chat, text completion, content generation)
+    usage_key: AttributeKey  # the usage counters' attributes: common + token modality
     _cost: AttributeKey  # provider and model (a `SummingCounter` key)
     _cost_by_agent: dict[str, AttributeKey] = field(default_factory=dict)
 
@@ -300,6 +352,13 @@ class _MetricAttributes:
 
 
 _MAX_METRIC_ATTRIBUTE_SETS = 256
+_INFERENCE_OPERATIONS = frozenset(
+    {
+        sc.GenAiOperationNameValues.CHAT,
+        sc.GenAiOperationNameValues.TEXT_COMPLETION,
+        sc.GenAiOperationNameValues.GENERATE_CONTENT,
+    }
+)
 _metric_attribute_sets: dict[tuple[Any, ...], _MetricAttributes] = {}
 
 
@@ -329,8 +388,11 @@ def _metric_attributes(request: LLMRequest, response_model: str | None) -> _Metr
         common[sc.SERVER_PORT] = request.server_port
     known = _MetricAttributes(
         common=common,
-        input_tokens={**common, sc.GEN_AI_TOKEN_TYPE: "input"},
-        output_tokens={**common, sc.GEN_AI_TOKEN_TYPE: "output"},
+        inference=request.operation in _INFERENCE_OPERATIONS,
+        # Providers report no split by modality that we read: `unknown`, as the conventions ask.
+        usage_key=attribute_key(
+            {**common, sc.GEN_AI_TOKEN_MODALITY: sc.GenAiTokenModalityValues.UNKNOWN}
+        ),
         _cost=attribute_key(
             {
                 k: v
@@ -345,18 +407,79 @@ def _metric_attributes(request: LLMRequest, response_model: str | None) -> _Metr
     return known
 
 
+def emit_operation_details(runtime: Runtime, call: LLMCall, exc: BaseException | None) -> None:
+    """The conventions' `gen_ai.client.inference.operation.details` event, once per call
+    when the capture mode asks for events: a log record (Logs API, `event_name`) in the
+    call's span context, with the inference span's attributes and the content in structured
+    form, as `opentelemetry-util-genai` emits it. Without a LoggerProvider (the local store;
+    an application that set up traces only) the content goes into a span event of that name
+    on the inference span instead."""
+    try:
+        request, response = call.request, call.response
+        content = _request_content(request)
+        if response is not None and response.output_messages is not None:
+            content[sc.GEN_AI_OUTPUT_MESSAGES] = response.output_messages
+        logger = runtime.event_logger()
+        capturer = runtime.capturer
+        if logger is None:
+            if content:
+                safe = {key: capturer.text(value) for key, value in content.items()}
+                call.span.add_event(sc.EVENT_GEN_AI_CLIENT_INFERENCE_OPERATION_DETAILS, safe)
+            return
+        attributes = _request_attributes(request, with_run_id=False)
+        if response is not None:
+            _add_response_attributes(attributes, response, provider_extras=False)
+        if exc is not None:
+            attributes[sc.ERROR_TYPE] = error_type(exc)
+        event: dict[str, Any] = dict(attributes)
+        event.update((key, capturer.structured(value)) for key, value in content.items())
+        logger.emit(_log_record(call.span, event))
+    except Exception as internal:
+        report_internal_error("operation details event", internal)
+
+
+def _log_record(span: Span, attributes: dict[str, Any]) -> LogRecord:
+    context = span.get_span_context()
+    fields: dict[str, Any] = {
+        "timestamp": time.time_ns(),
+        "trace_id": context.trace_id,
+        "span_id": context.span_id,
+        "trace_flags": context.trace_flags,
+        "attributes": attributes,
+    }
+    if _LOG_RECORDS_HAVE_EVENT_NAMES:
+        fields["event_name"] = sc.EVENT_GEN_AI_CLIENT_INFERENCE_OPERATION_DETAILS
+    else:  # an older Logs API: the event name as the attribute it used to be
+        attributes["event.name"] = sc.EVENT_GEN_AI_CLIENT_INFERENCE_OPERATION_DETAILS
+    return LogRecord(**fields)
+
+
+_LOG_RECORDS_HAVE_EVENT_NAMES = "event_name" in inspect.signature(LogRecord.__init__).parameters
+
+
+def _request_content(request: LLMRequest) -> dict[str, Any]:
+    return _drop_none(
+        {
+            sc.GEN_AI_INPUT_MESSAGES: request.input_messages,
+            sc.GEN_AI_SYSTEM_INSTRUCTIONS: request.system_instructions,
+            sc.GEN_AI_TOOL_DEFINITIONS: request.tool_definitions,
+        }
+    )
+
+
 def current_call() -> LLMCall | None:
     """The LLM call being made in this context (its span is current), if any."""
     value = otel_context.get_value(_CALL_KEY)
     return value if isinstance(value, LLMCall) else None
 
 
-def _request_attributes(request: LLMRequest) -> dict[str, AttributeValue]:
+def _request_attributes(request: LLMRequest, with_run_id: bool = True) -> dict[str, AttributeValue]:
     attributes: dict[str, AttributeValue] = {
         sc.GEN_AI_OPERATION_NAME: request.operation,
         sc.GEN_AI_PROVIDER_NAME: request.provider,
-        **run_id_attributes(),
     }
+    if with_run_id:
+        attributes.update(run_id_attributes())
     if request.model:
         attributes[sc.GEN_AI_REQUEST_MODEL] = request.model
     if request.stream:
@@ -371,7 +494,9 @@ def _request_attributes(request: LLMRequest) -> dict[str, AttributeValue]:
     return attributes
 
 
-def _add_response_attributes(attributes: dict[str, AttributeValue], response: LLMResponse) -> None:
+def _add_response_attributes(
+    attributes: dict[str, AttributeValue], response: LLMResponse, provider_extras: bool = True
+) -> None:
     if response.response_id:
         attributes[sc.GEN_AI_RESPONSE_ID] = response.response_id
     if response.response_model:
@@ -388,7 +513,7 @@ def _add_response_attributes(attributes: dict[str, AttributeValue], response: LL
             attributes[sc.GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS] = usage.cache_write_tokens
         if usage.reasoning_tokens:
             attributes[sc.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS] = usage.reasoning_tokens
-    if response.attributes:
+    if response.attributes and provider_extras:
         attributes.update(response.attributes)
 
 
@@ -423,12 +548,12 @@ class _StreamState:
         self.call = call
         self.accumulator = accumulator
         self.add = accumulator.add  # bound once: it runs for every chunk
+        self.stamp = call.chunk_times.append
 
     def on_chunk(self, chunk: Any) -> None:
-        """The per-chunk path, kept to a test and the accumulator's own `add`."""
+        """The per-chunk path, kept to a timestamp and the accumulator's own `add`."""
         try:
-            if self.call.first_chunk_at is None:
-                self.call.mark_first_chunk()
+            self.stamp(time.monotonic())
             self.add(chunk)
         except Exception as exc:
             report_internal_error("stream chunk", exc)
@@ -459,12 +584,11 @@ class SyncStreamProxy(wrapt.ObjectProxy[Any]):
 
     def _chunks(self) -> Iterator[Any]:
         state = self._self_state
-        call, add = state.call, state.add
+        add, stamp, now = state.add, state.stamp, time.monotonic
         try:
             for chunk in self.__wrapped__:
                 # `on_chunk`, inlined: this loop body is the whole per-chunk cost.
-                if call.first_chunk_at is None:
-                    call.mark_first_chunk()
+                stamp(now())
                 try:
                     add(chunk)
                 except Exception as exc:

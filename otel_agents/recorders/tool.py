@@ -177,6 +177,8 @@ class ToolInvocation:
                 links = [Link(request.requested_by)]
         if self.call_id:
             attributes[sc.GEN_AI_TOOL_CALL_ID] = self.call_id
+        if self.agent_name:
+            attributes[sc.GEN_AI_AGENT_NAME] = self.agent_name
         self.span = span = runtime.tracer.start_span(
             f"execute_tool {spec.name}", kind=SpanKind.INTERNAL, attributes=attributes, links=links
         )
@@ -227,6 +229,7 @@ class ToolInvocation:
             time.monotonic() - self._started,
             {
                 sc.GEN_AI_OPERATION_NAME: sc.GenAiOperationNameValues.EXECUTE_TOOL,
+                sc.GEN_AI_TOOL_TYPE: self.spec.tool_type,
                 **metric_attributes,
             },
         )

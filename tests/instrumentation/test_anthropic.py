@@ -248,7 +248,8 @@ def test_request_parameters_including_extra_body(telemetry: Telemetry) -> None:
     assert a[sc.GEN_AI_REQUEST_REASONING_LEVEL] == "high"
     assert a[sc.GEN_AI_REQUEST_TEMPERATURE] == 0.2
     assert a[sc.GEN_AI_REQUEST_TOP_P] == 0.9
-    assert a[sc.GEN_AI_REQUEST_TOP_K] == 40.0
+    # An int, as the conventions type it (it was a double before PR #217).
+    assert a[sc.GEN_AI_REQUEST_TOP_K] == 40 and type(a[sc.GEN_AI_REQUEST_TOP_K]) is int
 
 
 def test_beta_messages_are_recorded_too(telemetry: Telemetry) -> None:
@@ -804,14 +805,25 @@ def test_price_override_wins(priced_telemetry: Telemetry) -> None:
 def test_metrics(telemetry: Telemetry) -> None:
     anthropic_client(scripted(THINKING_TOOL_USE)).messages.create(**REQUEST)
 
-    tokens = {
-        p.attributes[sc.GEN_AI_TOKEN_TYPE]: p  # type: ignore[attr-defined]
-        for p in telemetry.metric_points(sc.METRIC_GEN_AI_CLIENT_TOKEN_USAGE)
+    (tokens_in,) = telemetry.metric_points(sc.METRIC_GEN_AI_CLIENT_INFERENCE_OPERATION_INPUT_TOKENS)
+    (tokens_out,) = telemetry.metric_points(
+        sc.METRIC_GEN_AI_CLIENT_INFERENCE_OPERATION_OUTPUT_TOKENS
+    )
+    assert (tokens_in.sum, tokens_out.sum) == (4056, 162)  # type: ignore[attr-defined]
+    assert tokens_in.attributes[sc.GEN_AI_PROVIDER_NAME] == "anthropic"  # type: ignore[attr-defined]
+    assert tokens_in.attributes[sc.GEN_AI_RESPONSE_MODEL] == MODEL  # type: ignore[attr-defined]
+    # The usage counters: cache reads and writes are subsets of the input tokens.
+    used = {
+        name: telemetry.metric_points(name)[0].value  # type: ignore[attr-defined]
+        for name in (
+            sc.METRIC_GEN_AI_CLIENT_INFERENCE_USAGE_INPUT_TOKENS,
+            sc.METRIC_GEN_AI_CLIENT_INFERENCE_USAGE_CACHE_READ_INPUT_TOKENS,
+            sc.METRIC_GEN_AI_CLIENT_INFERENCE_USAGE_CACHE_WRITE_INPUT_TOKENS,
+            sc.METRIC_GEN_AI_CLIENT_INFERENCE_USAGE_OUTPUT_TOKENS,
+        )
     }
-    assert (tokens["input"].sum, tokens["output"].sum) == (4056, 162)  # type: ignore[attr-defined]
-    assert tokens["input"].attributes[sc.GEN_AI_PROVIDER_NAME] == "anthropic"  # type: ignore[attr-defined]
-    assert tokens["input"].attributes[sc.GEN_AI_RESPONSE_MODEL] == MODEL  # type: ignore[attr-defined]
-    (duration,) = telemetry.metric_points(sc.METRIC_GEN_AI_CLIENT_OPERATION_DURATION)
+    assert list(used.values()) == [4056, 2048, 1536, 162]
+    (duration,) = telemetry.metric_points(sc.METRIC_GEN_AI_CLIENT_INFERENCE_DURATION)
     assert duration.count == 1  # type: ignore[attr-defined]
     assert duration.attributes[sc.GEN_AI_REQUEST_MODEL] == MODEL  # type: ignore[attr-defined]
 

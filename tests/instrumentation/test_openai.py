@@ -671,6 +671,17 @@ async def test_async_azure_client_and_azure_hosts_behind_the_plain_client(
 # -- the Responses API ---------------------------------------------------------------------
 
 
+def test_responses_previous_response_id(telemetry: Telemetry) -> None:
+    transport = scripted("openai/responses_reasoning_function_call.json")
+    openai_client(transport).responses.create(
+        model="o4-mini", input="And tomorrow?", previous_response_id="resp_0123456789abcdef"
+    )
+    assert transport.last_request.json["previous_response_id"] == "resp_0123456789abcdef"
+    a = attrs(the_llm_span(telemetry))
+    assert a[sc.GEN_AI_REQUEST_PREVIOUS_RESPONSE_ID] == "resp_0123456789abcdef"
+    assert sc.GEN_AI_CONVERSATION_ID not in a  # a previous response is not a conversation id
+
+
 def test_responses_reasoning_and_function_call(content_telemetry: Telemetry) -> None:
     transport = scripted("openai/responses_reasoning_function_call.json")
     response = openai_client(transport).responses.create(
@@ -1173,22 +1184,37 @@ def test_token_duration_and_cost_metrics(telemetry: Telemetry) -> None:
     )
     cost = attrs(the_llm_span(telemetry))[sc.COST_USD]
 
-    tokens = telemetry.metric_points(sc.METRIC_GEN_AI_CLIENT_TOKEN_USAGE)
-    by_type = {p.attributes[sc.GEN_AI_TOKEN_TYPE]: p for p in tokens}
-    assert set(by_type) == {"input", "output"}
-    assert (by_type["input"].sum, by_type["output"].sum) == (1430, 245)
-    for point in tokens:
-        assert (
-            tuple(point.explicit_bounds) == sc.METRIC_BUCKETS[sc.METRIC_GEN_AI_CLIENT_TOKEN_USAGE]
+    # Per-call token histograms (not split by modality) ...
+    histograms = {
+        name: telemetry.metric_points(name)
+        for name in (
+            sc.METRIC_GEN_AI_CLIENT_INFERENCE_OPERATION_INPUT_TOKENS,
+            sc.METRIC_GEN_AI_CLIENT_INFERENCE_OPERATION_OUTPUT_TOKENS,
         )
+    }
+    sums = []
+    for name, (point,) in histograms.items():
+        assert tuple(point.explicit_bounds) == sc.METRIC_BUCKETS[name]
         assert point.attributes[sc.GEN_AI_PROVIDER_NAME] == "openai"
         assert point.attributes[sc.GEN_AI_RESPONSE_MODEL] == "o4-mini-2025-04-16"
+        assert sc.GEN_AI_TOKEN_MODALITY not in point.attributes
+        sums.append(point.sum)
+    assert sums == [1430, 245]
+    # ... and the usage counters, by modality (`unknown`: the API does not split it).
+    (used_in,) = telemetry.metric_points(sc.METRIC_GEN_AI_CLIENT_INFERENCE_USAGE_INPUT_TOKENS)
+    (used_out,) = telemetry.metric_points(sc.METRIC_GEN_AI_CLIENT_INFERENCE_USAGE_OUTPUT_TOKENS)
+    assert (used_in.value, used_out.value) == (1430, 245)
+    assert used_in.attributes[sc.GEN_AI_TOKEN_MODALITY] == sc.GenAiTokenModalityValues.UNKNOWN
+    assert used_in.attributes[sc.GEN_AI_REQUEST_MODEL] == "o4-mini"
+    # The v1.41 names are gone unless opted in.
+    assert telemetry.metric_points(sc.METRIC_GEN_AI_CLIENT_TOKEN_USAGE) == []
+    assert telemetry.metric_points(sc.METRIC_GEN_AI_CLIENT_OPERATION_DURATION) == []
 
-    (duration,) = telemetry.metric_points(sc.METRIC_GEN_AI_CLIENT_OPERATION_DURATION)
+    (duration,) = telemetry.metric_points(sc.METRIC_GEN_AI_CLIENT_INFERENCE_DURATION)
     assert duration.count == 1 and duration.sum > 0
     assert (
         tuple(duration.explicit_bounds)
-        == sc.METRIC_BUCKETS[sc.METRIC_GEN_AI_CLIENT_OPERATION_DURATION]
+        == sc.METRIC_BUCKETS[sc.METRIC_GEN_AI_CLIENT_INFERENCE_DURATION]
     )
     assert duration.attributes[sc.GEN_AI_OPERATION_NAME] == "chat"
 
@@ -1202,9 +1228,64 @@ def test_failed_calls_are_counted_with_their_error_type(telemetry: Telemetry) ->
         openai_client(scripted("openai/error_400_invalid_request.json")).chat.completions.create(
             model=CHAT_MODEL, messages=MESSAGES
         )
-    (duration,) = telemetry.metric_points(sc.METRIC_GEN_AI_CLIENT_OPERATION_DURATION)
+    (duration,) = telemetry.metric_points(sc.METRIC_GEN_AI_CLIENT_INFERENCE_DURATION)
     assert duration.attributes[sc.ERROR_TYPE] == "openai.BadRequestError"
-    assert telemetry.metric_points(sc.METRIC_GEN_AI_CLIENT_TOKEN_USAGE) == []
+    assert telemetry.metric_points(sc.METRIC_GEN_AI_CLIENT_INFERENCE_OPERATION_INPUT_TOKENS) == []
+    # The usage counters count failed calls too: 0 tokens, modality unknown.
+    for name in (
+        sc.METRIC_GEN_AI_CLIENT_INFERENCE_USAGE_INPUT_TOKENS,
+        sc.METRIC_GEN_AI_CLIENT_INFERENCE_USAGE_OUTPUT_TOKENS,
+    ):
+        (point,) = telemetry.metric_points(name)
+        assert point.value == 0
+        assert point.attributes[sc.GEN_AI_TOKEN_MODALITY] == sc.GenAiTokenModalityValues.UNKNOWN
+
+
+def test_stream_chunk_timing_metrics(telemetry: Telemetry) -> None:
+    stream = openai_client(scripted("openai/chat_stream_text.sse")).chat.completions.create(
+        model=CHAT_MODEL, messages=MESSAGES, stream=True
+    )
+    chunks = sum(1 for _ in stream)
+    assert chunks > 2
+
+    (first,) = telemetry.metric_points(sc.METRIC_GEN_AI_CLIENT_INFERENCE_TIME_TO_FIRST_CHUNK)
+    assert first.count == 1
+    # One point per chunk after the first, with the conventions' bucket advice.
+    (gaps,) = telemetry.metric_points(sc.METRIC_GEN_AI_CLIENT_INFERENCE_TIME_PER_OUTPUT_CHUNK)
+    assert gaps.count == chunks - 1
+    name = sc.METRIC_GEN_AI_CLIENT_INFERENCE_TIME_PER_OUTPUT_CHUNK
+    assert tuple(gaps.explicit_bounds) == sc.METRIC_BUCKETS[name]
+    assert gaps.attributes[sc.GEN_AI_REQUEST_MODEL] == CHAT_MODEL
+
+
+def test_non_streamed_calls_record_no_chunk_timing(telemetry: Telemetry) -> None:
+    openai_client(scripted("openai/chat_text.json")).chat.completions.create(
+        model=CHAT_MODEL, messages=MESSAGES
+    )
+    assert telemetry.metric_points(sc.METRIC_GEN_AI_CLIENT_INFERENCE_TIME_TO_FIRST_CHUNK) == []
+    assert telemetry.metric_points(sc.METRIC_GEN_AI_CLIENT_INFERENCE_TIME_PER_OUTPUT_CHUNK) == []
+
+
+@pytest.fixture
+def dup_telemetry(monkeypatch: pytest.MonkeyPatch) -> Iterator[Telemetry]:
+    monkeypatch.setenv("OTEL_SEMCONV_STABILITY_OPT_IN", "http, gen_ai/dup")
+    yield from instrumented(monkeypatch)
+
+
+def test_old_metric_names_only_when_opted_in(dup_telemetry: Telemetry) -> None:
+    stream = openai_client(scripted("openai/chat_stream_tool_calls.sse")).chat.completions.create(
+        model=CHAT_MODEL, messages=MESSAGES, stream=True, stream_options={"include_usage": True}
+    )
+    for _ in stream:
+        pass
+    old_tokens = dup_telemetry.metric_points(sc.METRIC_GEN_AI_CLIENT_TOKEN_USAGE)
+    assert {p.attributes[sc.GEN_AI_TOKEN_TYPE] for p in old_tokens} == {"input", "output"}
+    (old_duration,) = dup_telemetry.metric_points(sc.METRIC_GEN_AI_CLIENT_OPERATION_DURATION)
+    assert old_duration.attributes[sc.GEN_AI_OPERATION_NAME] == "chat"
+    assert dup_telemetry.metric_points(sc.METRIC_GEN_AI_CLIENT_OPERATION_TIME_TO_FIRST_CHUNK)
+    # The current names are recorded as well.
+    assert dup_telemetry.metric_points(sc.METRIC_GEN_AI_CLIENT_INFERENCE_DURATION)
+    assert dup_telemetry.metric_points(sc.METRIC_GEN_AI_CLIENT_INFERENCE_OPERATION_INPUT_TOKENS)
 
 
 # -- the decision path end to end ----------------------------------------------------------
@@ -1241,6 +1322,11 @@ def test_decision_path_from_chat_assistant_text_matched_by_arguments(
     assert tool.parent is not None and tool.parent.span_id != llm.context.span_id
     # The LLM span names its agent, so the collector can break cost down by agent.
     assert attrs(llm)[sc.GEN_AI_AGENT_NAME] == "weather-bot"
+    # The agent span carries the tokens its invocation's model calls used.
+    agent = attrs(content_telemetry.span("invoke_agent weather-bot"))
+    llm_attributes = attrs(llm)
+    for key in (sc.GEN_AI_USAGE_INPUT_TOKENS, sc.GEN_AI_USAGE_OUTPUT_TOKENS):
+        assert agent[key] == llm_attributes[key] > 0
 
 
 def test_decision_path_from_a_reasoning_summary_matched_by_call_id(
