@@ -11,7 +11,6 @@ look at the call before and after it runs.
 from __future__ import annotations
 
 import contextlib
-import contextvars
 import inspect
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -40,13 +39,18 @@ from otel_agents.recorders.common import (
     run_id_attributes,
     wrap_callable,
 )
-from otel_agents.runtime import get_runtime, report_internal_error
+from otel_agents.runtime import (
+    built_runtime,
+    get_runtime,
+    opening_failures,
+    report_internal_error,
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-_explicit_call_id: contextvars.ContextVar[str | None] = contextvars.ContextVar(
-    "otel_agents_tool_call_id", default=None
-)
+# The model tool call the next tool executed in this context answers (`tool_call_id`).
+# Kept in the OpenTelemetry context, so a boundary that restores the context restores it.
+_CALL_ID_KEY = otel_context.create_key("otel_agents.tool_call_id")
 
 
 @contextlib.contextmanager
@@ -56,11 +60,16 @@ def tool_call_id(call_id: str | None) -> Iterator[None]:
     >>> with otel_agents.tool_call_id(call.id):
     ...     result = lookup_vendor(**json.loads(call.function.arguments))
     """
-    token = _explicit_call_id.set(call_id)
+    token = otel_context.attach(otel_context.set_value(_CALL_ID_KEY, call_id))
     try:
         yield
     finally:
-        _explicit_call_id.reset(token)
+        otel_context.detach(token)
+
+
+def _explicit_call_id() -> str | None:
+    value = otel_context.get_value(_CALL_ID_KEY)
+    return value if isinstance(value, str) else None
 
 
 @dataclass(frozen=True)
@@ -102,6 +111,25 @@ class ToolSpec:
 class ToolInvocation:
     """One execution of a tool: its span, arguments, decision path and outcome."""
 
+    # Defaults at class level too, so that a failure path can make a usable instance
+    # without `__init__` (which may be what failed).
+    span: Span = INVALID_SPAN
+    call_id: str | None = None
+    ledger: RunLedger | None = None
+    request: RequestedToolCall | None = None
+    match: str | None = None
+    fingerprint: str | None = None
+    attempt = 1
+    agent_name: str | None = None
+    result: Any = None
+    exception: BaseException | None = None
+    verdict: str | None = None
+    contract_status: str | None = None
+    policy_state: Any = None
+    finished = False
+    _started = 0.0
+    _token: object | None = None
+
     def __init__(self, spec: ToolSpec, arguments: Any, span: Span = INVALID_SPAN) -> None:
         self.spec = spec
         self.arguments = arguments
@@ -120,38 +148,98 @@ class ToolInvocation:
         self.verdict: str | None = None
         self.contract_status: str | None = None
         self.policy_state: Any = None
+        # Internal errors while the call was being opened, up to the gate's verdict: the
+        # gate decides on them by `on_error` (fail closed: the call is refused).
+        self.open_failures: list[BaseException] = []
         self.finished = False
         self._started = time.monotonic()
         self._token: object | None = None
-        self._call_id_token: contextvars.Token[str | None] | None = None
 
     @classmethod
-    def start(cls, spec: ToolSpec, arguments: Any, call_id: str | None = None) -> ToolInvocation:
-        """Open the `execute_tool` span and run the observers' pre-checks.
+    def start(
+        cls,
+        spec: ToolSpec,
+        arguments: Any,
+        call_id: str | None = None,
+        failures: Sequence[BaseException] = (),
+    ) -> ToolInvocation:
+        """Open the `execute_tool` span and run the observers' pre-checks (the gate).
 
-        Raises only an `Intervention` (a deliberate stop, such as a policy deny); the span
-        then records it and is ended.
+        Raises only an `Intervention` (a deliberate stop, such as a policy deny, or the
+        refusal of a call that could not be checked under fail-closed); the span then
+        records it and is ended. `failures` are errors met before this (reading the
+        arguments), for the gate to decide on.
         """
         invocation = cls(spec, arguments)
+        invocation.open_failures.extend(failures)
+        watching = opening_failures.set(invocation.open_failures)
         try:
-            invocation._open(call_id)
-        except Exception as exc:
-            report_internal_error("tool start", exc)
-            return invocation
-        try:
+            try:
+                invocation._open(call_id)
+            except Exception as exc:
+                report_internal_error("tool start", exc)
+                invocation.ensure_span()
             get_runtime().notify("on_tool_start", invocation)
         except Intervention as stop:
-            invocation.finish(stop)
+            invocation._stop(stop)
             raise
+        except Exception as exc:  # the observers could not be asked: the gate was skipped
+            report_internal_error("tool observers", exc)
+            refusal = invocation._refusal(exc)
+            if refusal is not None:
+                invocation._stop(refusal)
+                raise refusal from None
+        finally:
+            opening_failures.reset(watching)
+        return invocation
+
+    @classmethod
+    def unchecked(cls, spec: ToolSpec, exc: BaseException) -> ToolInvocation:
+        """When even `start` failed: a refusal under fail-closed (on a span of its own),
+        else an invocation that records nothing, so that the tool runs as it would."""
+        invocation = cls.__new__(cls)
+        invocation.spec, invocation.arguments, invocation.open_failures = spec, None, [exc]
+        invocation._started = time.monotonic()
+        stop = invocation._refusal(exc)
+        if stop is not None:
+            invocation._stop(stop)
+            raise stop
+        invocation.finished = True
         return invocation
 
     def _open(self, explicit_call_id: str | None) -> None:
         runtime = get_runtime()
         spec = self.spec
-        self.call_id = explicit_call_id or _explicit_call_id.get()
+        attributes = dict(spec.attributes)
+        links: Sequence[Link] = ()
+        reasoning: str | None = None
+        try:
+            links, reasoning = self._decision_path(attributes, explicit_call_id)
+        except Exception as exc:
+            report_internal_error("tool decision path", exc)
+        self.span = span = runtime.tracer.start_span(
+            f"execute_tool {spec.name}", kind=SpanKind.INTERNAL, attributes=attributes, links=links
+        )
+        if runtime.settings.capture_content.enabled:
+            content: dict[str, Any] = {}
+            if self.arguments is not None:
+                content[sc.GEN_AI_TOOL_CALL_ARGUMENTS] = self.arguments
+            if reasoning:
+                content[sc.DECISION_REASONING] = reasoning
+            capture_content(span, runtime, content)
+        # Current for the tool's body; nested tools answer no model call id.
+        ctx = otel_context.set_value(_CALL_ID_KEY, None, trace.set_span_in_context(span))
+        self._token = otel_context.attach(ctx)
+
+    def _decision_path(
+        self, attributes: dict[str, AttributeValue], explicit_call_id: str | None
+    ) -> tuple[Sequence[Link], str | None]:
+        """Who asked for this call and why, and which attempt it is: onto `attributes`;
+        returns the link to the requesting LLM span and the reasoning."""
+        spec = self.spec
+        self.call_id = explicit_call_id or _explicit_call_id()
         frame = current_agent()
         self.agent_name = frame.name if frame is not None else None
-        attributes = dict(spec.attributes)
         attributes.update(run_id_attributes())
         links: Sequence[Link] = ()
         reasoning: str | None = None
@@ -177,17 +265,52 @@ class ToolInvocation:
                 links = [Link(request.requested_by)]
         if self.call_id:
             attributes[sc.GEN_AI_TOOL_CALL_ID] = self.call_id
-        self.span = span = runtime.tracer.start_span(
-            f"execute_tool {spec.name}", kind=SpanKind.INTERNAL, attributes=attributes, links=links
-        )
-        content: dict[str, Any] = {}
-        if self.arguments is not None:
-            content[sc.GEN_AI_TOOL_CALL_ARGUMENTS] = self.arguments
-        if reasoning:
-            content[sc.DECISION_REASONING] = reasoning
-        capture_content(span, runtime, content)
-        self._token = otel_context.attach(trace.set_span_in_context(span))
-        self._call_id_token = _explicit_call_id.set(None)  # nested tools answer no call id
+        return links, reasoning
+
+    # -- failure paths: they use nothing that the normal path may have broken ------------
+
+    def ensure_span(self) -> None:
+        """A span with the tool's own attributes if opening it failed, so that what the
+        gate decides still lands on a span (and in the audit log). Not made current."""
+        if self.span is not INVALID_SPAN:
+            return
+        try:
+            runtime = built_runtime()
+            if runtime is not None:
+                self.span = runtime.tracer.start_span(
+                    f"execute_tool {self.spec.name}",
+                    kind=SpanKind.INTERNAL,
+                    attributes=self.spec.attributes,
+                )
+        except Exception as exc:
+            report_internal_error("tool bare span", exc)
+
+    def _refusal(self, exc: BaseException) -> Intervention | None:
+        """What fail-closed observers say when the call could not be checked."""
+        try:
+            runtime = built_runtime()
+            for observer in runtime.observers if runtime is not None else ():
+                stop = observer.refusal(self, exc)
+                if stop is not None:
+                    return stop
+        except Exception as internal:
+            report_internal_error("tool refusal", internal)
+        return None
+
+    def _stop(self, stop: BaseException) -> None:
+        """Record a stop and end the span; whatever fails here, the stop still stands."""
+        try:
+            self.finish(stop)
+        except Exception as internal:
+            report_internal_error("tool stop", internal)
+            self._end_quietly()
+
+    def _end_quietly(self) -> None:
+        with contextlib.suppress(Exception):
+            if self._token is not None:
+                otel_context.detach(self._token)  # type: ignore[arg-type]
+                self._token = None
+            self.span.end()
 
     def finish(self, exc: BaseException | None, result: Any = None) -> None:
         """Record the outcome and end the span. Safe to call more than once."""
@@ -205,6 +328,12 @@ class ToolInvocation:
     def _record_outcome(self) -> None:
         if self.span is INVALID_SPAN:
             return
+        try:
+            self._record_result()
+        finally:
+            self.span.end()  # whatever failed above, the span is not left open
+
+    def _record_result(self) -> None:
         runtime = get_runtime()
         exc = self.exception
         if exc is not None:
@@ -229,17 +358,14 @@ class ToolInvocation:
                 **metric_attributes,
             },
         )
-        self.span.end()
 
     def _detach(self) -> None:
         try:
-            if self._call_id_token is not None:
-                _explicit_call_id.reset(self._call_id_token)
             if self._token is not None:
                 otel_context.detach(self._token)  # type: ignore[arg-type]
         except Exception as internal:
             report_internal_error("tool detach", internal)
-        self._token = self._call_id_token = None
+        self._token = None
 
 
 class _ArgumentBinder:
@@ -336,10 +462,13 @@ def tool(
                 arguments: Any = binder.bind(args, kwargs)
             except Exception as exc:
                 report_internal_error("tool arguments", exc)
-                arguments = None
+                return ToolInvocation.start(spec, None, failures=[exc])
             return ToolInvocation.start(spec, arguments)
 
-        wrapped = wrap_callable(function, begin)
+        def unchecked(exc: BaseException) -> ToolInvocation:
+            return ToolInvocation.unchecked(spec, exc)
+
+        wrapped = wrap_callable(function, begin, unchecked)
         wrapped.__otel_agents_tool__ = spec  # type: ignore[attr-defined]
         return wrapped
 
