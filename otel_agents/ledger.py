@@ -30,6 +30,8 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import SpanContext
 
+from otel_agents.runtime import report_internal_error
+
 _LEDGER_KEY = otel_context.create_key("otel_agents.ledger")
 _MAX_REQUESTED_CALLS = 512
 _MAX_FINGERPRINTS = 4096
@@ -225,8 +227,8 @@ def canonical_arguments(arguments: Any) -> str | None:
             plain = _plain_dict_text(arguments)  # the common case, at C speed
             if plain is not None:
                 return _digest(plain)
-    except Exception:  # only a value of a broken built-in type gets here: the full walk
-        pass
+    except Exception as exc:  # not expected: the full walk guards each step
+        report_internal_error("argument key", exc)
     return ArgumentDigest.of(arguments).key
 
 
@@ -296,8 +298,9 @@ class ArgumentDigest:
         try:
             digest._add(_parsed_json(arguments), 0)
             text = "\x1f".join(digest._parts)
-        except Exception:  # a value stranger than every guard below: key by type only
-            text, digest.complete = f"?{_type_name(arguments)}", False
+        except Exception as exc:  # not expected: key by type only
+            report_internal_error("argument key", exc)
+            text, digest.complete = f"?{type(arguments).__qualname__}", False
         digest.key = _digest(text)
         digest._parts = []
         return digest

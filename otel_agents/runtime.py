@@ -162,6 +162,21 @@ class Runtime:
             prices=PriceBook(settings.prices),
         )
 
+    def check_tool(self, invocation: Any) -> None:
+        """`on_tool_start` on every observer. An observer that fails (rather than decides)
+        is asked for its `refusal`: the policy gate failing under fail-closed stops the
+        call; any other failure is logged and swallowed."""
+        for observer in self.observers:
+            try:
+                observer.on_tool_start(invocation)
+            except Intervention:
+                raise
+            except Exception as exc:
+                report_internal_error(f"observer {type(observer).__name__}.on_tool_start", exc)
+                stop = observer.refusal(invocation, exc)
+                if stop is not None:
+                    raise stop from None
+
     def notify(self, event: str, *args: Any) -> None:
         """Call `event` on every observer that has it; internal errors are swallowed.
 

@@ -248,7 +248,11 @@ class agent:
             otel_context.attach(entry)
 
     async def __aenter__(self) -> AgentRun:
-        return self.__enter__()
+        try:
+            return self.__enter__()
+        except Exception as internal:
+            report_internal_error("agent start", internal)
+            return AgentRun.unrecorded(self.spec)
 
     async def __aexit__(
         self,
@@ -256,7 +260,13 @@ class agent:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self.__exit__(exc_type, exc, tb)
+        try:
+            self.__exit__(exc_type, exc, tb)
+        except Exception as internal:
+            report_internal_error("agent finish", internal)
+            if self._runs:
+                _, entry = self._runs.pop()
+                otel_context.attach(entry)
 
     def __call__(self, func: F) -> F:
         spec = self.spec

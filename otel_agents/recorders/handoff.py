@@ -239,7 +239,13 @@ class handoff:
             otel_context.attach(entry)
 
     async def __aenter__(self) -> Handoff:
-        return self.__enter__()
+        try:
+            return self.__enter__()
+        except HandoffRejected:
+            raise
+        except Exception as internal:
+            report_internal_error("handoff start", internal)
+            return Handoff.unrecorded(self._source, self._target, self._payload)
 
     async def __aexit__(
         self,
@@ -247,4 +253,10 @@ class handoff:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self.__exit__(exc_type, exc, tb)
+        try:
+            self.__exit__(exc_type, exc, tb)
+        except Exception as internal:
+            report_internal_error("handoff finish", internal)
+            if self._open:
+                _, entry = self._open.pop()
+                otel_context.attach(entry)

@@ -179,7 +179,7 @@ class ToolInvocation:
             except Exception as exc:
                 report_internal_error("tool start", exc)
                 invocation.ensure_span()
-            get_runtime().notify("on_tool_start", invocation)
+            get_runtime().check_tool(invocation)
         except Intervention as stop:
             invocation._stop(stop)
             raise
@@ -446,6 +446,13 @@ def tool(
     """
 
     def decorate(function: F) -> F:
+        try:
+            return _traced_tool(function)
+        except Exception as exc:  # the tool still works, untraced and ungated
+            report_internal_error("tool decorator", exc)
+            return function
+
+    def _traced_tool(function: F) -> F:
         spec = ToolSpec(
             name=name or function.__name__,
             description=description or _first_line(function.__doc__),
@@ -473,7 +480,11 @@ def tool(
         return wrapped
 
     if func is not None:
-        return decorate(func)
+        try:
+            return decorate(func)
+        except Exception as exc:
+            report_internal_error("tool decorator", exc)
+            return func
     return decorate
 
 

@@ -83,9 +83,7 @@ def test_a_hostile_argument_is_fingerprinted_and_gated(telemetry: Any) -> None:
 
 
 @pytest.mark.parametrize("mode", [Mode.ENFORCE, Mode.OBSERVE])
-def test_an_argument_that_breaks_rule_matching_follows_on_error(
-    telemetry: Any, mode: Mode
-) -> None:
+def test_an_argument_that_breaks_rule_matching_follows_on_error(telemetry: Any, mode: Mode) -> None:
     reinstrument(telemetry, policy=policy(mode))
     if mode is Mode.ENFORCE:
         with pytest.raises(ToolCallDenied, match="policy evaluation failed"):
