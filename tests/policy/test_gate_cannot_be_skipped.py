@@ -103,7 +103,7 @@ OPENING_FAULTS = {
     "agent lookup": (tool_module, "current_agent"),
     "content capture": (tool_module, "capture_content"),
     "the whole opening": (tool_module.ToolInvocation, "_open"),
-    "observer notification": (Runtime, "notify"),
+    "observer notification": (Runtime, "check_tool"),
     "the invocation itself": (tool_module.ToolInvocation, "__init__"),
     "argument binding": (tool_module._ArgumentBinder, "bind"),
 }
