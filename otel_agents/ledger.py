@@ -527,18 +527,18 @@ _trace_ledgers: OrderedDict[int, RunLedger] = OrderedDict()
 _trace_ledgers_lock = threading.Lock()
 
 
-def current_run_ledger() -> RunLedger | None:
+def current_run_ledger(ctx: otel_context.Context | None = None) -> RunLedger | None:
     """The ledger of the agent run we are inside, if any."""
-    value = otel_context.get_value(_LEDGER_KEY)
+    value = otel_context.get_value(_LEDGER_KEY, ctx)
     return value if isinstance(value, RunLedger) else None
 
 
-def current_ledger() -> RunLedger | None:
+def current_ledger(ctx: otel_context.Context | None = None) -> RunLedger | None:
     """The run's ledger, or else one shared by the current trace (outside any agent run)."""
-    ledger = current_run_ledger()
+    ledger = current_run_ledger(ctx)
     if ledger is not None:
         return ledger
-    span_context = trace.get_current_span().get_span_context()
+    span_context = trace.get_current_span(ctx).get_span_context()
     if not span_context.is_valid:
         return None
     with _trace_ledgers_lock:

@@ -67,11 +67,17 @@ class CallPaths:
         return sorted(found, key=lambda c: (c.co_filename, c.co_firstlineno, c.co_name))
 
 
+def _passes_through(code: types.CodeType) -> bool:
+    """Frames between two functions of ours that belong to neither the application nor us:
+    the standard library (contextlib, weakref, ...) and code it generates (a dataclass's
+    `__init__` calling our `__post_init__`)."""
+    return code.co_filename.startswith(_STDLIB) or code.co_filename == "<string>"
+
+
 def _caller_is_ours(frame: types.FrameType) -> bool:
-    """Whether the nearest caller outside the standard library (contextlib, weakref, ...)
-    is our code."""
+    """Whether the nearest caller that is not a pass-through is our code."""
     caller = frame.f_back
-    while caller is not None and caller.f_code.co_filename.startswith(_STDLIB):
+    while caller is not None and _passes_through(caller.f_code):
         caller = caller.f_back
     return caller is not None and caller.f_code.co_filename.startswith(PACKAGE_DIR)
 

@@ -173,6 +173,25 @@ def openai_stream() -> Any:
     return [stream.__class__, chunks]
 
 
+def openai_raw_response() -> Any:
+    transport = scripted(ScriptedResponse.fixture("openai/chat_text.json"))
+    raw = openai_client(transport).chat.completions.with_raw_response.create(**OPENAI_CHAT)
+    completion = raw.parse()
+    return [raw.__class__, raw.headers.get("content-type"), completion.model_dump()]
+
+
+def openai_streaming_response() -> Any:
+    transport = scripted(ScriptedResponse.fixture("openai/chat_stream_text.sse"))
+    client = openai_client(transport)
+    with client.chat.completions.with_streaming_response.create(
+        **OPENAI_CHAT, stream=True
+    ) as response:
+        stream = response.parse()
+        chunks = [chunk.model_dump() for chunk in stream]
+        closed_early = stream.response.is_closed
+    return [stream.__class__, chunks, closed_early]
+
+
 def openai_error() -> Any:
     error = ScriptedResponse.fixture("openai/error_400_invalid_request.json")
     client = openai_client(scripted(error))
@@ -232,6 +251,8 @@ SCENARIOS: dict[str, Callable[[], Any]] = {
     "openai, tool calls": openai_tool_calls,
     "openai, stream": openai_stream,
     "openai, error": openai_error,
+    "openai, raw response": openai_raw_response,
+    "openai, streaming response": openai_streaming_response,
     "openai, async stream": openai_async_stream,
     "anthropic, tool use": anthropic_tool_use,
     "anthropic, stream": anthropic_stream,

@@ -29,8 +29,8 @@ class AgentFrame:
     span: Span
 
 
-def current_agent() -> AgentFrame | None:
-    value = otel_context.get_value(_AGENT_KEY)
+def current_agent(ctx: otel_context.Context | None = None) -> AgentFrame | None:
+    value = otel_context.get_value(_AGENT_KEY, ctx)
     return value if isinstance(value, AgentFrame) else None
 
 
@@ -94,8 +94,8 @@ def capture_content(
         report_internal_error("capture_content", internal)
 
 
-def run_id_attributes() -> dict[str, str]:
-    ledger = current_run_ledger()
+def run_id_attributes(ctx: otel_context.Context | None = None) -> dict[str, str]:
+    ledger = current_run_ledger(ctx)
     return {sc.RUN_ID: ledger.run_id} if ledger is not None else {}
 
 

@@ -48,8 +48,9 @@ from otel_agents.runtime import (
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-# The model tool call the next tool executed in this context answers (`tool_call_id`).
-# Kept in the OpenTelemetry context, so a boundary that restores the context restores it.
+# The model tool call the next tool executed in this context answers (`tool_call_id`), with
+# the span current when it was given: a tool nested in that tool sees another current span,
+# so it answers no call id. Kept in the OpenTelemetry context, like everything we set.
 _CALL_ID_KEY = otel_context.create_key("otel_agents.tool_call_id")
 
 
@@ -60,16 +61,20 @@ def tool_call_id(call_id: str | None) -> Iterator[None]:
     >>> with otel_agents.tool_call_id(call.id):
     ...     result = lookup_vendor(**json.loads(call.function.arguments))
     """
-    token = otel_context.attach(otel_context.set_value(_CALL_ID_KEY, call_id))
+    given = (call_id, trace.get_current_span())
+    token = otel_context.attach(otel_context.set_value(_CALL_ID_KEY, given))
     try:
         yield
     finally:
         otel_context.detach(token)
 
 
-def _explicit_call_id() -> str | None:
-    value = otel_context.get_value(_CALL_ID_KEY)
-    return value if isinstance(value, str) else None
+def _explicit_call_id(ctx: otel_context.Context) -> str | None:
+    given = ctx.get(_CALL_ID_KEY)
+    if type(given) is tuple and given[1] is trace.get_current_span(ctx):
+        call_id: str | None = given[0]
+        return call_id
+    return None
 
 
 @dataclass(frozen=True)
@@ -227,9 +232,7 @@ class ToolInvocation:
             if reasoning:
                 content[sc.DECISION_REASONING] = reasoning
             capture_content(span, runtime, content)
-        # Current for the tool's body; nested tools answer no model call id.
-        ctx = otel_context.set_value(_CALL_ID_KEY, None, trace.set_span_in_context(span))
-        self._token = otel_context.attach(ctx)
+        self._token = otel_context.attach(trace.set_span_in_context(span))
 
     def _decision_path(
         self, attributes: dict[str, AttributeValue], explicit_call_id: str | None
@@ -237,13 +240,14 @@ class ToolInvocation:
         """Who asked for this call and why, and which attempt it is: onto `attributes`;
         returns the link to the requesting LLM span and the reasoning."""
         spec = self.spec
-        self.call_id = explicit_call_id or _explicit_call_id()
-        frame = current_agent()
+        ctx = otel_context.get_current()
+        self.call_id = explicit_call_id or _explicit_call_id(ctx)
+        frame = current_agent(ctx)
         self.agent_name = frame.name if frame is not None else None
-        attributes.update(run_id_attributes())
+        attributes.update(run_id_attributes(ctx))
         links: Sequence[Link] = ()
         reasoning: str | None = None
-        self.ledger = ledger = current_ledger()
+        self.ledger = ledger = current_ledger(ctx)
         if ledger is not None:
             arguments_key = canonical_arguments(self.arguments)
             self.request, self.match = ledger.claim_requested_call(
