@@ -415,3 +415,34 @@ def _compare_with_refusals(seen: Any, baseline: Any, fired_in_window: bool) -> N
             refusals += 1
     if fired_in_window:
         assert refusals, "a fault while a call was opened, and no call was refused"
+
+
+def test_a_fault_after_the_llm_span_is_made_current_does_not_leave_it_attached(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The case that once left an LLM span current forever: later spans nested under it,
+    later LLM calls went unrecorded, unrelated tool calls shared its trace's ledger."""
+    from otel_agents.recorders.llm import LLMCall
+
+    def broken(token: object) -> None:
+        raise InjectedFault("deactivate")
+
+    telemetry = make_telemetry()
+    instrument(telemetry, OBSERVED_POLICY)
+    try:
+        monkeypatch.setattr(LLMCall, "deactivate", staticmethod(broken))
+        client = openai_client(scripted(ScriptedResponse.fixture("openai/chat_text.json")))
+        client.chat.completions.create(**OPENAI_CHAT)
+        assert trace.get_current_span() is trace.INVALID_SPAN
+        monkeypatch.undo()
+        lookup("same")
+        lookup("same")
+        attempts = [
+            dict(s.attributes or {}).get(sc.TOOL_CALL_ATTEMPT, 1)
+            for s in telemetry.spans()
+            if s.name == "execute_tool lookup"
+        ]
+        assert attempts == [1, 1]
+        probe(telemetry)
+    finally:
+        otel_agents.uninstrument()

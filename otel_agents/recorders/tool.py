@@ -208,7 +208,7 @@ class ToolInvocation:
         stop = invocation._refusal(exc)
         if stop is not None:
             invocation._stop(stop)
-            raise stop
+            raise stop from None
         invocation.finished = True
         return invocation
 
