@@ -408,9 +408,14 @@ class ArgumentDigest:
 
     def _blob(self, value: bytes | bytearray | memoryview) -> None:
         """Bytes through a flat memoryview: no copy of the whole, no subclass methods."""
-        view = memoryview(value)
-        if view.ndim != 1 or view.format != "B":
-            view = view.cast("B")
+        try:
+            view = memoryview(value)
+            if view.ndim != 1 or view.format != "B":
+                view = view.cast("B")  # raises for a view that is not contiguous
+        except (TypeError, ValueError):
+            self.complete = False
+            self._parts.append(f"x?{_type_name(value)}")
+            return
         length = view.nbytes
         budget = MAX_KEY_CHARS - self.chars
         if length <= min(_SAMPLED, budget):
