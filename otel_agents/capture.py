@@ -162,7 +162,10 @@ class Capturer:
         """`value` as scrubbed text of at most `max_length` characters (plus a marker)."""
         try:
             return self._text(value)
-        except Exception:  # a value so strange that even the safe walk failed
+        except Exception as exc:  # a value so strange that even the safe walk failed
+            from otel_agents.runtime import report_internal_error
+
+            report_internal_error("capture", exc)
             return f"<unserializable {type(value).__name__}>"
 
     def structured(self, value: Any) -> Any:
@@ -323,7 +326,10 @@ def summarize(value: Any) -> str:
     """A content-free description: type, size and (for mappings) the top-level keys."""
     try:
         return _summarize(value)
-    except Exception:
+    except Exception as exc:
+        from otel_agents.runtime import report_internal_error
+
+        report_internal_error("summarize", exc)
         return type(value).__name__
 
 

@@ -8,6 +8,7 @@ registration work either way.
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import threading
 import time
@@ -56,6 +57,12 @@ class Observer:
 
     def on_run_end(self, run: Any) -> None:
         """When a run's root agent span is about to end."""
+
+    def refusal(self, invocation: Any, exc: BaseException) -> Intervention | None:
+        """The stop to raise when a tool call could not be checked (`exc` broke its opening
+        before this observer's verdict), or None to let it run. Only the policy gate in
+        enforce mode with `on_error: fail_closed` refuses."""
+        return None
 
 
 @dataclass
@@ -261,6 +268,21 @@ class Runtime:
             logger_provider=logger_provider,
         )
 
+    def check_tool(self, invocation: Any) -> None:
+        """`on_tool_start` on every observer. An observer that fails (rather than decides)
+        is asked for its `refusal`: the policy gate failing under fail-closed stops the
+        call; any other failure is logged and swallowed."""
+        for observer in self.observers:
+            try:
+                observer.on_tool_start(invocation)
+            except Intervention:
+                raise
+            except Exception as exc:
+                report_internal_error(f"observer {type(observer).__name__}.on_tool_start", exc)
+                stop = observer.refusal(invocation, exc)
+                if stop is not None:
+                    raise stop from None
+
     def notify(self, event: str, *args: Any) -> None:
         """Call `event` on every observer that has it; internal errors are swallowed.
 
@@ -287,6 +309,12 @@ _runtime: Runtime | None = None
 _runtime_lock = threading.Lock()
 
 
+def built_runtime() -> Runtime | None:
+    """The runtime if one is built, without building it: for failure paths, which must not
+    depend on what may just have failed."""
+    return _runtime
+
+
 def get_runtime() -> Runtime:
     runtime = _runtime
     if runtime is None:
@@ -308,10 +336,19 @@ def set_runtime(runtime: Runtime | None) -> None:
 _ERROR_LOG_INTERVAL = 60.0
 _last_logged: dict[str, float] = {}
 
+# While a tool call is being opened (up to its policy verdict), the internal errors reported
+# in this context, so that the gate sees failures that were swallowed on the way.
+opening_failures: contextvars.ContextVar[list[BaseException] | None] = contextvars.ContextVar(
+    "otel_agents_opening_failures", default=None
+)
+
 
 def report_internal_error(where: str, exc: BaseException) -> None:
     """Log an error inside otel-agents once a minute per place; never raise."""
     try:
+        failures = opening_failures.get()
+        if failures is not None:
+            failures.append(exc)
         now = time.monotonic()
         last = _last_logged.get(where)
         if last is not None and now - last < _ERROR_LOG_INTERVAL:

@@ -21,6 +21,7 @@ from types import ModuleType
 from typing import Any, Protocol
 
 import wrapt
+from opentelemetry import context as otel_context
 
 from otel_agents.identity_cache import IdentityCache
 from otel_agents.recorders.llm import (
@@ -113,6 +114,7 @@ class StainlessClient:
         """Open the LLM call for a request we understand; None to pass it through."""
         if not self.active:
             return None
+        call: LLMCall | None = None
         try:
             options = args[1] if len(args) > 1 else kwargs.get("options")
             endpoint = self.endpoint_for(options)
@@ -132,7 +134,12 @@ class StainlessClient:
             return _Started(call, endpoint, call.activate())
         except Exception as exc:
             report_internal_error(f"{self.package} request", exc)
+            if call is not None:
+                call.abandon()  # the caller puts the context back
             return None
+
+    # The three wrappers are boundaries (the SDK calls them): every call into our code in
+    # them is guarded in line, and the context they found is put back if ours failed to.
 
     def _sync_request(
         self,
@@ -141,17 +148,37 @@ class StainlessClient:
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
     ) -> Any:
-        started = self._begin(client, args, kwargs)
+        entry = otel_context.get_current()
+        try:
+            started = self._begin(client, args, kwargs)
+        except Exception as exc:
+            report_internal_error(f"{self.package} request", exc)
+            started = None
         if started is None:
+            if otel_context.get_current() is not entry:
+                otel_context.attach(entry)
             return wrapped(*args, **kwargs)
         try:
             result = wrapped(*args, **kwargs)
         except BaseException as exc:
-            started.call.finish(None, exc)
+            try:
+                started.call.finish(None, exc)
+            except Exception as internal:
+                report_internal_error("llm finish", internal)
             raise
         finally:
-            LLMCall.deactivate(started.token)
-        return _handle_result(result, started)
+            try:
+                LLMCall.deactivate(started.token)
+            except Exception as internal:
+                report_internal_error("llm call detach", internal)
+            if otel_context.get_current() is not entry:
+                otel_context.attach(entry)
+        try:
+            return _handle_result(result, started)
+        except Exception as internal:
+            report_internal_error("llm result", internal)
+            started.call.abandon()
+            return result
 
     def _count_attempt(
         self,
@@ -160,9 +187,12 @@ class StainlessClient:
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
     ) -> Any:
-        call = current_call() if self.active else None
-        if call is not None:
-            call.attempts = (call.attempts or 0) + 1
+        try:
+            call = current_call() if self.active else None
+            if call is not None:
+                call.attempts = (call.attempts or 0) + 1
+        except Exception as exc:
+            report_internal_error(f"{self.package} attempt", exc)
         return wrapped(*args, **kwargs)
 
     async def _async_request(
@@ -172,17 +202,37 @@ class StainlessClient:
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
     ) -> Any:
-        started = self._begin(client, args, kwargs)
+        entry = otel_context.get_current()
+        try:
+            started = self._begin(client, args, kwargs)
+        except Exception as exc:
+            report_internal_error(f"{self.package} request", exc)
+            started = None
         if started is None:
+            if otel_context.get_current() is not entry:
+                otel_context.attach(entry)
             return await wrapped(*args, **kwargs)
         try:
             result = await wrapped(*args, **kwargs)
         except BaseException as exc:
-            started.call.finish(None, exc)
+            try:
+                started.call.finish(None, exc)
+            except Exception as internal:
+                report_internal_error("llm finish", internal)
             raise
         finally:
-            LLMCall.deactivate(started.token)
-        return _handle_result(result, started)
+            try:
+                LLMCall.deactivate(started.token)
+            except Exception as internal:
+                report_internal_error("llm call detach", internal)
+            if otel_context.get_current() is not entry:
+                otel_context.attach(entry)
+        try:
+            return _handle_result(result, started)
+        except Exception as internal:
+            report_internal_error("llm result", internal)
+            started.call.abandon()
+            return result
 
 
 @dataclass
@@ -266,7 +316,7 @@ def _handle_result(result: Any, started: _Started) -> Any:
         call.finish(_read_response(endpoint, result))
     except Exception as exc:
         report_internal_error("llm result", exc)
-        call.finish(None)
+        call.abandon()
     return result
 
 
@@ -309,13 +359,19 @@ class _ClosingResponse(wrapt.ObjectProxy[Any]):
         try:
             return self.__wrapped__.close()
         finally:
-            self._self_on_close()
+            try:
+                self._self_on_close()
+            except Exception as internal:
+                report_internal_error("stream response close", internal)
 
     async def aclose(self) -> Any:
         try:
             return await self.__wrapped__.aclose()
         finally:
-            self._self_on_close()
+            try:
+                self._self_on_close()
+            except Exception as internal:
+                report_internal_error("stream response close", internal)
 
 
 class _SyncStream(SyncStreamProxy):
@@ -325,7 +381,13 @@ class _SyncStream(SyncStreamProxy):
     def response(self) -> Any:
         # Made on first use: most applications only iterate the stream.
         if self._self_response is None:
-            self._self_response = _ClosingResponse(self.__wrapped__.response, self._self_finalizer)
+            try:
+                self._self_response = _ClosingResponse(
+                    self.__wrapped__.response, self._self_finalizer
+                )
+            except Exception as internal:
+                report_internal_error("stream response", internal)
+                return self.__wrapped__.response
         return self._self_response
 
 
@@ -335,7 +397,13 @@ class _AsyncStream(AsyncStreamProxy):
     @property
     def response(self) -> Any:
         if self._self_response is None:
-            self._self_response = _ClosingResponse(self.__wrapped__.response, self._self_finalizer)
+            try:
+                self._self_response = _ClosingResponse(
+                    self.__wrapped__.response, self._self_finalizer
+                )
+            except Exception as internal:
+                report_internal_error("stream response", internal)
+                return self.__wrapped__.response
         return self._self_response
 
 
@@ -352,15 +420,27 @@ class RawResponseProxy(wrapt.ObjectProxy[Any]):
         self._self_endpoint = endpoint
         self._self_finalizer: weakref.finalize[..., Any] = weakref.finalize(self, call.finish, None)
 
+    # Every method here is a boundary (the application calls it): calls into our code are
+    # guarded in line.
+
     def parse(self, *args: Any, **kwargs: Any) -> Any:
         parsed = self.__wrapped__.parse(*args, **kwargs)
         typed_by_user = bool(args or kwargs)  # parse(to=...): a type we cannot read
-        if inspect.isawaitable(parsed):
-            return self._after_async_parse(parsed, typed_by_user)
-        return self._after_parse(parsed, typed_by_user)
+        try:
+            if inspect.isawaitable(parsed):
+                return self._after_async_parse(parsed, typed_by_user)
+            return self._after_parse(parsed, typed_by_user)
+        except Exception as exc:
+            report_internal_error("raw response parse", exc)
+            return parsed
 
     async def _after_async_parse(self, pending: Awaitable[Any], typed_by_user: bool) -> Any:
-        return self._after_parse(await pending, typed_by_user)
+        parsed = await pending
+        try:
+            return self._after_parse(parsed, typed_by_user)
+        except Exception as exc:
+            report_internal_error("raw response parse", exc)
+            return parsed
 
     def _after_parse(self, parsed: Any, typed_by_user: bool) -> Any:
         self._self_finalizer.detach()
@@ -379,16 +459,22 @@ class RawResponseProxy(wrapt.ObjectProxy[Any]):
 
     def close(self) -> Any:
         closing = self.__wrapped__.close()
-        if inspect.isawaitable(closing):
-            return self._finish_after(closing)
-        self._self_finalizer()
+        try:
+            if inspect.isawaitable(closing):
+                return self._finish_after(closing)
+            self._self_finalizer()
+        except Exception as exc:
+            report_internal_error("raw response close", exc)
         return closing
 
     async def _finish_after(self, pending: Awaitable[Any]) -> Any:
         try:
             return await pending
         finally:
-            self._self_finalizer()
+            try:
+                self._self_finalizer()
+            except Exception as exc:
+                report_internal_error("raw response close", exc)
 
     def __enter__(self) -> Any:
         self.__wrapped__.__enter__()
@@ -398,11 +484,20 @@ class RawResponseProxy(wrapt.ObjectProxy[Any]):
         try:
             return self.__wrapped__.__exit__(*exc_info)
         finally:
-            self._self_finalizer()
+            try:
+                self._self_finalizer()
+            except Exception as exc:
+                report_internal_error("raw response close", exc)
 
     async def __aenter__(self) -> Any:
         await self.__wrapped__.__aenter__()
         return self
 
     async def __aexit__(self, *exc_info: Any) -> Any:
-        return await self._finish_after(self.__wrapped__.__aexit__(*exc_info))
+        try:
+            return await self.__wrapped__.__aexit__(*exc_info)
+        finally:
+            try:
+                self._self_finalizer()
+            except Exception as exc:
+                report_internal_error("raw response close", exc)

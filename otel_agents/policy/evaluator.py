@@ -198,12 +198,12 @@ class PolicyEvaluator:
             decision = self._per_run(decision, limits.per_run_usd, facts)
         return decision
 
-    def internal_error(self, exc: BaseException) -> PolicyDecision:
-        """The decision when evaluation itself failed, per the policy's `on_error`."""
+    def internal_error(self, exc: BaseException, what: str = "policy evaluation") -> PolicyDecision:
+        """The decision when `what` failed before the verdict, per the policy's `on_error`."""
         closed = self.policy.on_error is OnError.FAIL_CLOSED
         verdict = Verdict.DENY if closed else Verdict.ALLOW
         setting = "fail_closed" if closed else "fail_open"
-        reason = f"policy evaluation failed ({type(exc).__name__}); on_error is {setting}"
+        reason = f"{what} failed ({type(exc).__name__}); on_error is {setting}"
         return self._decide(verdict, RULE_INTERNAL_ERROR, reason)
 
     # -- rules and defaults ------------------------------------------------------------

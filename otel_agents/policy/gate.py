@@ -171,6 +171,12 @@ class PolicyGate(Observer):
             policy = policy.with_mode(mode)
         self.policy = policy
         self.mode = policy.mode if policy is not None else Mode(mode or Mode.OBSERVE)
+        # A plain flag, read on failure paths that must not depend on anything that failed.
+        self.fails_closed = (
+            policy is not None
+            and policy.on_error is OnError.FAIL_CLOSED
+            and policy.mode is Mode.ENFORCE
+        )
         self.evaluator = PolicyEvaluator(policy) if policy is not None else None
         self.approver = approver
         self._owns_approver = owns_approver  # built from the policy file: ours to close
@@ -204,19 +210,39 @@ class PolicyGate(Observer):
     # -- before the call ---------------------------------------------------------------
 
     def on_tool_start(self, invocation: Any) -> None:
-        plan = self._plan(invocation.spec)
-        if plan is None:
-            return  # nothing to decide or check: the common, fast case
         try:
+            plan = self._plan(invocation.spec)
+            if plan is None:
+                return  # nothing to decide or check: the common, fast case
             self._gate(invocation, plan)
         except Intervention:
             raise
         except Exception as exc:
             # A bug of ours. It must not crash the host, but fail-closed means what it says.
             report_internal_error("policy gate", exc)
-            if self._fails_closed():
-                reason = f"the policy gate failed ({type(exc).__name__}); on_error is fail_closed"
-                raise ToolCallDenied(invocation.spec.name, RULE_INTERNAL_ERROR, reason) from None
+            stop = self.refusal(invocation, exc)
+            if stop is not None:
+                raise stop from None
+
+    def refusal(self, invocation: Any, exc: BaseException) -> Intervention | None:
+        """Fail closed: the call could not be checked, so it is denied (and the denial put
+        on its span, for the audit log). None when the policy fails open."""
+        if not self.fails_closed:
+            return None
+        name = getattr(getattr(invocation, "spec", None), "name", "?")
+        reason = f"the policy gate failed ({type(exc).__name__}); on_error is fail_closed"
+        try:
+            ensure_span = getattr(invocation, "ensure_span", None)
+            if callable(ensure_span):
+                ensure_span()  # the call may have failed before its span was made
+            if self.evaluator is not None:
+                decision = self.evaluator.internal_error(exc, "the policy gate")
+                reason = decision.reason
+                invocation.verdict = decision.verdict.value
+                invocation.span.set_attributes(decision.attributes)
+        except Exception as internal:
+            report_internal_error("policy gate refusal", internal)
+        return ToolCallDenied(name, RULE_INTERNAL_ERROR, reason)
 
     def _plan(self, spec: Any) -> _ToolPlan | None:
         """The tool's plan, or None when the gate has nothing to do for this tool."""
@@ -227,20 +253,17 @@ class PolicyGate(Observer):
         idle = self.evaluator is None and plan.contract is None and not plan.declares_facts
         return None if idle else plan
 
-    def _fails_closed(self) -> bool:
-        policy = self.policy
-        return (
-            policy is not None
-            and policy.on_error is OnError.FAIL_CLOSED
-            and policy.mode is Mode.ENFORCE
-        )
-
     def _gate(self, invocation: Any, plan: _ToolPlan) -> None:
         raw = invocation.arguments
         arguments = raw if type(raw) is dict or isinstance(raw, Mapping) else None
         state = _CallState(plan.contract)
         decision, facts = self._evaluate(invocation, plan, arguments, state)
         violation = self._check_input(invocation, plan.contract, arguments)
+        failures: list[BaseException] | None = getattr(invocation, "open_failures", None)
+        if failures and self.evaluator is not None:
+            decision = _with_failure(decision, self.evaluator.internal_error(failures[0], _OPENING))
+            if not _may_run(decision):
+                _refund(invocation, state)
         self._record(invocation, plan, decision, facts, violation)
         if plan.contract is not None or state.reserved_usd:
             invocation.policy_state = state  # for on_tool_end
@@ -422,6 +445,17 @@ class PolicyGate(Observer):
 
 
 # -- helpers ---------------------------------------------------------------------------
+
+
+_OPENING = "opening the tool call"
+
+
+def _with_failure(decision: PolicyDecision | None, failed: PolicyDecision) -> PolicyDecision:
+    """The verdict when something failed before it: the failure's (`on_error`) unless the
+    rules were stricter; an allow names the failure, so the span records it."""
+    if decision is None or decision.verdict is Verdict.ALLOW:
+        return failed
+    return failed if failed.verdict.severity > decision.verdict.severity else decision
 
 
 def _may_run(decision: PolicyDecision | None) -> bool:

@@ -206,7 +206,7 @@ class Policy:
 
     rules: tuple[Rule, ...] = ()
     mode: Mode = Mode.OBSERVE
-    on_error: OnError = OnError.FAIL_OPEN
+    on_error: OnError = OnError.FAIL_CLOSED
     defaults: Defaults = field(default_factory=Defaults)
     limits: Limits = field(default_factory=Limits)
     approval: ApprovalSettings = field(default_factory=ApprovalSettings)

@@ -86,6 +86,21 @@ class AgentRun:
         self.span.set_attribute(key, value)
 
     @classmethod
+    def unrecorded(cls, spec: AgentSpec | None) -> AgentRun:
+        """A handle that records nothing, for when starting the run failed. Built without
+        `__init__`, which may be what failed."""
+        run = cls.__new__(cls)
+        run.spec = spec if spec is not None else AgentSpec.__new__(AgentSpec)
+        run.span, run.ledger, run.is_root, run._started, run._token = (
+            INVALID_SPAN,
+            None,
+            False,
+            0.0,
+            None,
+        )
+        return run
+
+    @classmethod
     def start(cls, spec: AgentSpec) -> AgentRun:
         try:
             runtime = get_runtime()
@@ -107,7 +122,7 @@ class AgentRun:
             return run
         except Exception as exc:
             report_internal_error("agent start", exc)
-            return cls(spec, INVALID_SPAN, None, False)
+            return cls.unrecorded(spec)
 
     def finish(self, exc: BaseException | None, result: Any = None) -> None:
         try:
@@ -125,6 +140,12 @@ class AgentRun:
     def _finish(self, exc: BaseException | None) -> None:
         if self.ledger is None:
             return
+        try:
+            self._record_end(exc, self.ledger)
+        finally:
+            self.span.end()  # whatever failed above, the span is not left open
+
+    def _record_end(self, exc: BaseException | None, ledger: RunLedger) -> None:
         runtime = get_runtime()
         if exc is not None:
             record_error(self.span, exc, runtime)
@@ -135,9 +156,9 @@ class AgentRun:
             runtime.notify("on_run_end", self)
             self._set_run_totals()
             runtime.instruments.runs.add(1, metric_attributes)
-            if self.ledger.totals.cost_known:
+            if ledger.totals.cost_known:
                 runtime.instruments.run_cost.record(
-                    self.ledger.totals.cost_usd, {sc.GEN_AI_AGENT_NAME: self.name}
+                    ledger.totals.cost_usd, {sc.GEN_AI_AGENT_NAME: self.name}
                 )
         invocation_attributes: dict[str, AttributeValue] = {
             sc.GEN_AI_OPERATION_NAME: sc.GenAiOperationNameValues.INVOKE_AGENT,
@@ -158,7 +179,6 @@ class AgentRun:
                     sc.GEN_AI_USAGE_OUTPUT_TOKENS: output_tokens,
                 }
             )
-        self.span.end()
 
     def _set_run_totals(self) -> None:
         assert self.ledger is not None
@@ -205,19 +225,35 @@ class agent:
         conversation_id: str | None = None,
         attributes: Mapping[str, AttributeValue] | None = None,
     ) -> None:
-        self.spec = AgentSpec(
-            name=name,
-            agent_id=id,
-            description=description,
-            version=version,
-            conversation_id=conversation_id,
-            attributes=dict(attributes or {}),
-        )
-        self._runs: list[AgentRun] = []
+        self._runs: list[tuple[AgentRun, otel_context.Context]] = []
+        self.spec: AgentSpec | None = None
+        try:
+            self.spec = AgentSpec(
+                name=name,
+                agent_id=id,
+                description=description,
+                version=version,
+                conversation_id=conversation_id,
+                attributes=dict(attributes or {}),
+            )
+        except Exception as exc:  # the agent then runs unrecorded
+            report_internal_error("agent spec", exc)
+
+    # `__enter__` and `__exit__` are boundaries: they guard every call into our code in
+    # line and put back the context they found if ours failed to.
 
     def __enter__(self) -> AgentRun:
-        run = AgentRun.start(self.spec)
-        self._runs.append(run)
+        entry = otel_context.get_current()
+        try:
+            run = AgentRun.start(self.spec) if self.spec is not None else None
+        except Exception as exc:
+            report_internal_error("agent start", exc)
+            run = None
+        if run is None:
+            if otel_context.get_current() is not entry:
+                otel_context.attach(entry)
+            run = AgentRun.unrecorded(self.spec)
+        self._runs.append((run, entry))
         return run
 
     def __exit__(
@@ -226,10 +262,22 @@ class agent:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self._runs.pop().finish(exc)
+        if not self._runs:
+            return
+        run, entry = self._runs.pop()
+        try:
+            run.finish(exc)
+        except Exception as internal:
+            report_internal_error("agent finish", internal)
+        if otel_context.get_current() is not entry:
+            otel_context.attach(entry)
 
     async def __aenter__(self) -> AgentRun:
-        return self.__enter__()
+        try:
+            return self.__enter__()
+        except Exception as internal:
+            report_internal_error("agent start", internal)
+            return AgentRun.unrecorded(self.spec)
 
     async def __aexit__(
         self,
@@ -237,8 +285,20 @@ class agent:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self.__exit__(exc_type, exc, tb)
+        try:
+            self.__exit__(exc_type, exc, tb)
+        except Exception as internal:
+            report_internal_error("agent finish", internal)
+            if self._runs:
+                _, entry = self._runs.pop()
+                otel_context.attach(entry)
 
     def __call__(self, func: F) -> F:
         spec = self.spec
-        return wrap_callable(func, lambda args, kwargs: AgentRun.start(spec))
+        if spec is None:
+            return func
+        try:
+            return wrap_callable(func, lambda args, kwargs: AgentRun.start(spec))
+        except Exception as exc:
+            report_internal_error("agent decorator", exc)
+            return func

@@ -13,6 +13,7 @@ from opentelemetry import context as otel_context
 from opentelemetry.trace import Span, Status, StatusCode
 
 from otel_agents import semconv as sc
+from otel_agents.errors import Intervention
 from otel_agents.ledger import current_run_ledger
 from otel_agents.runtime import Runtime, report_internal_error
 
@@ -28,8 +29,8 @@ class AgentFrame:
     span: Span
 
 
-def current_agent() -> AgentFrame | None:
-    value = otel_context.get_value(_AGENT_KEY)
+def current_agent(ctx: otel_context.Context | None = None) -> AgentFrame | None:
+    value = otel_context.get_value(_AGENT_KEY, ctx)
     return value if isinstance(value, AgentFrame) else None
 
 
@@ -103,8 +104,8 @@ def capture_on_span(span: Span, runtime: Runtime, values: Mapping[str, Any]) -> 
         report_internal_error("capture_on_span", internal)
 
 
-def run_id_attributes() -> dict[str, str]:
-    ledger = current_run_ledger()
+def run_id_attributes(ctx: otel_context.Context | None = None) -> dict[str, str]:
+    ledger = current_run_ledger(ctx)
     return {sc.RUN_ID: ledger.run_id} if ledger is not None else {}
 
 
@@ -112,39 +113,102 @@ class Finishable(Protocol):
     def finish(self, exc: BaseException | None, result: Any = None) -> None: ...
 
 
+class _NotRecorded:
+    """The record of a call whose recording could not start: finishing it does nothing."""
+
+    def finish(self, exc: BaseException | None, result: Any = None) -> None:
+        return None
+
+
+NOT_RECORDED = _NotRecorded()
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def wrap_callable(func: F, begin: Callable[[tuple[Any, ...], dict[str, Any]], Finishable]) -> F:
+def _not_recorded(exc: BaseException) -> Finishable:
+    return NOT_RECORDED
+
+
+def wrap_callable(
+    func: F,
+    begin: Callable[[tuple[Any, ...], dict[str, Any]], Finishable],
+    unchecked: Callable[[BaseException], Finishable] = _not_recorded,
+) -> F:
     """Wrap `func` (sync or async) so that `begin` opens a record and its `finish` closes it.
 
     The wrapper keeps the function's name, signature, docstring and coroutine-ness, returns
-    exactly what the function returns and lets its exceptions through unchanged.
+    exactly what the function returns and lets its exceptions through unchanged. It is a
+    boundary between the application and us: whatever of ours fails in it is reported, not
+    raised (only a deliberate `Intervention` from `begin` or `unchecked`, which decides
+    what a failed `begin` means, goes through), and the context is left as it was found.
     """
+    # Both wrappers are boundaries: every call into our code in them is guarded here, in
+    # line (a helper of ours could fail too), and the context is put back if ours failed.
     if inspect.iscoroutinefunction(func):
 
         @functools.wraps(func)
         async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-            record = begin(args, kwargs)
+            entry = otel_context.get_current()
+            try:
+                record = begin(args, kwargs)
+            except Intervention:
+                if otel_context.get_current() is not entry:
+                    otel_context.attach(entry)
+                raise
+            except Exception as exc:
+                report_internal_error("begin", exc)
+                if otel_context.get_current() is not entry:
+                    otel_context.attach(entry)
+                record = unchecked(exc)  # may raise the refusal
             try:
                 result = await func(*args, **kwargs)
             except BaseException as exc:
-                record.finish(exc)
+                try:
+                    record.finish(exc)
+                except Exception as internal:
+                    report_internal_error("finish", internal)
+                if otel_context.get_current() is not entry:
+                    otel_context.attach(entry)
                 raise
-            record.finish(None, result)
+            try:
+                record.finish(None, result)
+            except Exception as internal:
+                report_internal_error("finish", internal)
+            if otel_context.get_current() is not entry:
+                otel_context.attach(entry)
             return result
 
         return cast(F, async_wrapper)
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        record = begin(args, kwargs)
+        entry = otel_context.get_current()
+        try:
+            record = begin(args, kwargs)
+        except Intervention:
+            if otel_context.get_current() is not entry:
+                otel_context.attach(entry)
+            raise
+        except Exception as exc:
+            report_internal_error("begin", exc)
+            if otel_context.get_current() is not entry:
+                otel_context.attach(entry)
+            record = unchecked(exc)  # may raise the refusal
         try:
             result = func(*args, **kwargs)
         except BaseException as exc:
-            record.finish(exc)
+            try:
+                record.finish(exc)
+            except Exception as internal:
+                report_internal_error("finish", internal)
+            if otel_context.get_current() is not entry:
+                otel_context.attach(entry)
             raise
-        record.finish(None, result)
+        try:
+            record.finish(None, result)
+        except Exception as internal:
+            report_internal_error("finish", internal)
+        if otel_context.get_current() is not entry:
+            otel_context.attach(entry)
         return result
 
     return cast(F, wrapper)

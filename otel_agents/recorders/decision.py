@@ -68,15 +68,18 @@ def decision(
     >>> otel_agents.decision("Vendor is new and verified; create the account",
     ...                      tool_name="create_account")
     """
-    note_tool_requests(
-        [
-            ToolRequest(
-                name=tool_name,
-                call_id=tool_call_id,
-                arguments=arguments,
-                reasoning=reasoning,
-                reasoning_source=source,
-            )
-        ],
-        trace.get_current_span().get_span_context(),
-    )
+    try:  # a boundary: nothing of ours may fail into the application
+        note_tool_requests(
+            [
+                ToolRequest(
+                    name=tool_name,
+                    call_id=tool_call_id,
+                    arguments=arguments,
+                    reasoning=reasoning,
+                    reasoning_source=source,
+                )
+            ],
+            trace.get_current_span().get_span_context(),
+        )
+    except Exception as exc:
+        report_internal_error("decision", exc)

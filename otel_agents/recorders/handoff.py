@@ -65,6 +65,21 @@ class Handoff:
         self.span: Span = INVALID_SPAN
         self._token: object | None = None
 
+    @classmethod
+    def unrecorded(cls, source: str | None, target: str, payload: Any) -> Handoff:
+        """A boundary that records nothing, for when building one failed. Built without
+        `__init__`, which may be what failed."""
+        boundary = cls.__new__(cls)
+        boundary.source, boundary.target, boundary.payload = (
+            source or _UNKNOWN_AGENT,
+            target,
+            payload,
+        )
+        boundary.passed_checks, boundary.failed_checks = [], []
+        boundary.accepted, boundary.reason = None, None
+        boundary.span, boundary._token = INVALID_SPAN, None
+        return boundary
+
     def check(self, name: str, passed: bool, detail: str | None = None) -> bool:
         """Record one check the receiver made; returns `passed` for use in conditions."""
         label = f"{name}: {detail}" if detail and not passed else name
@@ -100,6 +115,12 @@ class Handoff:
     def _close(self, exc: BaseException | None) -> None:
         if self.span is INVALID_SPAN:
             return
+        try:
+            self._record_end(exc)
+        finally:
+            self.span.end()  # whatever failed above, the span is not left open
+
+    def _record_end(self, exc: BaseException | None) -> None:
         runtime = get_runtime()
         if self.accepted is None:
             self.accepted = exc is None and not self.failed_checks
@@ -122,7 +143,6 @@ class Handoff:
                 sc.HANDOFF_ACCEPTED: self.accepted,
             },
         )
-        self.span.end()
 
 
 class handoff:
@@ -153,35 +173,49 @@ class handoff:
         if schema is not None:
             from otel_agents.policy.contracts import compile_schema
 
-            self._schema = compile_schema(schema)
+            self._schema = compile_schema(schema)  # a bad schema is the caller's error
         self._strict = strict
-        self._open: list[Handoff] = []
+        self._open: list[tuple[Handoff, otel_context.Context]] = []
+
+    # `__enter__` and `__exit__` are boundaries: they guard every call into our code in
+    # line and put back the context they found if ours failed to.
 
     def __enter__(self) -> Handoff:
-        frame = current_agent()
-        source = self._source or (frame.name if frame is not None else _UNKNOWN_AGENT)
-        boundary = Handoff(source, self._target, self._payload)
+        entry = otel_context.get_current()
+        try:
+            frame = current_agent()
+            source = self._source or (frame.name if frame is not None else _UNKNOWN_AGENT)
+            boundary = Handoff(source, self._target, self._payload)
+        except Exception as exc:
+            report_internal_error("handoff start", exc)
+            boundary = Handoff.unrecorded(self._source, self._target, self._payload)
         try:
             boundary._open()
         except Exception as exc:
             report_internal_error("handoff start", exc)
-        self._open.append(boundary)
+            if otel_context.get_current() is not entry:
+                otel_context.attach(entry)
+        self._open.append((boundary, entry))
         if self._checks or self._schema is not None:
-            self._run_declared_checks(boundary)
+            try:
+                rejected = self._run_declared_checks(boundary)
+            except Exception as exc:
+                report_internal_error("handoff checks", exc)
+                rejected = None
+            if rejected is not None:
+                self.__exit__(None, None, None)
+                raise rejected
         return boundary
 
-    def _run_declared_checks(self, boundary: Handoff) -> None:
+    def _run_declared_checks(self, boundary: Handoff) -> HandoffRejected | None:
+        """Run the receiver's declared checks; the rejection to raise when strict."""
         from otel_agents.policy.contracts import run_handoff_checks
 
-        try:
-            run_handoff_checks(boundary.check, self._payload, self._checks, self._schema)
-        except Exception as exc:
-            report_internal_error("handoff checks", exc)
-            return
+        run_handoff_checks(boundary.check, self._payload, self._checks, self._schema)
         if self._strict and boundary.failed_checks:
             boundary.reject("failed checks: " + ", ".join(boundary.failed_checks))
-            self.__exit__(None, None, None)
-            raise HandoffRejected(boundary.source, boundary.target, boundary.failed_checks)
+            return HandoffRejected(boundary.source, boundary.target, boundary.failed_checks)
+        return None
 
     def __exit__(
         self,
@@ -189,20 +223,29 @@ class handoff:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        boundary = self._open.pop()
+        if not self._open:
+            return
+        boundary, entry = self._open.pop()
         try:
             boundary._close(exc)
         except Exception as internal:
             report_internal_error("handoff finish", internal)
-        finally:
+        try:
             if boundary._token is not None:
-                try:
-                    otel_context.detach(boundary._token)  # type: ignore[arg-type]
-                except Exception as internal:
-                    report_internal_error("handoff detach", internal)
+                otel_context.detach(boundary._token)  # type: ignore[arg-type]
+        except Exception as internal:
+            report_internal_error("handoff detach", internal)
+        if otel_context.get_current() is not entry:
+            otel_context.attach(entry)
 
     async def __aenter__(self) -> Handoff:
-        return self.__enter__()
+        try:
+            return self.__enter__()
+        except HandoffRejected:
+            raise
+        except Exception as internal:
+            report_internal_error("handoff start", internal)
+            return Handoff.unrecorded(self._source, self._target, self._payload)
 
     async def __aexit__(
         self,
@@ -210,4 +253,10 @@ class handoff:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self.__exit__(exc_type, exc, tb)
+        try:
+            self.__exit__(exc_type, exc, tb)
+        except Exception as internal:
+            report_internal_error("handoff finish", internal)
+            if self._open:
+                _, entry = self._open.pop()
+                otel_context.attach(entry)

@@ -125,9 +125,9 @@ class LLMCall:
     def start(cls, request: LLMRequest) -> LLMCall | None:
         """Open the inference span, or return None if this call is already being recorded
         by an outer layer of ours (so one call gives one span) or recording failed."""
-        if current_call() is not None:
-            return None
         try:
+            if current_call() is not None:
+                return None
             runtime = get_runtime()
             model = request.model or ""
             frame = current_agent()
@@ -148,6 +148,15 @@ class LLMCall:
         except Exception as exc:
             report_internal_error("llm call start", exc)
             return None
+
+    def abandon(self) -> None:
+        """End the span of a call whose recording could not go on, recording nothing."""
+        with self._lock:
+            if self._finished:
+                return
+            self._finished = True
+        with contextlib.suppress(Exception):
+            self.span.end()
 
     def activate(self) -> object:
         """Make the span current (so HTTP spans nest under it) and mark the context so a
@@ -567,6 +576,10 @@ class _StreamState:
         self.call.finish(response, exc)
 
 
+# The proxies' methods are boundaries (the application calls them): each guards, in line,
+# every call into our code, so that a fault of ours never changes what the stream does.
+
+
 class SyncStreamProxy(wrapt.ObjectProxy[Any]):
     """Looks and behaves like the client's stream; records chunks as they pass."""
 
@@ -580,7 +593,11 @@ class SyncStreamProxy(wrapt.ObjectProxy[Any]):
     def __iter__(self) -> Iterator[Any]:
         # A generator over the stream's own iterator: a `for` loop then costs one generator
         # resumption per chunk, not two Python-level `__next__` calls (ours, the SDK's).
-        return self._chunks()
+        try:
+            return self._chunks()
+        except Exception as exc:
+            report_internal_error("stream iteration", exc)
+            return iter(self.__wrapped__)
 
     def _chunks(self) -> Iterator[Any]:
         state = self._self_state
@@ -597,22 +614,37 @@ class SyncStreamProxy(wrapt.ObjectProxy[Any]):
         except GeneratorExit:  # the loop was left early: the stream's close or GC ends it
             raise
         except BaseException as exc:
-            state.end(exc)
-            self._self_finalizer.detach()
+            try:
+                state.end(exc)
+                self._self_finalizer.detach()
+            except Exception as internal:
+                report_internal_error("stream end", internal)
             raise
-        self._self_finalizer()
+        try:
+            self._self_finalizer()
+        except Exception as internal:
+            report_internal_error("stream end", internal)
 
     def __next__(self) -> Any:
         try:
             chunk = next(self.__wrapped__)
         except StopIteration:
-            self._self_finalizer()
+            try:
+                self._self_finalizer()
+            except Exception as internal:
+                report_internal_error("stream end", internal)
             raise
         except BaseException as exc:
-            self._self_state.end(exc)
-            self._self_finalizer.detach()
+            try:
+                self._self_state.end(exc)
+                self._self_finalizer.detach()
+            except Exception as internal:
+                report_internal_error("stream end", internal)
             raise
-        self._self_state.on_chunk(chunk)
+        try:
+            self._self_state.on_chunk(chunk)
+        except Exception as internal:
+            report_internal_error("stream chunk", internal)
         return chunk
 
     def __enter__(self) -> SyncStreamProxy:
@@ -623,13 +655,19 @@ class SyncStreamProxy(wrapt.ObjectProxy[Any]):
         try:
             return self.__wrapped__.__exit__(*exc_info)
         finally:
-            self._end_with(exc_info[1] if len(exc_info) > 1 else None)
+            try:
+                self._end_with(exc_info[1] if len(exc_info) > 1 else None)
+            except Exception as internal:
+                report_internal_error("stream end", internal)
 
     def close(self) -> None:
         try:
             self.__wrapped__.close()
         finally:
-            self._self_finalizer()
+            try:
+                self._self_finalizer()
+            except Exception as internal:
+                report_internal_error("stream end", internal)
 
     def _end_with(self, exc: BaseException | None) -> None:
         if exc is None:
@@ -655,13 +693,22 @@ class AsyncStreamProxy(wrapt.ObjectProxy[Any]):
         try:
             chunk = await self.__wrapped__.__anext__()
         except StopAsyncIteration:
-            self._self_finalizer()
+            try:
+                self._self_finalizer()
+            except Exception as internal:
+                report_internal_error("stream end", internal)
             raise
         except BaseException as exc:
-            self._self_state.end(exc)
-            self._self_finalizer.detach()
+            try:
+                self._self_state.end(exc)
+                self._self_finalizer.detach()
+            except Exception as internal:
+                report_internal_error("stream end", internal)
             raise
-        self._self_state.on_chunk(chunk)
+        try:
+            self._self_state.on_chunk(chunk)
+        except Exception as internal:
+            report_internal_error("stream chunk", internal)
         return chunk
 
     async def __aenter__(self) -> AsyncStreamProxy:
@@ -672,18 +719,24 @@ class AsyncStreamProxy(wrapt.ObjectProxy[Any]):
         try:
             return await self.__wrapped__.__aexit__(*exc_info)
         finally:
-            exc = exc_info[1] if len(exc_info) > 1 else None
-            if exc is None:
-                self._self_finalizer()
-            else:
-                self._self_state.end(exc)
-                self._self_finalizer.detach()
+            try:
+                exc = exc_info[1] if len(exc_info) > 1 else None
+                if exc is None:
+                    self._self_finalizer()
+                else:
+                    self._self_state.end(exc)
+                    self._self_finalizer.detach()
+            except Exception as internal:
+                report_internal_error("stream end", internal)
 
     async def close(self) -> None:
         try:
             await self.__wrapped__.close()
         finally:
-            self._self_finalizer()
+            try:
+                self._self_finalizer()
+            except Exception as internal:
+                report_internal_error("stream end", internal)
 
 
 def wrap_stream(stream: Any, call: LLMCall, accumulator: StreamAccumulator) -> Any:

@@ -11,7 +11,6 @@ look at the call before and after it runs.
 from __future__ import annotations
 
 import contextlib
-import contextvars
 import inspect
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -40,13 +39,19 @@ from otel_agents.recorders.common import (
     run_id_attributes,
     wrap_callable,
 )
-from otel_agents.runtime import get_runtime, report_internal_error
+from otel_agents.runtime import (
+    built_runtime,
+    get_runtime,
+    opening_failures,
+    report_internal_error,
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-_explicit_call_id: contextvars.ContextVar[str | None] = contextvars.ContextVar(
-    "otel_agents_tool_call_id", default=None
-)
+# The model tool call the next tool executed in this context answers (`tool_call_id`), with
+# the span current when it was given: a tool nested in that tool sees another current span,
+# so it answers no call id. Kept in the OpenTelemetry context, like everything we set.
+_CALL_ID_KEY = otel_context.create_key("otel_agents.tool_call_id")
 
 
 @contextlib.contextmanager
@@ -56,11 +61,20 @@ def tool_call_id(call_id: str | None) -> Iterator[None]:
     >>> with otel_agents.tool_call_id(call.id):
     ...     result = lookup_vendor(**json.loads(call.function.arguments))
     """
-    token = _explicit_call_id.set(call_id)
+    given = (call_id, trace.get_current_span())
+    token = otel_context.attach(otel_context.set_value(_CALL_ID_KEY, given))
     try:
         yield
     finally:
-        _explicit_call_id.reset(token)
+        otel_context.detach(token)
+
+
+def _explicit_call_id(ctx: otel_context.Context) -> str | None:
+    given = ctx.get(_CALL_ID_KEY)
+    if type(given) is tuple and given[1] is trace.get_current_span(ctx):
+        call_id: str | None = given[0]
+        return call_id
+    return None
 
 
 @dataclass(frozen=True)
@@ -102,6 +116,25 @@ class ToolSpec:
 class ToolInvocation:
     """One execution of a tool: its span, arguments, decision path and outcome."""
 
+    # Defaults at class level too, so that a failure path can make a usable instance
+    # without `__init__` (which may be what failed).
+    span: Span = INVALID_SPAN
+    call_id: str | None = None
+    ledger: RunLedger | None = None
+    request: RequestedToolCall | None = None
+    match: str | None = None
+    fingerprint: str | None = None
+    attempt = 1
+    agent_name: str | None = None
+    result: Any = None
+    exception: BaseException | None = None
+    verdict: str | None = None
+    contract_status: str | None = None
+    policy_state: Any = None
+    finished = False
+    _started = 0.0
+    _token: object | None = None
+
     def __init__(self, spec: ToolSpec, arguments: Any, span: Span = INVALID_SPAN) -> None:
         self.spec = spec
         self.arguments = arguments
@@ -120,42 +153,101 @@ class ToolInvocation:
         self.verdict: str | None = None
         self.contract_status: str | None = None
         self.policy_state: Any = None
+        # Internal errors while the call was being opened, up to the gate's verdict: the
+        # gate decides on them by `on_error` (fail closed: the call is refused).
+        self.open_failures: list[BaseException] = []
         self.finished = False
         self._started = time.monotonic()
         self._token: object | None = None
-        self._call_id_token: contextvars.Token[str | None] | None = None
 
     @classmethod
-    def start(cls, spec: ToolSpec, arguments: Any, call_id: str | None = None) -> ToolInvocation:
-        """Open the `execute_tool` span and run the observers' pre-checks.
+    def start(
+        cls,
+        spec: ToolSpec,
+        arguments: Any,
+        call_id: str | None = None,
+        failures: Sequence[BaseException] = (),
+    ) -> ToolInvocation:
+        """Open the `execute_tool` span and run the observers' pre-checks (the gate).
 
-        Raises only an `Intervention` (a deliberate stop, such as a policy deny); the span
-        then records it and is ended.
+        Raises only an `Intervention` (a deliberate stop, such as a policy deny, or the
+        refusal of a call that could not be checked under fail-closed); the span then
+        records it and is ended. `failures` are errors met before this (reading the
+        arguments), for the gate to decide on.
         """
         invocation = cls(spec, arguments)
+        invocation.open_failures.extend(failures)
+        watching = opening_failures.set(invocation.open_failures)
         try:
-            invocation._open(call_id)
-        except Exception as exc:
-            report_internal_error("tool start", exc)
-            return invocation
-        try:
-            get_runtime().notify("on_tool_start", invocation)
+            try:
+                invocation._open(call_id)
+            except Exception as exc:
+                report_internal_error("tool start", exc)
+                invocation.ensure_span()
+            get_runtime().check_tool(invocation)
         except Intervention as stop:
-            invocation.finish(stop)
+            invocation._stop(stop)
             raise
+        except Exception as exc:  # the observers could not be asked: the gate was skipped
+            report_internal_error("tool observers", exc)
+            refusal = invocation._refusal(exc)
+            if refusal is not None:
+                invocation._stop(refusal)
+                raise refusal from None
+        finally:
+            opening_failures.reset(watching)
+        return invocation
+
+    @classmethod
+    def unchecked(cls, spec: ToolSpec, exc: BaseException) -> ToolInvocation:
+        """When even `start` failed: a refusal under fail-closed (on a span of its own),
+        else an invocation that records nothing, so that the tool runs as it would."""
+        invocation = cls.__new__(cls)
+        invocation.spec, invocation.arguments, invocation.open_failures = spec, None, [exc]
+        invocation._started = time.monotonic()
+        stop = invocation._refusal(exc)
+        if stop is not None:
+            invocation._stop(stop)
+            raise stop from None
+        invocation.finished = True
         return invocation
 
     def _open(self, explicit_call_id: str | None) -> None:
         runtime = get_runtime()
         spec = self.spec
-        self.call_id = explicit_call_id or _explicit_call_id.get()
-        frame = current_agent()
-        self.agent_name = frame.name if frame is not None else None
         attributes = dict(spec.attributes)
-        attributes.update(run_id_attributes())
         links: Sequence[Link] = ()
         reasoning: str | None = None
-        self.ledger = ledger = current_ledger()
+        try:
+            links, reasoning = self._decision_path(attributes, explicit_call_id)
+        except Exception as exc:
+            report_internal_error("tool decision path", exc)
+        self.span = span = runtime.tracer.start_span(
+            f"execute_tool {spec.name}", kind=SpanKind.INTERNAL, attributes=attributes, links=links
+        )
+        if runtime.settings.capture_content.enabled:
+            content: dict[str, Any] = {}
+            if self.arguments is not None:
+                content[sc.GEN_AI_TOOL_CALL_ARGUMENTS] = self.arguments
+            if reasoning:
+                content[sc.DECISION_REASONING] = reasoning
+            capture_content(span, runtime, content)
+        self._token = otel_context.attach(trace.set_span_in_context(span))
+
+    def _decision_path(
+        self, attributes: dict[str, AttributeValue], explicit_call_id: str | None
+    ) -> tuple[Sequence[Link], str | None]:
+        """Who asked for this call and why, and which attempt it is: onto `attributes`;
+        returns the link to the requesting LLM span and the reasoning."""
+        spec = self.spec
+        ctx = otel_context.get_current()
+        self.call_id = explicit_call_id or _explicit_call_id(ctx)
+        frame = current_agent(ctx)
+        self.agent_name = frame.name if frame is not None else None
+        attributes.update(run_id_attributes(ctx))
+        links: Sequence[Link] = ()
+        reasoning: str | None = None
+        self.ledger = ledger = current_ledger(ctx)
         if ledger is not None:
             arguments_key = canonical_arguments(self.arguments)
             self.request, self.match = ledger.claim_requested_call(
@@ -179,17 +271,52 @@ class ToolInvocation:
             attributes[sc.GEN_AI_TOOL_CALL_ID] = self.call_id
         if self.agent_name:
             attributes[sc.GEN_AI_AGENT_NAME] = self.agent_name
-        self.span = span = runtime.tracer.start_span(
-            f"execute_tool {spec.name}", kind=SpanKind.INTERNAL, attributes=attributes, links=links
-        )
-        content: dict[str, Any] = {}
-        if self.arguments is not None:
-            content[sc.GEN_AI_TOOL_CALL_ARGUMENTS] = self.arguments
-        if reasoning:
-            content[sc.DECISION_REASONING] = reasoning
-        capture_content(span, runtime, content)
-        self._token = otel_context.attach(trace.set_span_in_context(span))
-        self._call_id_token = _explicit_call_id.set(None)  # nested tools answer no call id
+        return links, reasoning
+
+    # -- failure paths: they use nothing that the normal path may have broken ------------
+
+    def ensure_span(self) -> None:
+        """A span with the tool's own attributes if opening it failed, so that what the
+        gate decides still lands on a span (and in the audit log). Not made current."""
+        if self.span is not INVALID_SPAN:
+            return
+        try:
+            runtime = built_runtime()
+            if runtime is not None:
+                self.span = runtime.tracer.start_span(
+                    f"execute_tool {self.spec.name}",
+                    kind=SpanKind.INTERNAL,
+                    attributes=self.spec.attributes,
+                )
+        except Exception as exc:
+            report_internal_error("tool bare span", exc)
+
+    def _refusal(self, exc: BaseException) -> Intervention | None:
+        """What fail-closed observers say when the call could not be checked."""
+        try:
+            runtime = built_runtime()
+            for observer in runtime.observers if runtime is not None else ():
+                stop = observer.refusal(self, exc)
+                if stop is not None:
+                    return stop
+        except Exception as internal:
+            report_internal_error("tool refusal", internal)
+        return None
+
+    def _stop(self, stop: BaseException) -> None:
+        """Record a stop and end the span; whatever fails here, the stop still stands."""
+        try:
+            self.finish(stop)
+        except Exception as internal:
+            report_internal_error("tool stop", internal)
+            self._end_quietly()
+
+    def _end_quietly(self) -> None:
+        with contextlib.suppress(Exception):
+            if self._token is not None:
+                otel_context.detach(self._token)  # type: ignore[arg-type]
+                self._token = None
+            self.span.end()
 
     def finish(self, exc: BaseException | None, result: Any = None) -> None:
         """Record the outcome and end the span. Safe to call more than once."""
@@ -207,6 +334,12 @@ class ToolInvocation:
     def _record_outcome(self) -> None:
         if self.span is INVALID_SPAN:
             return
+        try:
+            self._record_result()
+        finally:
+            self.span.end()  # whatever failed above, the span is not left open
+
+    def _record_result(self) -> None:
         runtime = get_runtime()
         exc = self.exception
         if exc is not None:
@@ -233,17 +366,14 @@ class ToolInvocation:
                 **metric_attributes,
             },
         )
-        self.span.end()
 
     def _detach(self) -> None:
         try:
-            if self._call_id_token is not None:
-                _explicit_call_id.reset(self._call_id_token)
             if self._token is not None:
                 otel_context.detach(self._token)  # type: ignore[arg-type]
         except Exception as internal:
             report_internal_error("tool detach", internal)
-        self._token = self._call_id_token = None
+        self._token = None
 
 
 class _ArgumentBinder:
@@ -324,6 +454,13 @@ def tool(
     """
 
     def decorate(function: F) -> F:
+        try:
+            return _traced_tool(function)
+        except Exception as exc:  # the tool still works, untraced and ungated
+            report_internal_error("tool decorator", exc)
+            return function
+
+    def _traced_tool(function: F) -> F:
         spec = ToolSpec(
             name=name or function.__name__,
             description=description or _first_line(function.__doc__),
@@ -340,15 +477,22 @@ def tool(
                 arguments: Any = binder.bind(args, kwargs)
             except Exception as exc:
                 report_internal_error("tool arguments", exc)
-                arguments = None
+                return ToolInvocation.start(spec, None, failures=[exc])
             return ToolInvocation.start(spec, arguments)
 
-        wrapped = wrap_callable(function, begin)
+        def unchecked(exc: BaseException) -> ToolInvocation:
+            return ToolInvocation.unchecked(spec, exc)
+
+        wrapped = wrap_callable(function, begin, unchecked)
         wrapped.__otel_agents_tool__ = spec  # type: ignore[attr-defined]
         return wrapped
 
     if func is not None:
-        return decorate(func)
+        try:
+            return decorate(func)
+        except Exception as exc:
+            report_internal_error("tool decorator", exc)
+            return func
     return decorate
 
 

@@ -417,8 +417,11 @@ def test_a_failing_records_function_is_an_internal_error_too(telemetry: Any) -> 
     reinstrument(telemetry, policy=policy)
     with pytest.raises(ToolCallDenied):
         touch("a")
-    reinstrument(telemetry, policy=Policy(mode=Mode.ENFORCE))  # fail open
-    assert touch("b") == "b"
+    with pytest.raises(ToolCallDenied):  # fail closed is the default
+        reinstrument(telemetry, policy=Policy(mode=Mode.ENFORCE))
+        touch("b")
+    reinstrument(telemetry, policy=Policy(mode=Mode.ENFORCE, on_error=OnError.FAIL_OPEN))
+    assert touch("c") == "c"
 
 
 @pytest.mark.parametrize(
