@@ -71,6 +71,8 @@ class ExportStats:
 class StoreExporter(SpanExporter):
     """Writes span batches into the local SQLite store. Thread-safe; never raises."""
 
+    counts_own_drops = True  # failed batches are counted in `_drop`, not again by the processor
+
     def __init__(self, settings: StoreSettings | None = None) -> None:
         self.settings = settings or StoreSettings.from_env()
         self.stats = ExportStats()
