@@ -139,16 +139,18 @@ class OwnedProviders:
             self.meter_provider.shutdown(timeout_millis=remaining * 1000)
 
     def _report_unexported(self, finished: bool, seconds: float) -> None:
-        left = sum(p.count_unexported() for p in self.span_processors)
-        if left or not finished:
-            with contextlib.suppress(Exception):
-                _logger.warning(
-                    "otel-agents: the trace backend did not take everything within %s=%gs at"
-                    " exit; %d spans were not exported (otel_agents.spans.dropped).",
-                    EXIT_TIMEOUT_ENV,
-                    seconds,
-                    left,
-                )
+        for processor in self.span_processors:
+            left = processor.count_unexported()
+            if left:
+                with contextlib.suppress(Exception):
+                    _logger.warning(
+                        "otel-agents: at exit, %d spans were not exported to %s within"
+                        " %s=%gs; they are counted in otel_agents.spans.dropped.",
+                        left,
+                        processor.destination,
+                        EXIT_TIMEOUT_ENV,
+                        seconds,
+                    )
 
 
 class DropCountingSpanProcessor(BatchSpanProcessor):
@@ -176,6 +178,7 @@ class DropCountingSpanProcessor(BatchSpanProcessor):
         self._count_lock = threading.Lock()
         self._counted_queue = False
         self._in_flight_counted = 0
+        self.span_exporter = exporter
         super().__init__(_CountingExporter(exporter, self), **kwargs)
 
     def on_end(self, span: ReadableSpan) -> None:
@@ -222,6 +225,13 @@ class DropCountingSpanProcessor(BatchSpanProcessor):
         self.failed_spans += count
         if count_drops and count > already_counted:
             self.count_dropped(count - already_counted)
+
+    @property
+    def destination(self) -> str:
+        """Where the spans go, for messages: the exporter and its endpoint."""
+        endpoint = getattr(self.span_exporter, "_endpoint", None)
+        name = type(self.span_exporter).__name__
+        return f"{name} {endpoint}" if isinstance(endpoint, str) else name
 
     def _queue(self) -> Any:
         return getattr(getattr(self, "_batch_processor", None), "_queue", None)

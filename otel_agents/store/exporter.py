@@ -366,6 +366,10 @@ class StoreSpanProcessor(DropCountingSpanProcessor):
             batch_options.setdefault("schedule_delay_millis", 1_000)  # a local write is cheap
         super().__init__(self.exporter, **batch_options)
 
+    @property
+    def destination(self) -> str:
+        return f"the trace store {self.exporter.path}"
+
     def on_start(self, span: Span, parent_context: otel_context.Context | None = None) -> None:
         if not span.name.startswith(TOOL_SPAN_PREFIX):
             return
