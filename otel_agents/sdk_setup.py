@@ -178,7 +178,7 @@ class DropCountingSpanProcessor(BatchSpanProcessor):
         self._count_lock = threading.Lock()
         self._counted_queue = False
         self._in_flight_counted = 0
-        self.span_exporter = exporter
+        self.wrapped_exporter = exporter
         super().__init__(_CountingExporter(exporter, self), **kwargs)
 
     def on_end(self, span: ReadableSpan) -> None:
@@ -229,8 +229,8 @@ class DropCountingSpanProcessor(BatchSpanProcessor):
     @property
     def destination(self) -> str:
         """Where the spans go, for messages: the exporter and its endpoint."""
-        endpoint = getattr(self.span_exporter, "_endpoint", None)
-        name = type(self.span_exporter).__name__
+        endpoint = getattr(self.wrapped_exporter, "_endpoint", None)
+        name = type(self.wrapped_exporter).__name__
         return f"{name} {endpoint}" if isinstance(endpoint, str) else name
 
     def _queue(self) -> Any:

@@ -34,7 +34,7 @@ APP = """
 
     def report() -> None:  # registered before otel-agents: runs after its exit hook
         processor = trace.get_tracer_provider()._active_span_processor._span_processors[-1]
-        exporter = processor.span_exporter
+        exporter = processor.wrapped_exporter
         client = getattr(exporter, "_client", None)
         cut_off = bool(getattr(client, "_shutdown", False) or getattr(exporter, "_shutdown", False))
         print(f"deadline {processor.shutdown_timeout_millis:.0f}", flush=True)
