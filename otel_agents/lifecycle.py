@@ -13,7 +13,7 @@ from opentelemetry.trace import TracerProvider
 
 from otel_agents.config import ContentCapture, Settings
 from otel_agents.runtime import Observer, Runtime, report_internal_error, set_runtime
-from otel_agents.sdk_setup import BoundedCall
+from otel_agents.sdk_setup import BoundedCall, ExportCounts
 
 if TYPE_CHECKING:
     from otel_agents.detectors import DetectorSettings
@@ -153,6 +153,11 @@ def flush(timeout_millis: int = 5_000) -> bool:
     return _foreign_flusher.run(
         lambda: all([f(timeout_millis) is not False for f in flushes]), timeout_millis / 1000
     )
+
+
+def export_counts() -> list[ExportCounts]:
+    """What the span processors otel-agents set up exported so far (none if it set up none)."""
+    return _owned.export_counts() if _owned is not None else []
 
 
 def _propagate_context_to_threads() -> None:

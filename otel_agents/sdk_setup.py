@@ -97,6 +97,18 @@ class BoundedCall:
             self._ok = False
 
 
+@dataclass(frozen=True)
+class ExportCounts:
+    """What one of our span processors did so far: for telling the user what happened."""
+
+    destination: str
+    local_store: bool
+    exported: int
+    failed: int  # given to the exporter, which reported a failure
+    dropped: int  # queue full, failed, or cut off at exit
+    pending: int  # still queued or in an export that has not returned
+
+
 @dataclass
 class OwnedProviders:
     """The providers we created (None where the application brought its own)."""
@@ -118,6 +130,9 @@ class OwnedProviders:
             if provider is not None:
                 flushed = provider.force_flush(timeout_millis) is not False and flushed
         return flushed
+
+    def export_counts(self) -> list[ExportCounts]:
+        return [p.counts() for p in self.span_processors]
 
     def shutdown(self, timeout_seconds: float | None = None) -> bool:
         """Shut our providers down within the deadline; exporters get what remains of it."""
@@ -225,6 +240,17 @@ class DropCountingSpanProcessor(BatchSpanProcessor):
         self.failed_spans += count
         if count_drops and count > already_counted:
             self.count_dropped(count - already_counted)
+
+    def counts(self) -> ExportCounts:
+        queue = self._queue()
+        return ExportCounts(
+            destination=self.destination,
+            local_store=bool(getattr(self.wrapped_exporter, "counts_own_drops", False)),
+            exported=self.exported_spans,
+            failed=self.failed_spans,
+            dropped=self.dropped_spans,
+            pending=(len(queue) if queue is not None else 0) + self.in_flight_spans,
+        )
 
     @property
     def destination(self) -> str:
