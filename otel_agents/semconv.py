@@ -139,6 +139,8 @@ TOOL_CALL_ATTEMPT: Final = "otel_agents.tool.call.attempt"
 """1-based attempt number of this tool call with the same arguments within the run. Type: int."""
 TOOL_CALL_FINGERPRINT: Final = "otel_agents.tool.call.fingerprint"
 """Short hash of the tool name and its canonical arguments. Type: string."""
+TOOL_CALL_ARGUMENTS_SUMMARY: Final = "otel_agents.tool.call.arguments_summary"
+"""Type, size and top-level keys of the tool call's arguments, without any values. Type: string."""
 TOOL_TAGS: Final = "otel_agents.tool.tags"
 """Labels the application declared for the tool, such as the resources it touches. Type: string[].
 """
