@@ -396,6 +396,14 @@ GEN_AI_WORKFLOW_NAME: Final = "gen_ai.workflow.name"
 HTTP_REQUEST_RESEND_COUNT: Final = "http.request.resend_count"
 """How many times an HTTP request was re-sent (retries, redirects). Type: int."""
 
+# openai.request
+OPENAI_REQUEST_SERVICE_TIER: Final = "openai.request.service_tier"
+"""The service tier the request asked for (`auto`, `default`, `flex`, `priority`). Type: string."""
+
+# openai.response
+OPENAI_RESPONSE_SERVICE_TIER: Final = "openai.response.service_tier"
+"""The service tier that served the request. Type: string."""
+
 # server
 SERVER_ADDRESS: Final = "server.address"
 """Host name or address of the server that was called. Type: string."""
@@ -455,6 +463,21 @@ class GenAiProviderNameValues:
 
     AZURE_AI_OPENAI: Final = "azure.ai.openai"
     """Azure OpenAI."""
+
+    GROQ: Final = "groq"
+    """Groq (an OpenAI-compatible API, told by its base URL)."""
+
+    DEEPSEEK: Final = "deepseek"
+    """DeepSeek (an OpenAI-compatible API, told by its base URL)."""
+
+    MISTRAL_AI: Final = "mistral_ai"
+    """Mistral AI (an OpenAI-compatible API, told by its base URL)."""
+
+    X_AI: Final = "x_ai"
+    """xAI (an OpenAI-compatible API, told by its base URL)."""
+
+    PERPLEXITY: Final = "perplexity"
+    """Perplexity (an OpenAI-compatible API, told by its base URL)."""
 
 
 class GenAiTokenTypeValues:

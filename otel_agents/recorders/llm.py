@@ -21,7 +21,7 @@ from typing import Any, Protocol
 import wrapt
 from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.trace import INVALID_SPAN, Span, SpanKind
+from opentelemetry.trace import INVALID_SPAN, Span, SpanKind, Status, StatusCode
 from opentelemetry.util.types import AttributeValue
 
 from otel_agents import semconv as sc
@@ -53,6 +53,7 @@ class LLMRequest:
     server_port: int | None = None
     parameters: dict[str, AttributeValue] = field(default_factory=dict)  # gen_ai.request.*
     conversation_id: str | None = None
+    service_tier: str | None = None  # asked for (priced by when the response names none)
     # Content (only serialized when capture is on), in the conventions' JSON shapes:
     input_messages: list[dict[str, Any]] | None = None
     system_instructions: list[dict[str, Any]] | None = None
@@ -80,6 +81,14 @@ class LLMResponse:
     text: str | None = None  # the assistant's visible text
     output_messages: list[dict[str, Any]] | None = None  # content, conventions' JSON shape
     attributes: dict[str, AttributeValue] = field(default_factory=dict)  # provider extras
+    service_tier: str | None = None  # the tier that served the call: priced at its rates
+    # The call failed although no exception reached the caller (an HTTP 200 whose body is
+    # an error object, a Responses API result with status `failed`): the span is an error.
+    error_type: str | None = None
+    error_message: str | None = None
+    # False when the usage's output count is not the real one (a stream closed before the
+    # provider reported it): the output tokens are then neither reported nor priced.
+    output_tokens_known: bool = True
 
 
 class StreamAccumulator(Protocol):
@@ -215,10 +224,16 @@ class LLMCall:
     ) -> None:
         span = self.span
         _add_response_attributes(attributes, response)
+        if response.error_type is not None and self.exception is None:
+            attributes[sc.ERROR_TYPE] = response.error_type
+            span.set_status(Status(StatusCode.ERROR, response.error_message or response.error_type))
         usage = response.usage
         if usage is not None:
+            if not response.output_tokens_known:
+                usage = usage._replace(output_tokens=0, reasoning_tokens=0)
             model = _priced_model(runtime.prices, self.request, response)
-            priced = runtime.prices.cost(self.request.provider, model, usage)
+            tier = response.service_tier or self.request.service_tier
+            priced = runtime.prices.cost(self.request.provider, model, usage, service_tier=tier)
             if priced is not None:
                 self.cost_usd, cost_source = priced
                 attributes[sc.COST_USD] = round(self.cost_usd, 10)
@@ -260,6 +275,8 @@ class LLMCall:
         duration_attributes = metric.common
         if exc is not None:
             duration_attributes = {**metric.common, sc.ERROR_TYPE: error_type(exc)}
+        elif response is not None and response.error_type is not None:
+            duration_attributes = {**metric.common, sc.ERROR_TYPE: response.error_type}
         instruments.llm_duration.record(time.monotonic() - self.started, duration_attributes)
         if self.first_chunk_at is not None:
             instruments.time_to_first_chunk.record(
@@ -268,7 +285,8 @@ class LLMCall:
         usage = response.usage if response is not None else None
         if usage is not None:
             instruments.token_usage.record(usage.input_tokens, metric.input_tokens)
-            instruments.token_usage.record(usage.output_tokens, metric.output_tokens)
+            if response is not None and response.output_tokens_known:
+                instruments.token_usage.record(usage.output_tokens, metric.output_tokens)
         if self.cost_usd is not None:
             instruments.llm_cost.add(self.cost_usd, metric.cost_key(self.agent_name))
 
@@ -377,7 +395,8 @@ def _add_response_attributes(attributes: dict[str, AttributeValue], response: LL
     usage = response.usage
     if usage is not None:
         attributes[sc.GEN_AI_USAGE_INPUT_TOKENS] = usage.input_tokens
-        attributes[sc.GEN_AI_USAGE_OUTPUT_TOKENS] = usage.output_tokens
+        if response.output_tokens_known:
+            attributes[sc.GEN_AI_USAGE_OUTPUT_TOKENS] = usage.output_tokens
         if usage.cache_read_tokens:
             attributes[sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] = usage.cache_read_tokens
         if usage.cache_write_tokens:
