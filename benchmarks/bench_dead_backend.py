@@ -6,7 +6,9 @@ For each protocol (OTLP/HTTP, OTLP/gRPC) and each backend (a closed loopback por
 loopback socket that accepts connections and never answers), a child process records an
 agent run, calls `otel_agents.flush(timeout_millis=1000)` and returns from its script.
 Printed: the time flush() took, and the time from the script's end to the process exit
-(interpreter shutdown: the exporters' final flush and retries).
+(interpreter shutdown: the exporters' final flush and retries). With `--no-flush` the
+script does not call flush(): the exit then has all the spans to export.
+Other arguments `NAME=VALUE` go into the child's environment.
 """
 
 from __future__ import annotations
@@ -35,8 +37,11 @@ CHILD = textwrap.dedent(
     with otel_agents.agent("bench"):
         lookup("V-1")
     started = time.monotonic()
-    otel_agents.flush(timeout_millis=1000)
-    print(f"flush {time.monotonic() - started:.3f}", flush=True)
+    if "--no-flush" in sys.argv:
+        print("flush nan", flush=True)
+    else:
+        otel_agents.flush(timeout_millis=1000)
+        print(f"flush {time.monotonic() - started:.3f}", flush=True)
     print(f"end {time.time():.6f}", flush=True)
     """
 )
@@ -88,16 +93,18 @@ def measure(protocol: str, port: int, extra_env: dict[str, str]) -> tuple[float,
             **extra_env,
         }
     )
-    proc = subprocess.run(
-        [sys.executable, "-c", CHILD], env=env, capture_output=True, text=True, timeout=120
-    )
+    argv = [sys.executable, "-c", CHILD, *(["--no-flush"] if NO_FLUSH else [])]
+    proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120)
     exited = time.time()
     values = dict(line.split() for line in proc.stdout.splitlines() if line[:4] in ("flus", "end "))
     return float(values["flush"]), exited - float(values["end"])
 
 
+NO_FLUSH = "--no-flush" in sys.argv
+
+
 def main() -> None:
-    extra = dict(arg.split("=", 1) for arg in sys.argv[1:])
+    extra = dict(arg.split("=", 1) for arg in sys.argv[1:] if "=" in arg)
     print(f"{'protocol':<14} {'backend':<8} {'flush(1s) s':>12} {'exit s':>8}")
     for protocol in ("http/protobuf", "grpc"):
         flush, exit_time = measure(protocol, closed_port(), extra)
