@@ -143,6 +143,9 @@ class OwnedProviders:
         for processor in self.span_processors:
             processor.shutdown_deadline = deadline - seconds * _EXIT_RESERVE
         finished = self._closer.run(lambda: self._shutdown_all(deadline), seconds)
+        if not finished:  # however the threads were scheduled: no exporter goes on retrying
+            for processor in self.span_processors:
+                processor.cut_off()
         self._report_unexported(finished, seconds)
         return finished
 
@@ -194,7 +197,8 @@ class DropCountingSpanProcessor(BatchSpanProcessor):
         self._counted_queue = False
         self._in_flight_counted = 0
         self.wrapped_exporter = exporter
-        super().__init__(_CountingExporter(exporter, self), **kwargs)
+        self._counting = _CountingExporter(exporter, self)
+        super().__init__(self._counting, **kwargs)
 
     def on_end(self, span: ReadableSpan) -> None:
         queue = self._queue()
@@ -208,6 +212,13 @@ class DropCountingSpanProcessor(BatchSpanProcessor):
             remaining = max(self.shutdown_deadline - time.monotonic(), 0.0)
             self.shutdown_timeout_millis = remaining * 1000
         self._batch_processor.shutdown(timeout_millis=int(self.shutdown_timeout_millis))
+
+    def cut_off(self) -> None:
+        """Shut a network exporter down now (once): its retries stop, an export in flight
+        is abandoned. (The OTLP exporters' shutdown only sets a flag and closes sockets;
+        the local store's would wait for a write in progress, so it is left to finish.)"""
+        if not getattr(self.wrapped_exporter, "counts_own_drops", False):
+            self._counting.shutdown(timeout_millis=0)
 
     def count_dropped(self, count: int) -> None:
         self.dropped_spans += count
@@ -271,7 +282,11 @@ class _CountingExporter(SpanExporter):
         self.inner = inner
         self._processor = processor
         self._counts_own_drops = bool(getattr(inner, "counts_own_drops", False))
+        self._shutdown_lock = threading.Lock()
+        self._shut_down = False
         parameters = inspect.signature(inner.shutdown).parameters
+        self._shutdown_lock = threading.Lock()
+        self._shut_down = False
         parameters = inspect.signature(inner.shutdown).parameters
         self._shutdown_takes_timeout = "timeout_millis" in parameters
 
@@ -289,6 +304,10 @@ class _CountingExporter(SpanExporter):
         return result
 
     def shutdown(self, timeout_millis: float = 30_000) -> None:
+        with self._shutdown_lock:  # once: at exit both we and the SDK's processor call it
+            if self._shut_down:
+                return
+            self._shut_down = True
         if self._shutdown_takes_timeout:
             self.inner.shutdown(timeout_millis=timeout_millis)  # type: ignore[call-arg]
         else:

@@ -43,14 +43,13 @@ APP = """
 """
 
 
-def _open_tool_recorded(path: Path) -> bool:
+def _stored(path: Path, table: str, name: str) -> bool:
+    """Whether the child has written span `name` into `table` (spans or open_spans)."""
     if not path.exists():
         return False
     try:
         with sqlite3.connect(path) as conn:
-            row = conn.execute(
-                "SELECT count(*) FROM open_spans WHERE name = 'execute_tool create_account'"
-            ).fetchone()
+            row = conn.execute(f"SELECT count(*) FROM {table} WHERE name = ?", (name,)).fetchone()
     except sqlite3.Error:  # not created yet
         return False
     return bool(row[0])
@@ -73,7 +72,15 @@ def killed_run(tmp_path: Path) -> Iterator[Path]:
     )
     try:
         assert child.stdout is not None and child.stdout.readline().strip() == "in flight"
-        _wait_for(lambda: _open_tool_recorded(path), "the open tool span in the store")
+        # Both writers run in the background: wait for what each must have written.
+        _wait_for(
+            lambda: _stored(path, "open_spans", "execute_tool create_account"),
+            "the tool call in flight, recorded as open",
+        )
+        _wait_for(
+            lambda: _stored(path, "spans", "execute_tool lookup_vendor"),
+            "the finished tool call, exported",
+        )
     finally:
         child.send_signal(signal.SIGKILL)
         child.wait()
