@@ -9,7 +9,10 @@ LLM-call recorder, on the real SDK. Three measurements:
    thread does), spans per second;
 2. app-thread cost: time per tool call in the application thread with the store's batch
    processor attached, minus the same with no processor at all;
-3. store size per 1000 spans, with content capture off and on.
+3. store size per 1000 spans, with content capture off and on;
+4. the store processor's `on_start` alone (recording span starts for the crash view), per
+   span: CPU instructions in the application thread (stable on a shared machine; needs
+   Linux perf events) and microseconds.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -94,6 +98,30 @@ def write_throughput(directory: Path, spans: list[ReadableSpan]) -> float:
     return sum(len(b) for b in batches[1:]) / elapsed
 
 
+def on_start_cost(directory: Path, spans: int = 20_000) -> tuple[float | None, float]:
+    """(instructions, µs) per span of `StoreSpanProcessor.on_start`, for agent and tool
+    spans alike, while the background writer waits (its own thread is not counted)."""
+    from instructions import InstructionCounter
+
+    tracer = TracerProvider().get_tracer("bench")  # no processors: starts cost us nothing
+    names = ("invoke_agent bench", "execute_tool lookup", "chat gpt-4.1-mini")
+    started = [tracer.start_span(names[i % 3]) for i in range(spans)]
+    settings = StoreSettings(path=directory / "starts.db", max_age_days=0, max_mb=0)
+    processor = StoreSpanProcessor(settings, schedule_delay_millis=600_000)
+    counter = InstructionCounter.open()
+    for span in started[:500]:  # warm up
+        processor.on_start(span)
+    gc.collect()
+    before = counter.read() if counter is not None else 0
+    begun = time.perf_counter()
+    for span in started:
+        processor.on_start(span)
+    elapsed = time.perf_counter() - begun
+    executed = (counter.read() - before) / spans if counter is not None else None
+    processor.shutdown()
+    return executed, elapsed / spans * 1e6
+
+
 def app_thread_cost(directory: Path, calls: int = 5_000, rounds: int = 3) -> dict[str, float]:
     """Microseconds per tool call (one span) in the application thread: with no processor;
     with the store's processor while its writer sleeps (the enqueue cost alone); and with
@@ -148,6 +176,12 @@ def size_per_1000(directory: Path, spans: list[ReadableSpan], name: str) -> floa
         conn.close()
 
 
+def print_on_start_cost(directory: Path) -> None:
+    instructions, micros = on_start_cost(directory)
+    shown = f"{instructions:,.0f} instructions, " if instructions is not None else ""
+    print(f"store on_start per span (span starts for the crash view): {shown}{micros:.2f} µs")
+
+
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
@@ -171,7 +205,12 @@ def main() -> None:
         for name, spans in (("no content", plain), ("with content", content)):
             kb = size_per_1000(directory, spans, name.replace(" ", "-")) / 1024
             print(f"store size per 1000 spans, {name}: {kb:,.0f} KB")
+        print_on_start_cost(directory)
 
 
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:] == ["--on-start"]:
+        with tempfile.TemporaryDirectory() as tmp:
+            print_on_start_cost(Path(tmp))
+    else:
+        main()

@@ -340,7 +340,8 @@ def _summarize(value: Any) -> str:
     if isinstance(value, (bytes, bytearray, memoryview)):
         return f"{kind} of {len(value)} bytes"
     if isinstance(value, Mapping):
-        return f"{kind} with {len(value)} keys{_key_list(value.keys())}"
+        count = len(value)
+        return f"{kind} with {count} key{'' if count == 1 else 's'}{_key_list(value.keys())}"
     if isinstance(value, (list, tuple, set, frozenset)):
         return f"{kind} of {len(value)} items"
     if dataclasses.is_dataclass(value) and not isinstance(value, type):

@@ -14,6 +14,7 @@ from opentelemetry.trace import TracerProvider
 
 from otel_agents.config import ContentCapture, Settings
 from otel_agents.runtime import Observer, Runtime, report_internal_error, set_runtime
+from otel_agents.sdk_setup import BoundedCall, ExportCounts
 
 if TYPE_CHECKING:
     from otel_agents.detectors import DetectorSettings
@@ -27,6 +28,7 @@ _instrumented = False
 _threading_instrumentor: Any = None
 _owned: Any = None
 _governance: list[Observer] = []  # the policy gate and detectors we built (closed on reconfigure)
+_foreign_flusher = BoundedCall("otel-agents flush")  # flushes providers the application owns
 
 
 def instrument(
@@ -139,15 +141,27 @@ def is_instrumented() -> bool:
     return _instrumented
 
 
-def flush(timeout_millis: int = 5_000) -> None:
-    """Export what is buffered now (useful before a short script exits)."""
+def flush(timeout_millis: int = 5_000) -> bool:
+    """Export what is buffered now (useful before a short script exits).
+
+    Returns within `timeout_millis` whatever the backend does (a dead or silent one
+    included): True if everything was exported in time, False if not (what is still
+    queued goes on being exported in the background, or is dropped and counted).
+    """
     if _owned is not None:
-        _owned.force_flush(timeout_millis)
-        return
-    for provider in (trace.get_tracer_provider(), metrics.get_meter_provider()):
-        flush_method = getattr(provider, "force_flush", None)
-        if callable(flush_method):
-            flush_method(timeout_millis)
+        return bool(_owned.force_flush(timeout_millis))
+    providers = [trace.get_tracer_provider(), metrics.get_meter_provider()]
+    flushes = [f for f in (getattr(p, "force_flush", None) for p in providers) if callable(f)]
+    if not flushes:
+        return True
+    return _foreign_flusher.run(
+        lambda: all([f(timeout_millis) is not False for f in flushes]), timeout_millis / 1000
+    )
+
+
+def export_counts() -> list[ExportCounts]:
+    """What the span processors otel-agents set up exported so far (none if it set up none)."""
+    return _owned.export_counts() if _owned is not None else []
 
 
 def _propagate_context_to_threads() -> None:

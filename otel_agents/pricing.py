@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import threading
 import time
 from collections.abc import Mapping
@@ -26,12 +27,38 @@ from otel_agents.identity_cache import IdentityCache
 
 PRICES_ENV = "OTEL_AGENTS_PRICES"
 
-# Our provider names (gen_ai.provider.name) -> genai-prices provider ids.
+# Our provider names (gen_ai.provider.name) -> genai-prices provider ids, where they differ.
 _PROVIDER_IDS = {
-    sc.GenAiProviderNameValues.OPENAI: "openai",
-    sc.GenAiProviderNameValues.ANTHROPIC: "anthropic",
     sc.GenAiProviderNameValues.AZURE_AI_OPENAI: "azure",
+    sc.GenAiProviderNameValues.MISTRAL_AI: "mistral",
+    sc.GenAiProviderNameValues.X_AI: "x-ai",
 }
+_PROVIDER_NAMES = {table_id: name for name, table_id in _PROVIDER_IDS.items()}
+# Hosts the SDKs already name correctly (and genai-prices' second OpenAI entry).
+_NOT_BY_URL = frozenset({"openai", "openai-decisions", "azure", "anthropic"})
+
+
+def provider_from_url(url: str) -> str | None:
+    """The provider behind an OpenAI-compatible base URL, when genai-prices knows its API
+    address (Groq, Together, DeepSeek, Mistral, OpenRouter, xAI, Fireworks, ...), in the
+    conventions' spelling where they name it (`mistral_ai`, `x_ai`), else genai-prices' id.
+    None for OpenAI itself, unknown hosts, or without genai-prices."""
+    try:
+        from genai_prices import data_snapshot
+
+        providers = data_snapshot.get_snapshot().providers
+    except Exception:  # not installed, or its internals moved: the SDK's provider stays
+        return None
+    for provider in providers:
+        pattern = getattr(provider, "api_pattern", None)
+        if provider.id in _NOT_BY_URL or not isinstance(pattern, str):
+            continue
+        try:
+            if re.match(pattern, url):
+                return _PROVIDER_NAMES.get(provider.id, provider.id)
+        except re.error:
+            continue
+    return None
 
 
 class TokenUsage(NamedTuple):
@@ -77,20 +104,30 @@ class PriceBook:
         self._misses: set[tuple[str, str]] = set()
         self._table_prices: dict[tuple[str, str], _TablePrice | _PublicCalcPrice] = {}
 
-    def cost(self, provider: str, model: str | None, usage: TokenUsage) -> tuple[float, str] | None:
-        """(USD, source) for one call, or None when the price is unknown."""
+    def cost(
+        self,
+        provider: str,
+        model: str | None,
+        usage: TokenUsage,
+        service_tier: str | None = None,
+    ) -> tuple[float, str] | None:
+        """(USD, source) for one call, or None when the price is unknown. `service_tier`
+        (`flex`, `priority`, ...) selects the table's rates for that tier, where it has
+        them; overrides have one price whatever the tier."""
         if not model:
             return None
         if self.overrides:
             override = self.overrides.get(f"{provider}/{model}") or self.overrides.get(model)
             if override is not None:
                 return override.cost(usage), sc.CostSourceValues.OVERRIDE
-        table_cost = self._table_cost(provider, model, usage)
+        table_cost = self._table_cost(provider, model, usage, service_tier)
         if table_cost is None:
             return None
         return table_cost, sc.CostSourceValues.PRICE_TABLE
 
-    def _table_cost(self, provider: str, model: str, usage: TokenUsage) -> float | None:
+    def _table_cost(
+        self, provider: str, model: str, usage: TokenUsage, service_tier: str | None
+    ) -> float | None:
         key = (provider, model)
         if key in self._misses:
             return None
@@ -99,7 +136,7 @@ class PriceBook:
             table_price = self._look_up(key)
             if table_price is None:
                 return None
-        return table_price.cost(usage)
+        return table_price.cost(usage, service_tier)
 
     def _look_up(self, key: tuple[str, str]) -> _TablePrice | _PublicCalcPrice | None:
         try:
@@ -144,11 +181,13 @@ class _TablePrice:
         self._model, self._provider_id = model, provider_id
         provider, self._info = self._snapshot.find_provider_model(model, None, provider_id, None)
         prices = self._info.prices
-        self._by_date_only = isinstance(prices, list) and all(
+        self._by_date_only = not isinstance(prices, list) or all(
             type(conditional.constraint).__name__ in ("NoneType", "StartDateConstraint")
             for conditional in prices
         )
-        self._today: tuple[int, Any] | None = None  # (UTC day number, price in force)
+        self._has_variants = bool(getattr(self._info, "price_variants", None))
+        # Per service tier (None: standard): (UTC day number, price in force).
+        self._today: dict[str | None, tuple[int, Any]] = {}
         # calc_price adjusts these models' usage itself (a billing minimum for audio).
         self._adjusted = provider.id == "groq" and str(self._info.id).startswith("whisper")
         # Per price in force (prices are unhashable: by identity); a model has a few.
@@ -158,28 +197,33 @@ class _TablePrice:
         """False once the application loaded another table (genai-prices' `UpdatePrices`)."""
         return self._data_snapshot.get_snapshot() is self._snapshot
 
-    def cost(self, usage: TokenUsage) -> float:
-        plan = self._plans.get(self._price_in_force())
+    def cost(self, usage: TokenUsage, service_tier: str | None = None) -> float:
+        tier = service_tier if self._has_variants else None  # no tier rates: standard ones
+        plan = self._plans.get(self._price_in_force(tier))
         cost = plan.cost(usage) if plan is not None else None
-        return self._calc_price(usage) if cost is None else cost
+        return self._calc_price(usage, tier) if cost is None else cost
 
     def _plan_for(self, model_price: Any) -> _UnitPlan | None:
         return None if self._adjusted else _UnitPlan.build(model_price)
 
-    def _price_in_force(self) -> Any:
+    def _price_in_force(self, tier: str | None) -> Any:
         prices = self._info.prices
-        if not isinstance(prices, list):
+        if tier is None and not isinstance(prices, list):
             return prices
+        context = {"service_tier": tier} if tier is not None else None
         if not self._by_date_only:  # e.g. off-peak hours: may change any minute
-            return self._info.get_prices(datetime.now(tz=timezone.utc))
+            return self._info.get_prices(datetime.now(tz=timezone.utc), context)
         day = int(time.time() // 86_400)
-        today = self._today
+        today = self._today.get(tier)
         if today is None or today[0] != day:
-            today = self._today = (day, self._info.get_prices(datetime.now(tz=timezone.utc)))
+            price = self._info.get_prices(datetime.now(tz=timezone.utc), context)
+            today = (day, price)
+            if len(self._today) < 16:  # tiers are a handful; unknown ones are not kept
+                self._today[tier] = today
         return today[1]
 
-    def _calc_price(self, usage: TokenUsage) -> float:
-        return _PublicCalcPrice(self._model, self._provider_id).cost(usage)
+    def _calc_price(self, usage: TokenUsage, tier: str | None = None) -> float:
+        return _PublicCalcPrice(self._model, self._provider_id).cost(usage, tier)
 
 
 class _PublicCalcPrice:
@@ -199,19 +243,24 @@ class _PublicCalcPrice:
             return True
         return False
 
-    def cost(self, usage: TokenUsage) -> float:
+    def cost(self, usage: TokenUsage, service_tier: str | None = None) -> float:
         from genai_prices import Usage, calc_price
 
-        result = calc_price(
-            Usage(
-                input_tokens=usage.input_tokens,
-                output_tokens=usage.output_tokens,
-                cache_read_tokens=usage.cache_read_tokens or None,
-                cache_write_tokens=usage.cache_write_tokens or None,
-            ),
-            model_ref=self._model,
-            provider_id=self._provider_id,
+        priced_usage = Usage(
+            input_tokens=usage.input_tokens,
+            output_tokens=usage.output_tokens,
+            cache_read_tokens=usage.cache_read_tokens or None,
+            cache_write_tokens=usage.cache_write_tokens or None,
         )
+        if service_tier:  # older genai-prices releases have no `price_context`
+            result = calc_price(
+                priced_usage,
+                model_ref=self._model,
+                provider_id=self._provider_id,
+                price_context={"service_tier": service_tier},
+            )
+        else:
+            result = calc_price(priced_usage, model_ref=self._model, provider_id=self._provider_id)
         return float(result.total_price)
 
 

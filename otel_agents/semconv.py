@@ -150,6 +150,8 @@ TOOL_CALL_ATTEMPT: Final = "otel_agents.tool.call.attempt"
 """1-based attempt number of this tool call with the same arguments within the run. Type: int."""
 TOOL_CALL_FINGERPRINT: Final = "otel_agents.tool.call.fingerprint"
 """Short hash of the tool name and its canonical arguments. Type: string."""
+TOOL_CALL_ARGUMENTS_SUMMARY: Final = "otel_agents.tool.call.arguments_summary"
+"""Type, size and top-level keys of the tool call's arguments, without any values. Type: string."""
 TOOL_TAGS: Final = "otel_agents.tool.tags"
 """Labels the application declared for the tool, such as the resources it touches. Type: string[].
 """
@@ -423,6 +425,14 @@ GEN_AI_WORKFLOW_NAME: Final = "gen_ai.workflow.name"
 HTTP_REQUEST_RESEND_COUNT: Final = "http.request.resend_count"
 """How many times an HTTP request was re-sent (retries, redirects). Type: int."""
 
+# openai.request
+OPENAI_REQUEST_SERVICE_TIER: Final = "openai.request.service_tier"
+"""The service tier the request asked for (`auto`, `default`, `flex`, `priority`). Type: string."""
+
+# openai.response
+OPENAI_RESPONSE_SERVICE_TIER: Final = "openai.response.service_tier"
+"""The service tier that served the request. Type: string."""
+
 # server
 SERVER_ADDRESS: Final = "server.address"
 """Host name or address of the server that was called. Type: string."""
@@ -482,6 +492,21 @@ class GenAiProviderNameValues:
 
     AZURE_AI_OPENAI: Final = "azure.ai.openai"
     """Azure OpenAI."""
+
+    GROQ: Final = "groq"
+    """Groq (an OpenAI-compatible API, told by its base URL)."""
+
+    DEEPSEEK: Final = "deepseek"
+    """DeepSeek (an OpenAI-compatible API, told by its base URL)."""
+
+    MISTRAL_AI: Final = "mistral_ai"
+    """Mistral AI (an OpenAI-compatible API, told by its base URL)."""
+
+    X_AI: Final = "x_ai"
+    """xAI (an OpenAI-compatible API, told by its base URL)."""
+
+    PERPLEXITY: Final = "perplexity"
+    """Perplexity (an OpenAI-compatible API, told by its base URL)."""
 
 
 class GenAiTokenModalityValues:

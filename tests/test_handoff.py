@@ -54,7 +54,7 @@ def test_rejected_handoff_records_the_failed_check(telemetry: Telemetry) -> None
     assert a[sc.HANDOFF_CHECKS_FAILED] == ("has_tax_id: tax_id missing",)
     assert a[sc.HANDOFF_REASON] == "vendor record incomplete"
     assert sc.HANDOFF_PAYLOAD not in a  # content is off by default
-    assert a[sc.HANDOFF_PAYLOAD_SUMMARY] == "dict with 1 keys: name"
+    assert a[sc.HANDOFF_PAYLOAD_SUMMARY] == "dict with 1 key: name"
 
 
 def test_implicit_outcome_follows_checks_and_exceptions(telemetry: Telemetry) -> None:

@@ -82,6 +82,16 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     return EXIT_OK
 
 
+def _remote_counts() -> tuple[int, int, int]:
+    """(exported, failed or dropped, still pending) spans over OTLP, after the flush."""
+    from otel_agents.lifecycle import export_counts
+
+    remote = [c for c in export_counts() if not c.local_store]
+    exported = sum(c.exported for c in remote)
+    lost = sum(c.dropped for c in remote)  # failed exports included
+    return exported, lost, sum(c.pending for c in remote)
+
+
 def _otlp_endpoint() -> str | None:
     for name in _OTLP_ENDPOINT_ENVS:
         value = os.environ.get(name, "").strip()
@@ -149,11 +159,39 @@ def _print_summary(ctx: Context, run_id: str, elapsed: float, store_flag: str) -
 
 
 def _print_backend_hints(ctx: Context, otlp: str, trace_id: str) -> None:
+    """Say what reached the OTLP endpoint; point at Jaeger and Grafana only if spans did."""
     jaeger = os.environ.get(JAEGER_URL_ENV, "http://localhost:16686").rstrip("/")
     grafana = os.environ.get(GRAFANA_URL_ENV, "http://localhost:3000").rstrip("/")
     term = ctx.term
+    exported, lost, pending = _remote_counts()
+    total = exported + lost + pending
     term.line()
-    term.line(f"Also sent over OTLP to {otlp}:")
+    if exported == 0:
+        why = []
+        if lost:
+            why.append(f"{_spans(lost)} failed to export")
+        if pending:
+            why.append(f"{_spans(pending)} not sent within the flush timeout")
+        term.line(
+            term.style(f"Nothing reached the OTLP endpoint {otlp}", "red")
+            + (f": {', '.join(why)}." if why else ".")
+        )
+        term.line(
+            "  Is the collector running (docker compose up)? The run is in the local store:"
+            " the commands above show it."
+        )
+        return
+    if exported == total:
+        term.line(f"Also sent over OTLP to {otlp} ({_spans(exported)}):")
+    else:
+        term.line(
+            term.style(f"Only {exported} of {_spans(total)} reached {otlp}", "yellow")
+            + f" ({lost} failed, {pending} not sent in time); the trace there is incomplete:"
+        )
     term.line(f"  Jaeger   {jaeger}/trace/{trace_id}")
     service = os.environ.get("OTEL_SERVICE_NAME", "otel-agents-demo")
     term.line(f"  Grafana  {grafana}  (metrics and alerts of service {service})")
+
+
+def _spans(count: int) -> str:
+    return f"{count} span" if count == 1 else f"{count} spans"

@@ -21,8 +21,9 @@ examples:
   otel-agents runs --agent vendor-onboarding -n 50
   otel-agents runs --anomalies --json           runs with detector findings, as JSON
 
-Status: ok, error, running (no root span yet, active in the last 10 minutes) or
-incomplete (no root span and quiet since: the process may have died)."""
+Status: ok, error, running (no root span yet; its process still runs) or incomplete
+(did not finish: its process is gone, or, where that cannot be checked, the run has been
+quiet for 10 minutes). `otel-agents show` draws an unfinished run with its open spans."""
 
 STATUS_STYLE = {"ok": "green", "error": "red", "running": "cyan", "incomplete": "yellow"}
 

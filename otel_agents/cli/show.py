@@ -139,6 +139,8 @@ class TreeView:
         term.line(self._join(totals))
         if run.error:
             self._text_line("", "error", run.error, "red")
+        if run.status in ("running", "incomplete"):
+            self._text_line("", "state", _unfinished_text(run), STATUS_STYLE.get(run.status))
 
     def _join(self, segments: list[Segment]) -> str:
         """Segments joined by dots, wrapped (not cut) to the terminal's width."""
@@ -206,6 +208,8 @@ class TreeView:
             title = f"{details.get('from') or '?'} {self.g.arrow} {details.get('to') or '?'}"
         left += [(title, "bold"), *self._facts(node, details)]
         right = fmt.duration(node.span.duration_ns)
+        if node.span.open:
+            right = f"open {right}+"
         if node.kind == dp.LLM and self.spent:
             right = f"{self.g.total} {fmt.cost(self.spent)}  {right:>7}"
         room = self.term.width - len(right) - 1
@@ -236,6 +240,8 @@ class TreeView:
                 facts.append((",".join(d["finish_reasons"]), "dim"))
             if (d.get("attempts") or 1) > 1:
                 facts.append((f"{d['attempts']} attempts", "yellow"))
+        elif node.kind == dp.TOOL and node.span.open:
+            facts.append(("… in flight", "yellow"))
         elif node.kind == dp.TOOL:
             facts.append((self.g.bad, "red") if error else (self.g.ok, "green"))
             policy = d.get("policy") or {}
@@ -292,7 +298,7 @@ class TreeView:
             ):
                 why = None  # the decision right above already shows it
             add("why", f"{why}  ({source})" if why and source else why)
-            add("args", d.get("arguments"))
+            add("args", d.get("arguments") or d.get("arguments_summary"))
             add("result", d.get("result"))
             add(
                 "policy",
@@ -371,6 +377,16 @@ def _interleave(segments: list[Segment], separator: Segment) -> list[Segment]:
             joined.append(separator)
         joined.append(segment)
     return joined
+
+
+def _unfinished_text(run: RunSummary) -> str:
+    """What an unfinished run's header says: is it still going, or did it die?"""
+    still_open = f"{_plural(run.open_spans, 'span')} still open" if run.open_spans else ""
+    if run.status == "running":
+        return f"still running: {still_open or 'no root span yet'}"
+    if run.process_alive is False and run.open_spans:
+        return f"did not finish: its process is gone (killed or crashed); {still_open}"
+    return f"did not finish: quiet for over 10 minutes{'; ' + still_open if still_open else ''}"
 
 
 def _policy_text(policy: dict[str, Any] | None) -> str | None:

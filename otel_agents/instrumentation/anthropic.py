@@ -56,6 +56,7 @@ from opentelemetry.util.types import AttributeValue
 from otel_agents import semconv as sc
 from otel_agents.instrumentation.fields import (
     count,
+    error_in_body,
     field_of,
     fields_of,
     integer,
@@ -287,14 +288,19 @@ def _media_part(modality: str, source: Any) -> dict[str, Any]:
 
 
 def read_response(message: Any) -> LLMResponse:
-    """An `LLMResponse` from a `Message` (or `BetaMessage`, `ParsedMessage`)."""
-    return response_from(
+    """An `LLMResponse` from a `Message` (or `BetaMessage`, `ParsedMessage`); an error
+    object in a successful response's body makes it a failed call."""
+    response = response_from(
         response_id=text(field_of(message, "id")),
         model=text(field_of(message, "model")),
         stop_reason=text(field_of(message, "stop_reason")),
         usage=token_usage(field_of(message, "usage")),
         blocks=items(field_of(message, "content")),
     )
+    error = error_in_body(message)
+    if error is not None:
+        response.error_type, response.error_message = error
+    return response
 
 
 def token_usage(usage: Any) -> TokenUsage | None:
@@ -384,6 +390,9 @@ class MessageStreamAccumulator:
         self._model: str | None = None
         self._stop_reason: str | None = None
         self._usages: list[Any] = []  # in arrival order: later counts win
+        # `message_start`'s output count is a placeholder (1, say): the real one comes
+        # with `message_delta`, which a stream closed early never got.
+        self._final_usage = False
         self._blocks: dict[int, Any] = {}
         self._pieces: dict[tuple[int, str], list[str]] = {}  # joined once, at the end
 
@@ -405,6 +414,7 @@ class MessageStreamAccumulator:
             stop_reason = text(fields_of(fields.get("delta")).get("stop_reason"))
             self._stop_reason = stop_reason or self._stop_reason
             self._add_usage(fields.get("usage"))
+            self._final_usage = self._final_usage or fields.get("usage") is not None
 
     def _block_delta(self, event: Mapping[str, Any]) -> None:
         delta = fields_of(event.get("delta"))
@@ -438,13 +448,15 @@ class MessageStreamAccumulator:
     def response(self) -> LLMResponse:
         usage = self._merged_usage()
         blocks = (self._finished_block(i) for i in sorted(self._blocks))
-        return response_from(
+        response = response_from(
             response_id=self._id,
             model=self._model,
             stop_reason=self._stop_reason,
             usage=token_usage(usage) if usage else None,
             blocks=[block for block in blocks if block is not None],
         )
+        response.output_tokens_known = self._final_usage
+        return response
 
     def _finished_block(self, index: int) -> dict[str, Any] | None:
         block = _block_fields(self._blocks[index])

@@ -158,3 +158,25 @@ def number(value: Any) -> float | None:
 def count(value: Any) -> int:
     """A token count or index: an int that is not a bool, else 0."""
     return integer(value) or 0
+
+
+def error_in_body(result: Any) -> tuple[str, str | None] | None:
+    """(error type, message) of an error object in a successful response's body, or None.
+
+    Some OpenAI-compatible servers answer HTTP 200 with `{"error": {"message", "type",
+    "code"}}`; Anthropic's shape is `{"type": "error", "error": {...}}`; a Responses API
+    result that failed carries `error: {"code", "message"}`. The SDKs hand these back as
+    results: without this, the call would be recorded as a success.
+    """
+    error = field_of(result, "error")
+    if error is None:
+        return None
+    if isinstance(error, str):
+        return ("error", error) if error else None
+    fields = fields_of(error)
+    if not fields:
+        return None
+    kind = fields.get("code") or fields.get("type")
+    message = fields.get("message")
+    error_type = str(kind) if isinstance(kind, (str, int)) and str(kind) else "error"
+    return error_type, str(message) if message is not None else None

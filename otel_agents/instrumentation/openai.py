@@ -28,6 +28,7 @@ from opentelemetry.util.types import AttributeValue
 
 from otel_agents import semconv as sc
 from otel_agents.instrumentation.fields import (
+    error_in_body,
     field_of,
     fields_of,
     integer,
@@ -35,7 +36,7 @@ from otel_agents.instrumentation.fields import (
     nonempty_text,
     number,
 )
-from otel_agents.instrumentation.stainless import StainlessClient, server_of
+from otel_agents.instrumentation.stainless import StainlessClient, provider_by_url, server_of
 from otel_agents.pricing import TokenUsage
 from otel_agents.recorders.llm import LLMRequest, LLMResponse, ToolCallRequest
 from otel_agents.runtime import get_runtime
@@ -90,19 +91,41 @@ def _azure_client_class() -> type | None:
 
 
 def _new_request(client: Any, body: Mapping[str, Any]) -> LLMRequest:
+    """The request's common fields. The provider is the SDK's (OpenAI, or Azure), unless
+    the base URL is an OpenAI-compatible provider's (Groq, DeepSeek, ...): it answered,
+    and its prices apply."""
     host, port = server_of(client)
-    provider = (
-        sc.GenAiProviderNameValues.AZURE_AI_OPENAI
-        if _is_azure(client, host)
-        else sc.GenAiProviderNameValues.OPENAI
-    )
+    if _is_azure(client, host):
+        provider: str = sc.GenAiProviderNameValues.AZURE_AI_OPENAI
+    else:
+        provider = provider_by_url(client) or sc.GenAiProviderNameValues.OPENAI
     return LLMRequest(
         provider=provider,
         model=nonempty_text(body.get("model")),
         stream=body.get("stream") is True,
         server_address=host,
         server_port=port,
+        service_tier=nonempty_text(body.get("service_tier")),
     )
+
+
+def _with_service_tier(request: LLMRequest) -> LLMRequest:
+    if request.service_tier is not None:
+        request.parameters[sc.OPENAI_REQUEST_SERVICE_TIER] = request.service_tier
+    return request
+
+
+def _read_outcome(response: LLMResponse, result: Any) -> LLMResponse:
+    """What both APIs report beside the answer: the tier that served it, and an error
+    object in the body of a successful HTTP response."""
+    tier = nonempty_text(field_of(result, "service_tier"))
+    if tier is not None:
+        response.service_tier = tier
+        response.attributes[sc.OPENAI_RESPONSE_SERVICE_TIER] = tier
+    error = error_in_body(result)
+    if error is not None:
+        response.error_type, response.error_message = error
+    return response
 
 
 def _output_type(format_type: Any) -> str | None:
@@ -256,8 +279,9 @@ class ChatCompletions:
         request.parameters = _chat_parameters(body)
         if _capturing():
             request.input_messages = [_chat_message(m) for m in items(body.get("messages"))]
-            request.tool_definitions = _tool_definitions(body.get("tools"))
-        return request
+            # `functions` is the legacy spelling of `tools`
+            request.tool_definitions = _tool_definitions(body.get("tools") or body.get("functions"))
+        return _with_service_tier(request)
 
     def read_response(self, completion: Any) -> LLMResponse:
         fields = fields_of(completion)
@@ -282,6 +306,9 @@ class ChatCompletions:
             if finish_reason:
                 response.finish_reasons.append(finish_reason)
             calls = [_chat_tool_call(call) for call in items(message_fields.get("tool_calls"))]
+            legacy_call = message_fields.get("function_call")  # the legacy `functions` API
+            if legacy_call is not None and not calls:
+                calls.append(_legacy_function_call(legacy_call))
             response.tool_calls.extend(calls)
             text = nonempty_text(message_fields.get("content"))
             if response.text is None and text:
@@ -291,7 +318,7 @@ class ChatCompletions:
                 messages.append(_output_message(parts, finish_reason))
         if capturing:
             response.output_messages = messages
-        return response
+        return _read_outcome(response, completion)
 
     def new_accumulator(self) -> ChatStreamAccumulator:
         return ChatStreamAccumulator(self)
@@ -371,14 +398,19 @@ def _chat_message(message: Any) -> dict[str, Any]:
             parts.append(_tool_call(parsed.call_id, parsed.name, parsed.arguments))
         legacy_call = field_of(message, "function_call")
         if legacy_call is not None:
-            parts.append(
-                _tool_call(None, field_of(legacy_call, "name"), field_of(legacy_call, "arguments"))
-            )
+            legacy = _legacy_function_call(legacy_call)
+            parts.append(_tool_call(None, legacy.name, legacy.arguments))
         result = {"role": role, "parts": parts}
     name = nonempty_text(field_of(message, "name"))
     if name:
         result["name"] = name
     return result
+
+
+def _legacy_function_call(call: Any) -> ToolCallRequest:
+    """`message.function_call` of the legacy `functions` API: no id, one call per message."""
+    fields = fields_of(call)
+    return ToolCallRequest(None, str(fields.get("name")), fields.get("arguments"))
 
 
 def _chat_tool_call(call: Any) -> ToolCallRequest:
@@ -446,14 +478,26 @@ class _ToolCallState:
 
 
 class _ChoiceState:
-    __slots__ = ("content", "finish_reason", "refusal", "role", "tool_calls")
+    __slots__ = ("content", "finish_reason", "function_call", "refusal", "role", "tool_calls")
 
     def __init__(self) -> None:
         self.role = "assistant"
         self.content: list[str] = []
         self.refusal: list[str] = []
         self.tool_calls: dict[int, _ToolCallState] = {}
+        self.function_call: _ToolCallState | None = None  # the legacy `functions` API
         self.finish_reason: str | None = None
+
+    def add_function_call(self, delta: Any) -> None:
+        call = self.function_call
+        if call is None:
+            call = self.function_call = _ToolCallState()
+        name = getattr(delta, "name", None)
+        if name and type(name) is str:
+            call.name.append(name)
+        arguments = getattr(delta, "arguments", None)
+        if arguments and type(arguments) is str:
+            call.arguments.append(arguments)
 
     def add_tool_calls(self, deltas: Any) -> None:
         calls = self.tool_calls
@@ -484,6 +528,8 @@ class _ChoiceState:
             "refusal": "".join(self.refusal) or None,
             "tool_calls": [call.as_dict() for _, call in sorted(self.tool_calls.items())],
         }
+        if self.function_call is not None:
+            message["function_call"] = self.function_call.as_dict()["function"]
         return {"index": index, "message": message, "finish_reason": self.finish_reason}
 
 
@@ -500,6 +546,8 @@ class ChatStreamAccumulator:
         self._id: str | None = None
         self._model: str | None = None
         self._usage: Any = None
+        self._service_tier: Any = None
+        self._error: Any = None
         self._choices: dict[int, _ChoiceState] = {}
 
     def add(self, chunk: Any) -> None:
@@ -516,6 +564,9 @@ class ChatStreamAccumulator:
         usage = chunk.usage
         if usage:
             self._usage = usage
+        tier = getattr(chunk, "service_tier", None)
+        if tier:
+            self._service_tier = tier
         choices = getattr(chunk, "choices", None)
         if not choices:
             return
@@ -535,6 +586,9 @@ class ChatStreamAccumulator:
                 if tool_calls:
                     state.add_tool_calls(tool_calls)
                 elif not content:  # the first chunk names the role; a refusal has no content
+                    function_call = getattr(delta, "function_call", None)  # legacy `functions`
+                    if function_call:
+                        state.add_function_call(function_call)
                     role = delta.role
                     if role and type(role) is str:
                         state.role = role
@@ -550,6 +604,7 @@ class ChatStreamAccumulator:
             "id": self._id,
             "model": self._model,
             "usage": self._usage,
+            "service_tier": self._service_tier,
             "choices": [state.as_choice(i) for i, state in sorted(self._choices.items())],
         }
         return self._endpoint.read_response(completion)
@@ -573,7 +628,7 @@ class Responses:
             request.input_messages = _responses_input(body.get("input"))
             request.system_instructions = _system_instructions(body.get("instructions"))
             request.tool_definitions = _tool_definitions(body.get("tools"))
-        return request
+        return _with_service_tier(request)
 
     def read_response(self, result: Any) -> LLMResponse:
         response = LLMResponse(
@@ -601,11 +656,11 @@ class Responses:
         finish_reason = _responses_finish_reason(result, bool(output.tool_calls))
         if finish_reason:
             response.finish_reasons = [finish_reason]
-        error_code = nonempty_text(field_of(field_of(result, "error"), "code"))
-        if error_code:
-            response.attributes[sc.ERROR_TYPE] = error_code
         if _capturing():
             response.output_messages = [_output_message(output.parts, finish_reason)]
+        _read_outcome(response, result)
+        if response.error_type is None and field_of(result, "status") == "failed":
+            response.error_type = "failed"  # failed without saying why
         return response
 
     def new_accumulator(self) -> ResponsesStreamAccumulator:

@@ -24,6 +24,7 @@ import wrapt
 from opentelemetry import context as otel_context
 
 from otel_agents.identity_cache import IdentityCache
+from otel_agents.pricing import provider_from_url
 from otel_agents.recorders.llm import (
     AsyncStreamProxy,
     LLMCall,
@@ -274,6 +275,19 @@ def _server_of_url(url: Any) -> tuple[str | None, int | None]:
 # A client keeps its URL object, and reading host and port from it costs microseconds (the
 # URL type decodes them on each access): they are remembered per URL object.
 _servers: IdentityCache[Any, tuple[str | None, int | None]] = IdentityCache(_server_of_url, 256)
+
+
+def provider_by_url(client: Any) -> str | None:
+    """The provider an OpenAI-compatible client really talks to, told by its base URL
+    (Groq, DeepSeek, OpenRouter, ...: see `pricing.provider_from_url`); None if unknown."""
+    return _providers.get(getattr(client, "base_url", None))
+
+
+def _provider_of_url(url: Any) -> str | None:
+    return provider_from_url(str(url)) if url is not None else None
+
+
+_providers: IdentityCache[Any, str | None] = IdentityCache(_provider_of_url, 256)
 
 
 # -- what `request` returned -------------------------------------------------------------

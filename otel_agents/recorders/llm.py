@@ -24,7 +24,7 @@ import wrapt
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry._logs import LogRecord
-from opentelemetry.trace import INVALID_SPAN, Span, SpanKind
+from opentelemetry.trace import INVALID_SPAN, Span, SpanKind, Status, StatusCode
 from opentelemetry.util.types import AttributeValue
 
 from otel_agents import semconv as sc
@@ -62,6 +62,7 @@ class LLMRequest:
     server_port: int | None = None
     parameters: dict[str, AttributeValue] = field(default_factory=dict)  # gen_ai.request.*
     conversation_id: str | None = None
+    service_tier: str | None = None  # asked for (priced by when the response names none)
     # Content (only serialized when capture is on), in the conventions' JSON shapes:
     input_messages: list[dict[str, Any]] | None = None
     system_instructions: list[dict[str, Any]] | None = None
@@ -89,6 +90,14 @@ class LLMResponse:
     text: str | None = None  # the assistant's visible text
     output_messages: list[dict[str, Any]] | None = None  # content, conventions' JSON shape
     attributes: dict[str, AttributeValue] = field(default_factory=dict)  # provider extras
+    service_tier: str | None = None  # the tier that served the call: priced at its rates
+    # The call failed although no exception reached the caller (an HTTP 200 whose body is
+    # an error object, a Responses API result with status `failed`): the span is an error.
+    error_type: str | None = None
+    error_message: str | None = None
+    # False when the usage's output count is not the real one (a stream closed before the
+    # provider reported it): the output tokens are then neither reported nor priced.
+    output_tokens_known: bool = True
 
 
 class StreamAccumulator(Protocol):
@@ -230,10 +239,16 @@ class LLMCall:
     ) -> None:
         span = self.span
         _add_response_attributes(attributes, response)
+        if response.error_type is not None and self.exception is None:
+            attributes[sc.ERROR_TYPE] = response.error_type
+            span.set_status(Status(StatusCode.ERROR, response.error_message or response.error_type))
         usage = response.usage
         if usage is not None:
+            if not response.output_tokens_known:
+                usage = usage._replace(output_tokens=0, reasoning_tokens=0)
             model = _priced_model(runtime.prices, self.request, response)
-            priced = runtime.prices.cost(self.request.provider, model, usage)
+            tier = response.service_tier or self.request.service_tier
+            priced = runtime.prices.cost(self.request.provider, model, usage, service_tier=tier)
             if priced is not None:
                 self.cost_usd, cost_source = priced
                 attributes[sc.COST_USD] = round(self.cost_usd, 10)
@@ -271,11 +286,14 @@ class LLMCall:
         duration_attributes = metric.common
         if exc is not None:
             duration_attributes = {**metric.common, sc.ERROR_TYPE: error_type(exc)}
+        elif response is not None and response.error_type is not None:
+            duration_attributes = {**metric.common, sc.ERROR_TYPE: response.error_type}
         usage = response.usage if response is not None else None
+        output_known = response is None or response.output_tokens_known
         if metric.inference:
             instruments.inference_duration.record(elapsed, duration_attributes)
             self._record_chunk_times(instruments, metric.common)
-            _record_token_usage(instruments, metric, usage)
+            _record_token_usage(instruments, metric, usage, output_known)
         else:  # embeddings: the conventions keep the generic operation metric for them
             instruments.operation_duration.record(elapsed, duration_attributes)
         if instruments.legacy is not None:
@@ -317,17 +335,21 @@ _MAX_CHUNK_GAPS = 2048
 
 
 def _record_token_usage(
-    instruments: Instruments, metric: _MetricAttributes, usage: TokenUsage | None
+    instruments: Instruments,
+    metric: _MetricAttributes,
+    usage: TokenUsage | None,
+    output_known: bool = True,
 ) -> None:
     """The usage counters on every inference call (0 when no usage came back, as the
-    conventions ask), the per-call token histograms when usage is known."""
+    conventions ask), the per-call token histograms when usage is known. `output_known`
+    is false for a stream cut before the provider reported its output tokens."""
     key = metric.usage_key
     if usage is None:
         instruments.usage_input_tokens.add(0, key)
         instruments.usage_output_tokens.add(0, key)
         return
     instruments.usage_input_tokens.add(usage.input_tokens, key)
-    instruments.usage_output_tokens.add(usage.output_tokens, key)
+    instruments.usage_output_tokens.add(usage.output_tokens if output_known else 0, key)
     if usage.cache_read_tokens:
         instruments.usage_cache_read_tokens.add(usage.cache_read_tokens, key)
     if usage.cache_write_tokens:
@@ -335,7 +357,8 @@ def _record_token_usage(
     if usage.reasoning_tokens:
         instruments.usage_reasoning_tokens.add(usage.reasoning_tokens, key)
     instruments.operation_input_tokens.record(usage.input_tokens, metric.common)
-    instruments.operation_output_tokens.record(usage.output_tokens, metric.common)
+    if output_known:
+        instruments.operation_output_tokens.record(usage.output_tokens, metric.common)
 
 
 @dataclass(frozen=True)
@@ -515,7 +538,8 @@ def _add_response_attributes(
     usage = response.usage
     if usage is not None:
         attributes[sc.GEN_AI_USAGE_INPUT_TOKENS] = usage.input_tokens
-        attributes[sc.GEN_AI_USAGE_OUTPUT_TOKENS] = usage.output_tokens
+        if response.output_tokens_known:
+            attributes[sc.GEN_AI_USAGE_OUTPUT_TOKENS] = usage.output_tokens
         if usage.cache_read_tokens:
             attributes[sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] = usage.cache_read_tokens
         if usage.cache_write_tokens:

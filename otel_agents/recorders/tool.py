@@ -23,6 +23,7 @@ from opentelemetry.trace import INVALID_SPAN, Link, Span, SpanKind
 from opentelemetry.util.types import AttributeValue
 
 from otel_agents import semconv as sc
+from otel_agents.capture import summarize
 from otel_agents.errors import Intervention
 from otel_agents.ledger import (
     RequestedToolCall,
@@ -216,6 +217,8 @@ class ToolInvocation:
         runtime = get_runtime()
         spec = self.spec
         attributes = dict(spec.attributes)
+        if self.arguments is not None:  # content-free: what a crashed run's view shows
+            attributes[sc.TOOL_CALL_ARGUMENTS_SUMMARY] = summarize(self.arguments)
         links: Sequence[Link] = ()
         reasoning: str | None = None
         try:

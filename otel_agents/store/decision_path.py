@@ -87,9 +87,11 @@ class PathNode:
             "span_id": span.span_id,
             "start": iso_time(span.start_ns),
             "duration_ms": round(span.duration_ns / 1e6, 3),
-            "status": span.status,
+            "status": "open" if span.open else span.status,
             **self.details(),
         }
+        if span.open:  # started, never recorded as ended: duration is up to when last seen
+            data["open"] = True
         if self.requested_by:
             data["requested_by"] = self.requested_by
         error = self.error()
@@ -195,6 +197,7 @@ def _tool(span: SpanRow) -> dict[str, Any]:
         "tool": span.get(sc.GEN_AI_TOOL_NAME),
         "call_id": span.get(sc.GEN_AI_TOOL_CALL_ID),
         "arguments": span.content(sc.GEN_AI_TOOL_CALL_ARGUMENTS),
+        "arguments_summary": span.get(sc.TOOL_CALL_ARGUMENTS_SUMMARY),
         "result": span.content(sc.GEN_AI_TOOL_CALL_RESULT),
         "reasoning": span.content(sc.DECISION_REASONING),
         "reasoning_source": span.get(sc.DECISION_REASONING_SOURCE),

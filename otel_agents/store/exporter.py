@@ -21,9 +21,12 @@ import contextlib
 import logging
 import os
 import random
+import socket
 import sqlite3
 import threading
 import time
+import weakref
+from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -42,7 +45,7 @@ from otel_agents.sdk_setup import DropCountingSpanProcessor
 from otel_agents.store import retention, schema
 from otel_agents.store.records import AGENT_SPAN_PREFIX, TOOL_SPAN_PREFIX, SpanRow
 from otel_agents.store.settings import StoreSettings
-from otel_agents.store.writer import write_batch
+from otel_agents.store.writer import write_batch, write_open_spans
 
 _logger = logging.getLogger("otel_agents")
 
@@ -54,6 +57,8 @@ _RETENTION_INTERVAL = 300.0
 _RETENTION_RETRY = 30.0  # after the store was too busy to prune
 _MAX_AGENT_HINTS = 65_536
 _MAX_CORRUPTIONS = 2
+_MAX_PENDING_STARTS = 16_384  # spans started since the last look (most have ended by then)
+_HOST = socket.gethostname()
 
 # SQLite primary result codes (the low byte of an extended code).
 _SQLITE_BUSY, _SQLITE_LOCKED, _SQLITE_FULL, _SQLITE_IOERR = 5, 6, 13, 10
@@ -70,6 +75,8 @@ class ExportStats:
 
 class StoreExporter(SpanExporter):
     """Writes span batches into the local SQLite store. Thread-safe; never raises."""
+
+    counts_own_drops = True  # failed batches are counted in `_drop`, not again by the processor
 
     def __init__(self, settings: StoreSettings | None = None) -> None:
         self.settings = settings or StoreSettings.from_env()
@@ -126,6 +133,32 @@ class StoreExporter(SpanExporter):
                 report_internal_error("store export", exc)
                 self._drop(len(spans))
                 return SpanExportResult.FAILURE
+
+    def write_open(self, spans: Sequence[Span]) -> int:
+        """Record the spans of `spans` that have not ended yet; returns how many.
+
+        Under the export lock: a span found open here and ending later is exported (and its
+        open row deleted) after this write, never before it.
+        """
+        with self._lock:
+            if self._closed or self._disabled:
+                return 0
+            resources: dict[int, dict[str, Any]] = {}
+            rows = []
+            for span in spans:
+                if span.end_time is None:
+                    with contextlib.suppress(RuntimeError):  # changed while read: next time
+                        rows.append(SpanRow.from_readable(span, resources))
+            if not rows:
+                return 0
+            try:
+                conn = self._connection()
+                write_open_spans(conn, rows, os.getpid(), _HOST, time.time_ns())
+            except (sqlite3.DatabaseError, OSError) as exc:
+                # A busy or failing store: the ended spans' export reports real trouble.
+                _logger.debug("otel-agents: recording open spans failed: %s", exc)
+                return 0
+            return len(rows)
 
     def shutdown(self) -> None:
         with self._lock:
@@ -356,6 +389,12 @@ class StoreSpanProcessor(DropCountingSpanProcessor):
 
     Add it to your own provider to keep a local copy next to your exporter:
     `provider.add_span_processor(StoreSpanProcessor())`.
+
+    Spans reach the store when they end; so that a run still going, or killed, can be shown
+    as a tree, span starts are recorded too. The application thread only appends the span
+    to a bounded deque; every schedule delay after a start, a background thread writes the
+    spans among those that are still open (a span that started and ended in between costs
+    nothing more) to `open_spans`. A span's open row is deleted when the span is written.
     """
 
     def __init__(self, settings: StoreSettings | None = None, **batch_options: Any) -> None:
@@ -363,8 +402,15 @@ class StoreSpanProcessor(DropCountingSpanProcessor):
         if "OTEL_BSP_SCHEDULE_DELAY" not in os.environ:
             batch_options.setdefault("schedule_delay_millis", 1_000)  # a local write is cheap
         super().__init__(self.exporter, **batch_options)
+        delay = getattr(self._batch_processor, "_schedule_delay", 1.0)  # seconds
+        self._starts = _StartRecorder(self.exporter, float(delay))
+
+    @property
+    def destination(self) -> str:
+        return f"the trace store {self.exporter.path}"
 
     def on_start(self, span: Span, parent_context: otel_context.Context | None = None) -> None:
+        self._starts.add(span)
         if not span.name.startswith(TOOL_SPAN_PREFIX):
             return
         try:
@@ -373,6 +419,79 @@ class StoreSpanProcessor(DropCountingSpanProcessor):
                 self.exporter.note_agent(span.context.span_id, agent)
         except Exception as exc:
             report_internal_error("store on_start", exc)
+
+    def shutdown(self) -> None:
+        self._starts.close()
+        super().shutdown()
+
+
+class _StartRecorder:
+    """Writes the spans that are still open, a schedule delay after they started."""
+
+    def __init__(self, exporter: StoreExporter, delay_seconds: float) -> None:
+        self._exporter = exporter
+        self._delay = delay_seconds
+        self._pending: deque[Span] = deque(maxlen=_MAX_PENDING_STARTS)
+        self._wake = threading.Event()
+        self._closed = threading.Event()
+        self._sleeping = True  # the writer waits for `_wake` (or has not started)
+        self._thread: threading.Thread | None = None
+        self._pid = -1
+        self.written = 0
+        if hasattr(os, "register_at_fork"):
+            after_fork = weakref.WeakMethod(self._after_fork)
+            os.register_at_fork(after_in_child=lambda: (m := after_fork()) and m())
+
+    def add(self, span: Span) -> None:
+        """The application thread's whole share: one append, and a wake-up when idle."""
+        self._pending.append(span)
+        if self._sleeping:  # read after the append: the writer re-checks after setting it
+            self._sleeping = False
+            if self._pid != os.getpid():
+                self._start()
+            self._wake.set()
+
+    def _start(self) -> None:
+        self._pid = os.getpid()
+        self._thread = threading.Thread(
+            target=self._run, name="otel-agents open spans", daemon=True
+        )
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._closed.is_set():
+            self._sleeping = True
+            if not self._pending:
+                self._wake.wait()
+            self._sleeping = False
+            self._wake.clear()
+            if self._closed.wait(self._delay):  # let more starts (and ends) gather
+                return
+            self.flush()
+
+    def flush(self) -> None:
+        spans = []
+        pending = self._pending
+        while pending:
+            spans.append(pending.popleft())
+        if not spans:
+            return
+        try:
+            self.written += self._exporter.write_open(spans)
+        except Exception as exc:
+            report_internal_error("store open spans", exc)
+
+    def _after_fork(self) -> None:
+        self._pending.clear()
+        self._wake = threading.Event()
+        self._sleeping, self._pid, self._thread = True, -1, None
+
+    def close(self) -> None:
+        self._closed.set()
+        self._wake.set()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=1.0)
 
 
 def _agent_of(parent_context: otel_context.Context | None) -> str | None:

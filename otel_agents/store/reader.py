@@ -7,7 +7,9 @@ are `StoreError`s with a message meant for the terminal.
 from __future__ import annotations
 
 import json
+import os
 import re
+import socket
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
@@ -69,6 +71,12 @@ class RunSummary:
     retries: int
     anomalies: int
     root_span_id: str | None = None
+    open_spans: int = 0  # spans started and never written as ended (unfinished runs)
+    process_alive: bool | None = None  # of the process(es) that started them, if known
+
+    @property
+    def did_not_finish(self) -> bool:
+        return self.status == "incomplete"
 
     @property
     def duration_ns(self) -> int:
@@ -147,6 +155,7 @@ class Store:
         self.conn = conn
         self.path = path
         conn.row_factory = sqlite3.Row
+        self._has_open_spans = schema.has_table(conn, "open_spans")  # not in a v1 store
 
     @classmethod
     def open(cls, path: Path) -> Store:
@@ -203,15 +212,19 @@ class Store:
         if f.until_ns is not None:
             where.append("start_ns < ?")
             params.append(f.until_ns)
+        unfinished_status = f.status in ("running", "incomplete")
         if f.status:
-            clause, value = _status_clause(f.status, now)
+            clause, values = _status_clause(f.status)
             where.append(clause)
-            params.append(value)
+            params.extend(values)
         sql = f"SELECT {', '.join(RUN_FIELDS)} FROM runs WHERE {' AND '.join(where)}"
         sql += " ORDER BY start_ns DESC"
-        if f.limit:
+        if f.limit and not unfinished_status:  # those are told apart below, in Python
             sql += f" LIMIT {int(f.limit)}"
-        return [_summary(row, now) for row in self._query(sql, params)]
+        summaries = [self._summary(row, now) for row in self._query(sql, params).fetchall()]
+        if unfinished_status:
+            summaries = [s for s in summaries if s.status == f.status][: f.limit or None]
+        return summaries
 
     def run(self, run_id: str) -> RunSummary:
         row = self._query(
@@ -219,7 +232,37 @@ class Store:
         ).fetchone()
         if row is None:
             raise RunNotFound(f"no run {run_id!r} in {self.path}")
-        return _summary(row, time.time_ns())
+        return self._summary(row, time.time_ns())
+
+    def _summary(self, row: sqlite3.Row, now_ns: int) -> RunSummary:
+        """A run's summary. An unfinished run is `running` while the process that started
+        its open spans lives, `incomplete` (did not finish) once that process is gone; when
+        that cannot be told (another host, an older store), by how long it has been quiet."""
+        data = dict(zip(RUN_FIELDS, row, strict=True))
+        finished = bool(data.pop("finished"))
+        open_spans, alive = 0, None
+        if not finished:
+            open_spans, alive = self._open_state(data["run_id"])
+            quiet = now_ns - int(data["end_ns"])
+            if alive is None:
+                data["status"] = "running" if quiet < RUNNING_WINDOW_NS else "incomplete"
+            else:
+                data["status"] = "running" if alive else "incomplete"
+        return RunSummary(**data, open_spans=open_spans, process_alive=alive)
+
+    def _open_state(self, run_id: str) -> tuple[int, bool | None]:
+        """(open spans, whether a process that started them still runs) of a run."""
+        if not self._has_open_spans:
+            return 0, None
+        rows = self._query(
+            "SELECT pid, host, count(*) FROM open_spans WHERE run_id = ? GROUP BY pid, host",
+            (run_id,),
+        ).fetchall()
+        count = sum(int(r[2]) for r in rows)
+        local = [int(r[0]) for r in rows if r[1] == _HOST]
+        if not local or len(local) < len(rows):
+            return count, None  # written on another machine: we cannot look
+        return count, any(_process_alive(pid) for pid in local)
 
     def resolve_run(self, ref: str) -> str:
         """A run id from a run id, a unique prefix of one (like git's short hashes), or a
@@ -261,14 +304,24 @@ class Store:
         raise AmbiguousRun(f"{ref!r} matches several runs: {shown}; give more characters", runs)
 
     def run_spans(self, run_id: str) -> list[SpanRow]:
-        """The run's spans, and spans without a run id nested under them (HTTP calls, ...)."""
+        """The run's spans, and spans without a run id nested under them (HTTP calls, ...);
+        spans that started and were never written as ended come as `open` rows."""
         rows = list(self._query(_SPAN_SELECT + " WHERE s.run_id = ?", (run_id,)))
+        if self._has_open_spans:
+            done = {(row["trace_id"], row["span_id"]) for row in rows}
+            rows += [
+                r
+                for r in self._query(_OPEN_SELECT + " WHERE s.run_id = ?", (run_id,))
+                if (r["trace_id"], r["span_id"]) not in done
+            ]
         traces = sorted({row["trace_id"] for row in rows})
         included = {(row["trace_id"], row["span_id"]) for row in rows}
         for trace_id in traces:
             others = [
                 r
-                for r in self._query(_SPAN_SELECT + " WHERE s.trace_id = ?", (trace_id,))
+                for select in (_SPAN_SELECT, _OPEN_SELECT if self._has_open_spans else None)
+                if select is not None
+                for r in self._query(select + " WHERE s.trace_id = ?", (trace_id,))
                 if (trace_id, r["span_id"]) not in included
             ]
             rows.extend(_descendants(others, included, trace_id))
@@ -367,6 +420,23 @@ _SPAN_SELECT = (
 )
 
 
+_OPEN_SELECT = (
+    "SELECT s.trace_id, s.span_id, s.parent_span_id, s.name, s.kind, s.start_ns, s.seen_ns,"
+    " s.attributes, s.events, s.links, s.resource_id, s.scope FROM open_spans s"
+)
+_HOST = socket.gethostname()
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True  # exists (another user's), or we cannot tell: assume it runs
+    return True
+
+
 def _descendants(
     candidates: list[sqlite3.Row], included: set[tuple[str, str]], trace_id: str
 ) -> list[sqlite3.Row]:
@@ -383,24 +453,11 @@ def _descendants(
         pending = [r for r in pending if (trace_id, r["span_id"]) not in included]
 
 
-def _summary(row: sqlite3.Row, now_ns: int) -> RunSummary:
-    data = dict(zip(RUN_FIELDS, row, strict=True))
-    finished = bool(data.pop("finished"))
-    if not finished:
-        quiet = now_ns - int(data["end_ns"])
-        data["status"] = "running" if quiet < RUNNING_WINDOW_NS else "incomplete"
-    data.pop("service", None)
-    return RunSummary(service=row["service"], **data)
-
-
-def _status_clause(status: str, now_ns: int) -> tuple[str, Any]:
-    recent = now_ns - RUNNING_WINDOW_NS
-    if status == "running":
-        return "finished = 0 AND end_ns >= ?", recent
-    if status == "incomplete":
-        return "finished = 0 AND end_ns < ?", recent
+def _status_clause(status: str) -> tuple[str, list[Any]]:
+    if status in ("running", "incomplete"):
+        return "finished = 0", []
     if status in ("ok", "error"):
-        return "finished = 1 AND status = ?", status
+        return "finished = 1 AND status = ?", [status]
     raise StoreError(f"unknown status {status!r}: use one of {', '.join(RUN_STATUSES)}")
 
 

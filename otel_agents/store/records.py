@@ -49,6 +49,7 @@ class SpanRow:
     links: list[dict[str, Any]] = field(default_factory=list)
     resource: dict[str, Any] = field(default_factory=dict)
     scope: str | None = None
+    open: bool = False  # started and not ended when last seen (end_ns: when it was seen)
 
     # -- what the span is ----------------------------------------------------------------
 
@@ -158,6 +159,26 @@ class SpanRow:
 
     @classmethod
     def from_db(cls, row: Mapping[str, Any], resource: Mapping[str, Any]) -> SpanRow:
+        """From a `spans` row, or an `open_spans` row (which has `seen_ns`, no end)."""
+        keys = row.keys() if hasattr(row, "keys") else row
+        if "seen_ns" in keys:
+            return cls(
+                trace_id=row["trace_id"],
+                span_id=row["span_id"],
+                parent_span_id=row["parent_span_id"],
+                name=row["name"],
+                kind=row["kind"],
+                start_ns=row["start_ns"],
+                end_ns=row["seen_ns"],
+                status="unset",
+                status_message=None,
+                attributes=json.loads(row["attributes"]),
+                events=json.loads(row["events"]) if row["events"] else [],
+                links=json.loads(row["links"]) if row["links"] else [],
+                resource=dict(resource),
+                scope=row["scope"],
+                open=True,
+            )
         return cls(
             trace_id=row["trace_id"],
             span_id=row["span_id"],

@@ -63,7 +63,8 @@ def enforce(
     if pruned:
         conn.execute(
             "DELETE FROM resources WHERE id NOT IN"
-            " (SELECT DISTINCT resource_id FROM spans WHERE resource_id IS NOT NULL)"
+            " (SELECT DISTINCT resource_id FROM spans WHERE resource_id IS NOT NULL"
+            " UNION SELECT resource_id FROM open_spans WHERE resource_id IS NOT NULL)"
         )
         conn.executescript("PRAGMA incremental_vacuum;")  # execute() would free one page only
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
@@ -102,6 +103,7 @@ def prune_before(conn: sqlite3.Connection, cutoff_ns: int) -> Pruned:
         ).rowcount
         removed_runs = conn.execute("DELETE FROM runs WHERE start_ns < ?", (cutoff_ns,)).rowcount
         conn.execute("DELETE FROM anomalies WHERE time_ns < ?", (cutoff_ns,))
+        conn.execute("DELETE FROM open_spans WHERE start_ns < ?", (cutoff_ns,))
         conn.execute("COMMIT")
     except BaseException:
         schema.rollback(conn)

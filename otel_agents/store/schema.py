@@ -3,7 +3,9 @@
 One file holds everything: `spans` (each span with its attributes, events and links as
 JSON, indexed by run id and trace id), `runs` (one row per agent run with its totals, kept
 up to date as spans arrive), `anomalies` (detector findings), `audit` (the hash-chained
-tool-call log) and `meta` (schema version, the audit log's head and retention anchor).
+tool-call log), `open_spans` (spans that have started and not ended yet, so that a run
+still in progress, or cut short by a crash, can be shown: a span's row goes when the span
+itself is written) and `meta` (schema version, the audit log's head and retention anchor).
 
 Several processes may write at once: the file is in WAL mode (readers never block
 writers), every connection waits up to `BUSY_TIMEOUT_MS` for a lock, and writers take
@@ -16,7 +18,7 @@ import contextlib
 import sqlite3
 from pathlib import Path
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2 added open_spans
 BUSY_TIMEOUT_MS = 1_000
 
 _TABLES = """
@@ -115,6 +117,25 @@ CREATE TABLE IF NOT EXISTS audit (
 );
 CREATE INDEX IF NOT EXISTS audit_by_time ON audit (time_ns);
 CREATE INDEX IF NOT EXISTS audit_by_run ON audit (run_id);
+CREATE TABLE IF NOT EXISTS open_spans (
+    trace_id TEXT NOT NULL,
+    span_id TEXT NOT NULL,
+    parent_span_id TEXT,
+    run_id TEXT,
+    name TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    start_ns INTEGER NOT NULL,
+    seen_ns INTEGER NOT NULL,
+    attributes TEXT NOT NULL,
+    events TEXT,
+    links TEXT,
+    resource_id INTEGER,
+    scope TEXT,
+    pid INTEGER NOT NULL,
+    host TEXT NOT NULL,
+    PRIMARY KEY (trace_id, span_id)
+);
+CREATE INDEX IF NOT EXISTS open_spans_by_run ON open_spans (run_id);
 """
 
 
@@ -152,20 +173,33 @@ def _prepare(conn: sqlite3.Connection) -> None:
     if version == SCHEMA_VERSION:
         conn.execute("PRAGMA synchronous = NORMAL")  # durable enough with WAL, much faster
         return
-    # A new file: pages must be reclaimable (auto_vacuum) before the first table exists.
-    conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
-    conn.execute("PRAGMA journal_mode = WAL")
+    if version == 0:
+        # A new file: pages must be reclaimable (auto_vacuum) before the first table exists.
+        conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
+        conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("PRAGMA synchronous = NORMAL")
     conn.execute("BEGIN IMMEDIATE")
     try:
-        for statement in _TABLES.split(";"):
-            if statement.strip():
-                conn.execute(statement)
-        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        # Every statement is IF NOT EXISTS: the same script makes a new file and upgrades
+        # an older one (version 1 lacks open_spans); another process may have done it.
+        if _check_version(conn) < SCHEMA_VERSION:
+            for statement in _TABLES.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         conn.execute("COMMIT")
     except BaseException:
         rollback(conn)
         raise
+
+
+def has_table(conn: sqlite3.Connection, name: str) -> bool:
+    """Whether the store has a table (a version-1 store read by this version has no
+    open_spans: the CLI reads without upgrading)."""
+    row = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)
+    ).fetchone()
+    return row is not None
 
 
 def rollback(conn: sqlite3.Connection) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 
 from otel_agents import semconv as sc
 from otel_agents.store import audit, schema
-from otel_agents.store.records import SPAN_COLUMNS, SpanRow, resource_digest
+from otel_agents.store.records import SPAN_COLUMNS, SpanRow, dumps, resource_digest
 
 _SPAN_PLACEHOLDERS = ", ".join("?" for _ in SPAN_COLUMNS.split(","))
 
@@ -130,6 +130,10 @@ def write_batch(
     conn.execute("BEGIN IMMEDIATE")
     try:
         inserted = _insert_spans(conn, spans)
+        conn.executemany(
+            "DELETE FROM open_spans WHERE trace_id = ? AND span_id = ?",
+            [(span.trace_id, span.span_id) for span in spans],
+        )
         _update_runs(conn, inserted)
         _insert_anomalies(conn, inserted)
         _append_audit(conn, inserted, agent_hints, spans)
@@ -143,6 +147,73 @@ def write_batch(
         schema.rollback(conn)
         raise
     return len(inserted)
+
+
+def write_open_spans(
+    conn: sqlite3.Connection, spans: Sequence[SpanRow], pid: int, host: str, now_ns: int
+) -> None:
+    """Record spans that have started and not ended (yet), and make their runs known.
+
+    A run's row appears with its root agent's name as soon as that agent starts, so that a
+    run that never finishes (the process was killed) is listed and shown by name.
+    """
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        resource_ids: dict[int, int] = {}
+        rows = []
+        for span in spans:
+            resource_id = resource_ids.get(id(span.resource))
+            if resource_id is None:
+                digest, text = resource_digest(span.resource)
+                resource_id = resource_ids[id(span.resource)] = _resource_id(conn, digest, text)
+            rows.append(
+                (
+                    *span.db_values(resource_id)[:7],
+                    now_ns,
+                    dumps(span.attributes),
+                    dumps(span.events) if span.events else None,
+                    dumps(span.links) if span.links else None,
+                    resource_id,
+                    span.scope,
+                    pid,
+                    host,
+                )
+            )
+        conn.executemany(
+            "INSERT OR REPLACE INTO open_spans (trace_id, span_id, parent_span_id, run_id, name,"
+            " kind, start_ns, seen_ns, attributes, events, links, resource_id, scope, pid, host)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            rows,
+        )
+        _note_started_runs(conn, spans, now_ns)
+        conn.execute("COMMIT")
+    except BaseException:
+        schema.rollback(conn)
+        raise
+
+
+def _note_started_runs(conn: sqlite3.Connection, spans: Sequence[SpanRow], now_ns: int) -> None:
+    """Runs get a row from their spans' starts: the root agent's name, the start time, and
+    (as the end so far) when the open spans were last seen."""
+    placeholders = ", ".join("?" for _ in RUN_FIELDS)
+    for span in sorted(spans, key=lambda s: s.start_ns):  # the root agent starts first
+        if span.run_id is None:
+            continue
+        row = conn.execute(
+            f"SELECT {', '.join(RUN_FIELDS)} FROM runs WHERE run_id = ?", (span.run_id,)
+        ).fetchone()
+        run = RunRow(*row) if row is not None else RunRow(span.run_id, span.trace_id)
+        if run.finished:
+            continue
+        run.start_ns = min(run.start_ns, span.start_ns) if run.start_ns else span.start_ns
+        run.end_ns = max(run.end_ns, span.start_ns, now_ns)
+        run.service = run.service or span.service
+        if span.is_agent and run.agent is None:
+            run.agent = _str(span.get(sc.GEN_AI_AGENT_NAME))
+        conn.execute(
+            f"INSERT OR REPLACE INTO runs ({', '.join(RUN_FIELDS)}) VALUES ({placeholders})",
+            tuple(getattr(run, name) for name in RUN_FIELDS),
+        )
 
 
 def _insert_spans(conn: sqlite3.Connection, spans: Sequence[SpanRow]) -> list[SpanRow]:

@@ -171,9 +171,44 @@ def test_with_an_otlp_endpoint_the_run_goes_there_too_and_the_demo_says_where_to
                     trace_ids.add(span.trace_id.hex())
     assert {"invoke_agent vendor-onboarding", "execute_tool create_account"} <= exported
     [trace_id] = trace_ids
+    assert f"Also sent over OTLP to {sink.url} ({len(exported_ids(sink))} spans):" in result.out
     assert f"Jaeger   http://localhost:16686/trace/{trace_id}" in result.out
     # ... and the local copy is kept, so that the printed `show` command works.
     assert cli(store, "runs", "--json").json()[0]["trace_id"] == trace_id
+
+
+def exported_ids(sink: _OtlpSink) -> set[bytes]:
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+        ExportTraceServiceRequest,
+    )
+
+    ids: set[bytes] = set()
+    for body in sink.bodies:
+        for resource_spans in ExportTraceServiceRequest.FromString(body).resource_spans:
+            for scope_spans in resource_spans.scope_spans:
+                ids.update(span.span_id for span in scope_spans.spans)
+    return ids
+
+
+def test_when_nothing_reaches_the_otlp_endpoint_the_demo_says_so(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as probe:  # a loopback port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    store = tmp_path / "traces.db"
+    result = cli(
+        store,
+        "demo",
+        OTEL_EXPORTER_OTLP_ENDPOINT=closed,
+        OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf",
+        OTEL_METRICS_EXPORTER="none",
+    )
+    assert result.code == 0, result.err
+    assert f"Nothing reached the OTLP endpoint {closed}:" in result.out
+    assert "failed to export" in result.out or "not sent within the flush timeout" in result.out
+    assert "sent over OTLP" not in result.out and "Jaeger" not in result.out
+    assert cli(store, "runs", "--json").json()[0]["status"] == "ok"  # the local copy is whole
 
 
 def test_show_without_a_run_shows_the_newest(demo: Any) -> None:

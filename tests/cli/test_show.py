@@ -209,8 +209,14 @@ def test_without_content_capture_the_path_has_its_shape_and_says_why(tmp_path: P
     assert result.code == 0, result.err
     assert "tool     create_account ✓  require_approval" in result.out
     assert "approved  by alice@example.com" in result.out
-    for content_line in ("args ", "result ", "says ", "thinks "):
+    for content_line in ("result ", "says ", "thinks "):
         assert f"  {content_line}" not in result.out
+    # Arguments appear only as their content-free summary: type, size, key names.
+    args = [
+        line.split("args", 1)[1].strip() for line in result.out.splitlines() if " args " in line
+    ]
+    assert args and all(a.startswith("dict with ") for a in args), args
+    assert "V-1042" not in result.out
     assert "content capture was off" in result.out
 
 
