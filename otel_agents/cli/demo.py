@@ -190,7 +190,9 @@ def _print_backend_hints(ctx: Context, otlp: str, trace_id: str) -> None:
         )
     term.line(f"  Jaeger   {jaeger}/trace/{trace_id}")
     service = os.environ.get("OTEL_SERVICE_NAME", "otel-agents-demo")
-    term.line(f"  Grafana  {grafana}  (metrics and alerts of service {service})")
+    # The provisioned "Agent operations" dashboard (dashboards/), filtered to this service.
+    dashboard = f"{grafana}/d/otel-agents-operations/agent-operations?var-service_name={service}"
+    term.line(f"  Grafana  {dashboard}")
 
 
 def _spans(count: int) -> str:

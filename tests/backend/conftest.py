@@ -40,6 +40,7 @@ class Workload:
     stores: dict[str, Path]  # service name -> store file
     started: float
     finished: float
+    demo_output: str = ""
     runs: dict[str, list[RunSummary]] = field(default_factory=dict)
     spans: dict[str, int] = field(default_factory=dict)  # service -> spans of its runs
 
@@ -108,8 +109,8 @@ def fleet(programs: dict[str, str], tmp_path_factory: pytest.TempPathFactory) ->
             "--color",
             "never",
         ]
-        _run_program(demo, "otel-agents-demo", stores["otel-agents-demo"], stack)
-        workload = Workload(stores, started, time.monotonic())
+        said = _run_program(demo, "otel-agents-demo", stores["otel-agents-demo"], stack)
+        workload = Workload(stores, started, time.monotonic(), demo_output=said)
         workload.load()
         yield Fleet(stack, workload)
     except BaseException:

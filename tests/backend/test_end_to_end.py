@@ -3,13 +3,23 @@ the alert rules and Alertmanager: what a user of `docker compose up` sees, check
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import time
 from collections import Counter
 from typing import Any
 
-from backend_stack import CONFIG, http_get, iter_links, parent_id, span_tags, spans_by_id, wait_for
+from backend_stack import (
+    CONFIG,
+    REPO,
+    http_get,
+    iter_links,
+    parent_id,
+    span_tags,
+    spans_by_id,
+    wait_for,
+)
 from conftest import CLEAN_RUNS, Fleet
 
 DEMO = "otel-agents-demo"
@@ -228,3 +238,13 @@ def test_alerts_fire_and_reach_the_webhook(live_prometheus_url: str, fleet: Flee
     # A clean run fires nothing.
     assert not [a for a in webhook.received() if a["labels"].get("service_name") == CLEAN]
     assert not [a for a in fleet.stack.firing_alerts() if a["labels"].get("service_name") == CLEAN]
+
+
+def test_the_demo_says_what_reached_the_backend_and_where_to_look(fleet: Fleet) -> None:
+    said = fleet.workload.demo_output
+    (demo,) = fleet.workload.runs[DEMO]
+    spans = fleet.workload.spans[DEMO]
+    assert f"Also sent over OTLP to {fleet.stack.otlp_http_endpoint} ({spans} spans):" in said
+    assert f"Jaeger   http://localhost:16686/trace/{demo.trace_id}" in said
+    dashboard = json.loads((REPO / "dashboards" / "json" / "agent-operations.json").read_text())
+    assert f"http://localhost:3000/d/{dashboard['uid']}/" in said
