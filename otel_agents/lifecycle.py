@@ -34,6 +34,7 @@ def instrument(
     max_content_length: int | None = None,
     redact_patterns: Sequence[str] | None = None,
     redact_keys: Sequence[str] | None = None,
+    redact_pii: bool | None = None,
     prices: Mapping[str, Any] | None = None,
     tracer_provider: TracerProvider | None = None,
     meter_provider: MeterProvider | None = None,
@@ -50,6 +51,9 @@ def instrument(
     `tracer_provider` is given or the application already registered global providers,
     the OpenTelemetry SDK is set up from the standard `OTEL_*` variables.
 
+    `redact_pii` (else `OTEL_AGENTS_REDACT_PII`) also masks e-mail addresses, IBANs,
+    payment card numbers and phone numbers in captured content and error messages.
+
     `policy` (a file path, YAML text or a `Policy`; else `OTEL_AGENTS_POLICY_FILE`) is
     evaluated before every tool call, in `policy_mode` (`observe` or `enforce`; else
     `OTEL_AGENTS_POLICY_MODE`, else the policy's own). `approver` answers approval
@@ -65,6 +69,7 @@ def instrument(
         max_content_length=max_content_length,
         redact_patterns=redact_patterns,
         redact_keys=redact_keys,
+        redact_pii=redact_pii,
         prices=prices,
     )
     if settings.disabled:
