@@ -121,7 +121,7 @@ def _build_governance(
     from otel_agents.detectors import build_detectors
 
     gate: Observer = policy_setup.build(runtime.meter)
-    return [gate, *build_detectors(detector_settings, runtime.meter)]
+    return [gate, *policy_setup.checks(), *build_detectors(detector_settings, runtime.meter)]
 
 
 def _close_governance() -> None:
