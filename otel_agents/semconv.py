@@ -518,36 +518,10 @@ METRIC_UNITS: Final[dict[str, str]] = {
 
 METRIC_BUCKETS: Final[dict[str, tuple[float, ...]]] = {
     METRIC_GEN_AI_CLIENT_OPERATION_DURATION: (
-        0.01,
-        0.02,
-        0.04,
-        0.08,
-        0.16,
-        0.32,
-        0.64,
-        1.28,
-        2.56,
-        5.12,
-        10.24,
-        20.48,
-        40.96,
-        81.92,
+        0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92,
     ),
     METRIC_GEN_AI_CLIENT_TOKEN_USAGE: (
-        1,
-        4,
-        16,
-        64,
-        256,
-        1024,
-        4096,
-        16384,
-        65536,
-        262144,
-        1048576,
-        4194304,
-        16777216,
-        67108864,
+        1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864,
     ),
 }
 """Explicit histogram bucket boundaries the conventions give, by metric name."""

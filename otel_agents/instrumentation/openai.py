@@ -89,6 +89,8 @@ def _azure_client_class() -> type | None:
     return BaseAzureClient
 
 
+
+
 def _new_request(client: Any, body: Mapping[str, Any]) -> LLMRequest:
     host, port = server_of(client)
     provider = (
