@@ -140,3 +140,28 @@ def test_counts_of_one_are_singular(small_store: tuple[Path, str], tmp_path: Pat
     assert f"wrote 1 audit record to {tmp_path / 'one.jsonl'}" in exported.err
     verified = cli(path, "audit", "verify", "--run", "latest").out
     assert ": 1 record intact (the chain verifies through record 1)" in verified
+
+
+# -- the demo's help, and the first-run note -----------------------------------------------------
+
+
+def test_the_demo_help_uses_the_port_of_the_default_protocol() -> None:
+    import re
+
+    from otel_agents.sdk_setup import _protocol
+
+    ports = {"http/protobuf": "4318", "grpc": "4317"}
+    shown = re.findall(
+        r"OTEL_EXPORTER_OTLP_ENDPOINT=http://localhost:(\d+)", cli(None, "demo", "--help").out
+    )
+    assert shown == [ports[_protocol({}, "TRACES")]]
+
+
+def test_the_demo_says_where_its_run_went_without_the_first_run_note(tmp_path: Path) -> None:
+    from otel_agents.store.exporter import WHERE_SPANS_GO
+
+    store = tmp_path / "new" / "traces.db"
+    result = cli(store, "demo")
+    assert result.code == 0, result.err
+    assert f"(stored in {store})" in result.out
+    assert WHERE_SPANS_GO not in result.out + result.err
