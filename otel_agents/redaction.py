@@ -17,6 +17,7 @@ scan; a rule's own regex is compiled the first time its keyword shows up, so bui
 
 from __future__ import annotations
 
+import functools
 import re
 import threading
 from collections.abc import Callable, Iterable, Sequence
@@ -230,9 +231,6 @@ _PII_RULES: tuple[Rule, ...] = (
          r"(?<![\w+])(?:\+\d{1,3}[ .-]?(?:\(\d{1,4}\)[ .-]?)?\d{1,4}(?:[ .-]?\d{2,4}){2,4}|\(\d{3}\)[ .-]?\d{3}[ .-]\d{4}|\b\d{3}[.-]\d{3}[.-]\d{4})(?![\w-])"),
 )  # fmt: skip
 
-SECRET_RULES = _SECRET_RULES
-PII_RULES = _PII_RULES
-
 # Dict keys whose values are masked whole. Anchored so that `max_tokens` or
 # `input_tokens` (usage counts) are not mistaken for secrets.
 _SECRET_KEY = (
@@ -291,23 +289,27 @@ class _CompiledRule:
         return "".join(pieces)
 
 
-_PATTERN_PARTS = re.compile(r"\\.|\(\?P<\w+>|\(\?P=\w+\)|[A-Z]+")
+@functools.cache
+def _pattern_parts() -> re.Pattern[str]:
+    return re.compile(r"\\.|\(\?P<\w+>|\(\?P=\w+\)|[A-Z]+")
 
 
 def _lower_literals(pattern: str) -> str:
     """A pattern's letters in lower case, escapes (`\\S`) and group names kept."""
-    return _PATTERN_PARTS.sub(
+    return _pattern_parts().sub(
         lambda part: part.group(0).lower() if part.group(0).isalpha() else part.group(0), pattern
     )
 
 
-_LEADING_BOUNDARY = re.compile(r"^\\b((?:[A-Za-z0-9_-]|\\\.)+)(?![{*+?])")
+@functools.cache
+def _leading_boundary() -> re.Pattern[str]:
+    return re.compile(r"^\\b((?:[A-Za-z0-9_-]|\\\.)+)(?![{*+?])")
 
 
 def _literal_first(pattern: str) -> str:
     """`\\bsk-...` as `sk-(?<!\\wsk-)...`: the same matches, but a pattern that starts with
     a literal is searched for with a fast substring scan instead of a try at every position."""
-    found = _LEADING_BOUNDARY.match(pattern)
+    found = _leading_boundary().match(pattern)
     if found is None:
         return pattern
     literal = found.group(1)
@@ -330,10 +332,13 @@ def _overlaps(found: str, word: str) -> bool:
     return any(word.startswith(found[i:]) for i in range(1, len(found)))
 
 
+_Trie = dict[str, "_Trie"]
+
+
 def _keyword_regex(keywords: Iterable[str]) -> re.Pattern[str]:
     """One regex that finds any of `keywords`, shaped as a trie so that each position
     costs one branch per distinct next character instead of one per keyword."""
-    trie: dict[str, dict] = {}  # type: ignore[type-arg]
+    trie: _Trie = {}
     for word in keywords:
         node = trie
         for char in word:
@@ -342,7 +347,7 @@ def _keyword_regex(keywords: Iterable[str]) -> re.Pattern[str]:
     return re.compile(_trie_pattern(trie))
 
 
-def _trie_pattern(node: dict) -> str:  # type: ignore[type-arg]
+def _trie_pattern(node: _Trie) -> str:
     branches = [
         re.escape(char) + _trie_pattern(child) for char, child in sorted(node.items()) if char
     ]
