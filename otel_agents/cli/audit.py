@@ -210,7 +210,10 @@ def _run_part(store: Store, run_id: str, result: Verification) -> dict[str, Any]
     it, so they are when the chain verifies at least up to the run's last record."""
     seqs = [record.seq for record in store.audit_records(AuditFilter(run_id=run_id))]
     last = max(seqs) if seqs else None
-    intact = last is not None and (result.bad_seq is None or result.bad_seq > last)
+    if last is None:  # no tool calls recorded: nothing of it to alter beyond the chain
+        intact = result.ok
+    else:
+        intact = result.bad_seq is None or result.bad_seq > last
     return {"run_id": run_id, "records": len(seqs), "last_seq": last, "intact": intact}
 
 

@@ -165,3 +165,17 @@ def test_the_demo_says_where_its_run_went_without_the_first_run_note(tmp_path: P
     assert result.code == 0, result.err
     assert f"(stored in {store})" in result.out
     assert WHERE_SPANS_GO not in result.out + result.err
+
+
+def test_verify_of_a_run_without_tool_calls_follows_the_chain(tmp_path: Path) -> None:
+    path = tmp_path / "traces.db"
+    code = (
+        "import otel_agents\notel_agents.instrument()\nwith otel_agents.agent('idle'):\n    pass\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=clean_env(path), capture_output=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    result = cli(path, "audit", "verify", "--run", "latest")
+    assert result.code == 0, result.out + result.err
+    assert "has no audit records" in result.out
