@@ -210,10 +210,8 @@ def _run_part(store: Store, run_id: str, result: Verification) -> dict[str, Any]
     it, so they are when the chain verifies at least up to the run's last record."""
     seqs = [record.seq for record in store.audit_records(AuditFilter(run_id=run_id))]
     last = max(seqs) if seqs else None
-    if last is None:  # no tool calls recorded: nothing of it to alter beyond the chain
-        intact = result.ok
-    else:
-        intact = result.bad_seq is None or result.bad_seq > last
+    # A run without tool calls has nothing of its own to alter: the chain's result stands.
+    intact = result.ok if last is None else result.bad_seq is None or result.bad_seq > last
     return {"run_id": run_id, "records": len(seqs), "last_seq": last, "intact": intact}
 
 
