@@ -92,11 +92,13 @@ def test_concurrent_writers_lose_nothing_and_keep_one_chain(tmp_path: Path) -> N
     ]
     (gate / "go").touch()
     halfway = [gate / f"half-{n}" for n in range(PROCESSES)]
-    while not all(h.exists() for h in halfway):  # every writer is mid-way, and waits
-        assert all(w.poll() is None for w in writers), "a writer ended early"
-        time.sleep(0.05)
-    readers = [cli_runs(env) for _ in range(2)]  # the CLI reads while they hold their data
-    (gate / "read").touch()
+    try:
+        while not all(h.exists() for h in halfway):  # every writer is mid-way, and waits
+            assert all(w.poll() is None for w in writers), "a writer ended early"
+            time.sleep(0.05)
+        readers = [cli_runs(env) for _ in range(2)]  # the CLI reads while they hold their data
+    finally:
+        (gate / "read").touch()  # never leave a writer waiting, whatever happened
     while any(w.poll() is None for w in writers):  # and while they write
         readers.append(cli_runs(env))
     errors = [_without_first_run_note(w.communicate()[1]) for w in writers]
