@@ -2,6 +2,9 @@
 
     python examples/vendor_onboarding_policy.py
 
+Needs the `contracts` extra (jsonschema, for the JSON Schema tool contracts):
+`pip install ".[contracts]"` from the checkout.
+
 The policy is `examples/policies/vendor-onboarding.yaml` (explained in docs/policy.md). The
 "model" is a plain script of the tool calls two agents decide to make, so no LLM and no
 backend are needed; spans go to an in-memory exporter and the decision path is printed at

@@ -3,8 +3,8 @@
 Tool arguments and results can be anything: objects that are not JSON, cyclic structures,
 bytes, ten-megabyte strings. `Capturer.text()` never raises and does bounded work: it walks
 the value once with a character budget, replaces what JSON cannot hold with a short
-description, masks secrets by key (`api_key`, `Authorization`, ...) and by value pattern
-(provider API keys, bearer tokens, JWTs, passwords in URLs), and cuts the result to
+description, masks secrets by key (`api_key`, `Authorization`, ...) and by value (see
+`otel_agents.redaction`), and cuts the result to
 `max_length` with a marker that records the original size.
 """
 
@@ -16,139 +16,18 @@ import decimal
 import enum
 import json
 import math
-import re
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from pathlib import PurePath
 from typing import Any
 
-REDACTED = "[REDACTED]"
+from otel_agents.redaction import REDACTED, Redactor
+
+__all__ = ["REDACTED", "Capturer", "Redactor", "summarize"]
 
 _MAX_DEPTH = 24
 _MAX_NODES = 5_000
 _REDACTION_SLACK = 256  # scrub a little past the cut so a secret on the boundary is caught
-
-# (markers, pattern): a pattern runs only on text whose lower-cased form contains one of
-# its markers, so ordinary text costs a few substring tests instead of a regex scan. Each
-# pattern marks the secret part with the group (?P<S>...); without it the whole match is
-# the secret. Prefixes such as "Bearer " or "password=" stay readable.
-_BUILTIN_SECRET_PATTERNS: tuple[tuple[tuple[str, ...], str], ...] = (
-    # PEM private keys
-    (
-        ("private key",),
-        r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----",
-    ),
-    # OpenAI (sk-, sk-proj-, sk-svcacct-, sk-admin-) and Anthropic (sk-ant-api03-...) keys
-    (("sk-",), r"\bsk-[A-Za-z0-9_-]{20,}"),
-    # Google API keys
-    (("aiza",), r"\bAIza[0-9A-Za-z_-]{35}"),
-    # AWS access key ids
-    (("akia", "asia"), r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"),
-    # GitHub tokens
-    (("gh", "github_pat_"), r"\b(?:gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{22,})"),
-    # Slack tokens
-    (("xox",), r"\bxox[abprs]-[A-Za-z0-9-]{10,}"),
-    # Stripe keys
-    (("_live_", "_test_"), r"\b(?:sk|rk|pk)_(?:live|test)_[A-Za-z0-9]{16,}"),
-    # Hugging Face, Groq, Replicate tokens
-    (("hf_", "gsk_", "r8_"), r"\b(?:hf_[A-Za-z0-9]{30,}|gsk_[A-Za-z0-9]{20,}|r8_[A-Za-z0-9]{30,})"),
-    # JSON Web Tokens
-    (("eyj",), r"\beyJ[A-Za-z0-9_-]{5,}\.eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}"),
-    # Authorization schemes
-    (("bearer", "basic", "token"), r"(?i)\b(?:bearer|basic|token)\s+(?P<S>[A-Za-z0-9._~+/=-]{8,})"),
-    # header lines: Authorization: ..., Cookie: ..., X-Api-Key: ...
-    (
-        ("authorization", "cookie", "api-key"),
-        r"(?im)\b(?:proxy-)?(?:authorization|cookie|set-cookie|x-api-key|api-key)\b\s*:\s*"
-        r"(?P<S>[^\r\n]+)",
-    ),
-    # key=value and "key": "value" pairs in free text
-    (
-        ("key", "pass", "pwd", "secret", "token"),
-        r"(?i)[\"']?\b(?:api[_-]?key|apikey|password|passwd|pwd|secret|client[_-]?secret|"
-        r"access[_-]?token|refresh[_-]?token|auth[_-]?token|id[_-]?token|session[_-]?token|"
-        r"private[_-]?key|token)\b[\"']?\s*[:=]\s*[\"']?(?P<S>[^\s\"',;&}]{3,})",
-    ),
-    # passwords in URLs: scheme://user:password@host
-    (("://",), r"(?i)\b[a-z][a-z0-9+.-]*://[^\s:/@]+:(?P<S>[^\s@/]+)@"),
-)  # fmt: skip
-
-# Dict keys whose values are masked whole. Anchored so that `max_tokens` or
-# `input_tokens` (usage counts) are not mistaken for secrets.
-_BUILTIN_SECRET_KEYS: tuple[str, ...] = (
-    r"(?i)^(?:.*[-_])?(?:api[-_]?key|apikey|secret|password|passwd|pwd|token|auth|"
-    r"authorization|proxy-authorization|cookie|set-cookie|session[-_]?id|private[-_]?key|"
-    r"credentials?|x-api-key)$",
-)
-
-
-class _PatternSet:
-    """Alternation of secret patterns, each marking its secret part with (?P<S>...)."""
-
-    def __init__(self, patterns: Sequence[str]) -> None:
-        alternatives = []
-        self.secret_groups: list[str | None] = []
-        for index, pattern in enumerate(patterns):
-            marked = "(?P<S>" in pattern
-            pattern = pattern.replace("(?P<S>", f"(?P<s{index}>")
-            flags, body = _split_inline_flags(pattern)
-            scoped = f"(?{flags}:{body})" if flags else body
-            alternatives.append(f"(?P<p{index}>{scoped})")
-            self.secret_groups.append(f"s{index}" if marked else None)
-        self.regex = re.compile("|".join(alternatives)) if alternatives else None
-
-    def scrub(self, text: str) -> str:
-        return self.regex.sub(self._replace, text) if self.regex is not None else text
-
-    def _replace(self, match: re.Match[str]) -> str:
-        name = match.lastgroup or ""
-        group = self.secret_groups[int(name[1:])] if name.startswith("p") else None
-        if group is None or match.group(group) is None:
-            return REDACTED
-        start, end = match.span(group)
-        offset = match.start()
-        whole = match.group(0)
-        return whole[: start - offset] + REDACTED + whole[end - offset :]
-
-
-class Redactor:
-    """Masks secrets in text and decides which mapping keys hold secrets."""
-
-    def __init__(self, extra_patterns: Sequence[str] = (), extra_keys: Sequence[str] = ()) -> None:
-        self._builtin = [
-            (set(markers), _PatternSet([pattern])) for markers, pattern in _BUILTIN_SECRET_PATTERNS
-        ]
-        every_marker = sorted({m for markers, _ in _BUILTIN_SECRET_PATTERNS for m in markers})
-        self._markers = re.compile("|".join(re.escape(m) for m in every_marker))
-        self._extra = _PatternSet(extra_patterns)  # user patterns: no markers, always run
-        key_patterns = list(_BUILTIN_SECRET_KEYS) + list(extra_keys)
-        self._key_patterns = [re.compile(p) for p in key_patterns]
-        self._key_cache: dict[str, bool] = {}
-
-    def scrub(self, text: str) -> str:
-        """Replace every secret in `text` with [REDACTED]."""
-        found = set(self._markers.findall(text.lower()))
-        if found:
-            for markers, patterns in self._builtin:
-                if markers & found:
-                    text = patterns.scrub(text)
-        return self._extra.scrub(text)
-
-    def is_secret_key(self, key: str) -> bool:
-        cached = self._key_cache.get(key)
-        if cached is None:
-            cached = any(p.search(key) for p in self._key_patterns)
-            if len(self._key_cache) < 4096:
-                self._key_cache[key] = cached
-        return cached
-
-
-def _split_inline_flags(pattern: str) -> tuple[str, str]:
-    """Move a leading global flag group like `(?i)` into a scoped group for alternation."""
-    found = re.match(r"^\(\?([aiLmsux]+)\)", pattern)
-    if not found:
-        return "", pattern
-    return found.group(1), pattern[found.end() :]
 
 
 class Capturer:

@@ -22,6 +22,7 @@ CAPTURE_CONTENT_ENV = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
 MAX_CONTENT_LENGTH_ENV = "OTEL_AGENTS_MAX_CONTENT_LENGTH"
 REDACT_PATTERNS_ENV = "OTEL_AGENTS_REDACT_PATTERNS"
 REDACT_KEYS_ENV = "OTEL_AGENTS_REDACT_KEYS"
+REDACT_PII_ENV = "OTEL_AGENTS_REDACT_PII"
 DISABLED_ENV = "OTEL_AGENTS_DISABLED"
 # The standard switch for semantic-convention transitions: `gen_ai/dup` also emits the GenAI
 # metric names of semantic conventions v1.41 that upstream has since removed or renamed.
@@ -86,6 +87,7 @@ class Settings:
     max_content_length: int = DEFAULT_MAX_CONTENT_LENGTH
     redact_patterns: tuple[str, ...] = ()
     redact_keys: tuple[str, ...] = ()
+    redact_pii: bool = False
     disabled: bool = False
     prices: Mapping[str, ModelPrice] = field(default_factory=dict)
     # `OTEL_SEMCONV_STABILITY_OPT_IN=gen_ai/dup`: old metric names as well as the current ones.
@@ -99,6 +101,7 @@ class Settings:
         max_content_length: int | None = None,
         redact_patterns: Sequence[str] | None = None,
         redact_keys: Sequence[str] | None = None,
+        redact_pii: bool | None = None,
         prices: Mapping[str, Any] | None = None,
         environ: Mapping[str, str] | None = None,
     ) -> Settings:
@@ -124,6 +127,7 @@ class Settings:
             max_content_length=length,
             redact_patterns=patterns,
             redact_keys=keys,
+            redact_pii=redact_pii if redact_pii is not None else _env_flag(env, REDACT_PII_ENV),
             disabled=env.get(DISABLED_ENV, "").strip().lower() in ("1", "true", "yes"),
             prices=load_overrides(prices, env),
             legacy_genai_metrics=GENAI_DUP in _opt_ins(env),
@@ -136,6 +140,15 @@ class Settings:
 def _opt_ins(env: Mapping[str, str]) -> set[str]:
     """The comma-separated values of `OTEL_SEMCONV_STABILITY_OPT_IN`, lower-cased."""
     return {part.strip().lower() for part in env.get(STABILITY_OPT_IN_ENV, "").split(",")}
+
+
+def _env_flag(env: Mapping[str, str], name: str) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if raw in ("", "0", "false", "no", "off"):
+        return False
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    raise ConfigError(f"{name}={raw!r} is not true or false")
 
 
 def _env_int(env: Mapping[str, str], name: str, default: int) -> int:

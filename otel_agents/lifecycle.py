@@ -37,6 +37,7 @@ def instrument(
     max_content_length: int | None = None,
     redact_patterns: Sequence[str] | None = None,
     redact_keys: Sequence[str] | None = None,
+    redact_pii: bool | None = None,
     prices: Mapping[str, Any] | None = None,
     tracer_provider: TracerProvider | None = None,
     meter_provider: MeterProvider | None = None,
@@ -56,6 +57,9 @@ def instrument(
     receives the log-based `gen_ai.client.inference.operation.details` events (else the
     global one; with none, they are span events).
 
+    `redact_pii` (else `OTEL_AGENTS_REDACT_PII`) also masks e-mail addresses, IBANs,
+    payment card numbers and phone numbers in captured content and error messages.
+
     `policy` (a file path, YAML text or a `Policy`; else `OTEL_AGENTS_POLICY_FILE`) is
     evaluated before every tool call, in `policy_mode` (`observe` or `enforce`; else
     `OTEL_AGENTS_POLICY_MODE`, else the policy's own). `approver` answers approval
@@ -71,6 +75,7 @@ def instrument(
         max_content_length=max_content_length,
         redact_patterns=redact_patterns,
         redact_keys=redact_keys,
+        redact_pii=redact_pii,
         prices=prices,
     )
     if settings.disabled:
@@ -122,7 +127,7 @@ def _build_governance(
     from otel_agents.detectors import build_detectors
 
     gate: Observer = policy_setup.build(runtime.meter)
-    return [gate, *build_detectors(detector_settings, runtime.meter)]
+    return [gate, *policy_setup.checks(), *build_detectors(detector_settings, runtime.meter)]
 
 
 def _close_governance() -> None:

@@ -12,6 +12,7 @@ import contextvars
 import logging
 import threading
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -251,7 +252,7 @@ class Runtime:
         meter_provider: MeterProvider | None = None,
         logger_provider: LoggerProvider | None = None,
     ) -> Runtime:
-        redactor = Redactor(settings.redact_patterns, settings.redact_keys)
+        redactor = Redactor(settings.redact_patterns, settings.redact_keys, pii=settings.redact_pii)
         tracer = trace.get_tracer(
             INSTRUMENTATION_SCOPE, __version__, tracer_provider, schema_url=SCHEMA_URL
         )
@@ -334,6 +335,14 @@ def set_runtime(runtime: Runtime | None) -> None:
 # -- never harm the host ---------------------------------------------------------------
 
 _ERROR_LOG_INTERVAL = 60.0
+
+
+def _log_scrubber() -> Callable[[str], str]:
+    runtime = _runtime
+    return runtime.capturer.scrub if runtime is not None else _fallback_capturer.scrub
+
+
+_fallback_capturer = Capturer(4096, Redactor())
 _last_logged: dict[str, float] = {}
 
 # While a tool call is being opened (up to its policy verdict), the internal errors reported
@@ -344,7 +353,11 @@ opening_failures: contextvars.ContextVar[list[BaseException] | None] = contextva
 
 
 def report_internal_error(where: str, exc: BaseException) -> None:
-    """Log an error inside otel-agents once a minute per place; never raise."""
+    """Log an error inside otel-agents once a minute per place; never raise.
+
+    The message (and the traceback, at DEBUG) is scrubbed like captured content: an
+    exception raised around user data may quote a key.
+    """
     try:
         failures = opening_failures.get()
         if failures is not None:
@@ -354,12 +367,16 @@ def report_internal_error(where: str, exc: BaseException) -> None:
         if last is not None and now - last < _ERROR_LOG_INTERVAL:
             return
         _last_logged[where] = now
+        scrub = _log_scrubber()
+        details = ""
+        if _logger.isEnabledFor(logging.DEBUG):
+            details = "\n" + scrub("".join(traceback.format_exception(exc)))
         _logger.warning(
-            "otel-agents: internal error in %s (the application is unaffected): %s: %s",
+            "otel-agents: internal error in %s (the application is unaffected): %s: %s%s",
             where,
             type(exc).__name__,
-            exc,
-            exc_info=_logger.isEnabledFor(logging.DEBUG),
+            scrub(str(exc)),
+            details,
         )
     except Exception:  # logging itself failed; nothing more we can safely do
         pass

@@ -6,7 +6,6 @@ import dataclasses
 import datetime
 import enum
 import json
-import time
 from typing import Any
 
 import pytest
@@ -62,24 +61,43 @@ def test_cycles_are_cut() -> None:
     assert json.loads(CAPTURER.text(items)) == [1, "<cycle>"]
 
 
-def test_ten_megabytes_are_cut_quickly_with_the_original_size() -> None:
+class CountingRedactor(Redactor):
+    """Counts the characters it is asked to scrub: the work a capture does, without a clock."""
+
+    scrubbed = 0
+
+    def scrub(self, text: str) -> str:
+        self.scrubbed += len(text)
+        return super().scrub(text)
+
+
+def test_ten_megabytes_are_cut_before_any_work_with_the_original_size() -> None:
+    redactor = CountingRedactor()
+    capturer = Capturer(max_length=200, redactor=redactor)
     huge = "x" * 10_000_000
-    started = time.perf_counter()
-    text = CAPTURER.text({"document": huge})
-    elapsed = time.perf_counter() - started
-    assert elapsed < 0.05
+    text = capturer.text({"document": huge})
     assert len(text) < 300
     assert "truncated from" in text and "10000" in text
-    plain = CAPTURER.text(huge)
+    plain = capturer.text(huge)
     assert plain.endswith("…[truncated from 10000000 chars]")
+    assert redactor.scrubbed < 2 * (200 + 256) * 2  # each capture scrubbed a bounded head
 
 
-def test_huge_collections_stop_early() -> None:
-    many = list(range(2_000_000))
-    started = time.perf_counter()
-    text = CAPTURER.text(many)
-    assert time.perf_counter() - started < 0.05
+def test_huge_collections_stop_early(monkeypatch: pytest.MonkeyPatch) -> None:
+    from otel_agents import capture
+
+    visited = 0
+    convert = capture._Walk.convert
+
+    def counting(self: Any, value: Any, depth: int) -> Any:
+        nonlocal visited
+        visited += 1
+        return convert(self, value, depth)
+
+    monkeypatch.setattr(capture._Walk, "convert", counting)
+    text = CAPTURER.text(list(range(2_000_000)))
     assert "truncated from more than" in text
+    assert visited < 1_000  # the walk stopped at the character budget, not at the end
 
 
 @pytest.mark.parametrize(

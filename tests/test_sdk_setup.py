@@ -11,7 +11,6 @@ import shutil
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
@@ -109,7 +108,7 @@ def test_a_down_backend_neither_blocks_nor_grows_memory(tmp_path: Path) -> None:
     result = run_script(
         tmp_path,
         """
-        import time
+        import threading
         from opentelemetry import trace
         import otel_agents
         otel_agents.instrument()
@@ -118,13 +117,20 @@ def test_a_down_backend_neither_blocks_nor_grows_memory(tmp_path: Path) -> None:
         def step(i: int) -> int:
             return i
 
-        started = time.perf_counter()
+        processor = trace.get_tracer_provider()._active_span_processor._span_processors[0]
+        exporter = processor._batch_processor._exporter
+        export, on_main_thread = exporter.export, []
+
+        def watched_export(*args, **kwargs):
+            on_main_thread.append(threading.current_thread() is threading.main_thread())
+            return export(*args, **kwargs)
+
+        exporter.export = watched_export
         with otel_agents.agent("busy"):
             for i in range(5000):
                 step(i)
-        elapsed = time.perf_counter() - started
-        processor = trace.get_tracer_provider()._active_span_processor._span_processors[0]
-        print(f"{elapsed:.3f} {processor.dropped_spans} {len(processor._batch_processor._queue)}")
+        blocked = sum(on_main_thread)  # exports the agent's own thread waited for
+        print(f"{blocked} {processor.dropped_spans} {len(processor._batch_processor._queue)}")
         """,
         env={
             # nothing listens on port 9: every export fails
@@ -135,8 +141,8 @@ def test_a_down_backend_neither_blocks_nor_grows_memory(tmp_path: Path) -> None:
             "OTEL_METRICS_EXPORTER": "none",
         },
     )
-    elapsed, dropped, queued = result.stdout.split()
-    assert float(elapsed) < 5.0, "the agent was blocked by the exporter"
+    blocked, dropped, queued = result.stdout.split()
+    assert blocked == "0", "the agent was blocked by the exporter"
     assert int(dropped) > 4000  # counted, not silently lost
     assert int(queued) <= 100  # bounded memory
 
@@ -152,7 +158,6 @@ def test_zero_code_with_opentelemetry_instrument(tmp_path: Path) -> None:
     names = {ep.name for ep in entry_points(group="opentelemetry_instrumentor")}
     assert "otel_agents" in names, "install the package (pip install -e .) for its entry point"
     launcher = str(Path(sys.executable).parent / "opentelemetry-instrument")
-    started = time.perf_counter()
     result = run_script(
         tmp_path,
         """
@@ -165,26 +170,27 @@ def test_zero_code_with_opentelemetry_instrument(tmp_path: Path) -> None:
         env={"OTEL_TRACES_EXPORTER": "console", "OTEL_METRICS_EXPORTER": "none"},
         argv=[launcher, sys.executable],
     )
-    assert time.perf_counter() - started < 30
     assert json.loads(result.stdout)["name"] == "invoke_agent zero-code"
 
 
 def test_import_is_cheap(tmp_path: Path) -> None:
+    """Counted, not timed: importing the package loads none of the heavy libraries and only
+    a handful of modules."""
     result = run_script(
         tmp_path,
         """
-        import sys, time
-        started = time.perf_counter()
+        import sys
+        before = set(sys.modules)
         import otel_agents
-        elapsed = time.perf_counter() - started
+        loaded = set(sys.modules) - before
         heavy = ("openai", "anthropic", "opentelemetry.sdk", "yaml")
-        heavy = [m for m in heavy if m in sys.modules]
-        print(f"{elapsed * 1000:.1f} {heavy}")
+        heavy = [m for m in heavy if m in loaded]
+        print(f"{len(loaded)} {heavy}")
         """,
     )
-    elapsed_ms, heavy = result.stdout.split(" ", 1)
+    loaded, heavy = result.stdout.split(" ", 1)
     assert heavy.strip() == "[]"
-    assert float(elapsed_ms) < 50
+    assert int(loaded) < 20
 
 
 def test_jaeger_propagation_for_services_still_on_jaeger_client(tmp_path: Path) -> None:

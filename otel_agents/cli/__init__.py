@@ -103,6 +103,13 @@ def _add_global_options(parser: argparse.ArgumentParser, suppress: bool) -> None
         default=argparse.SUPPRESS if suppress else "auto",
         help="colour output: auto (on a terminal, unless NO_COLOR is set), always, never",
     )
+    parser.add_argument(
+        "-w",
+        "--wide",
+        action="store_true",
+        default=argparse.SUPPRESS if suppress else False,
+        help="never cut or drop table columns to fit the width (terminal, COLUMNS, else 100)",
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -118,7 +125,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     context = Context(
         store_path=(args.store or default_store_path()).expanduser(),
-        term=Terminal(sys.stdout, args.color),
+        term=Terminal(sys.stdout, args.color, wide=args.wide),
         err=sys.stderr,
     )
     try:

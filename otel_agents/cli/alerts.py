@@ -6,7 +6,8 @@ import argparse
 import json
 from typing import Any
 
-from otel_agents.cli import EXIT_OK, Context, HelpFormatter
+from otel_agents import semconv as sc
+from otel_agents.cli import EXIT_OK, Context, HelpFormatter, usage_error
 from otel_agents.cli import output as fmt
 from otel_agents.cli.args import TIME_HELP, point_in_time, positive_int
 from otel_agents.cli.runs import SHORT_ID
@@ -51,7 +52,17 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     parser.set_defaults(handler=run)
 
 
+def detector_names() -> list[str]:
+    values = vars(sc.DetectorNameValues)
+    return [v for k, v in values.items() if k.isupper() and isinstance(v, str)]
+
+
 def run(args: argparse.Namespace, ctx: Context) -> int:
+    if args.detector is not None and args.detector not in detector_names():
+        return usage_error(
+            f"argument --detector: {args.detector!r} is not a detector;"
+            f" choose from {', '.join(detector_names())}"
+        )
     with ctx.open_store() as store:
         filters = AlertFilter(
             run_id=store.resolve_run(args.run) if args.run else None,
@@ -69,7 +80,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         term.line("No detector findings match." if _filtered(args) else "No detector findings.")
         return EXIT_OK
     columns = [
-        fmt.Column("TIME", drop_order=2),
+        fmt.Column(fmt.time_header(), drop_order=2),
         fmt.Column("RUN", style="yellow"),
         fmt.Column("AGENT", flexible=True, min_width=6, drop_order=1),
         fmt.Column("DETECTOR", style="red"),

@@ -11,11 +11,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
-from otel_agents.cli import EXIT_ERROR, EXIT_OK, Context, HelpFormatter
+from otel_agents.cli import EXIT_ERROR, EXIT_OK, Context, HelpFormatter, usage_error
 from otel_agents.cli import output as fmt
 from otel_agents.cli.args import TIME_HELP, point_in_time
 from otel_agents.store.audit import AUDIT_FIELDS, AuditRecord, Verification
-from otel_agents.store.reader import AuditFilter
+from otel_agents.store.reader import AuditFilter, Store
 
 EXPORT_FIELDS = ("seq", "time", *[f for f in AUDIT_FIELDS if f != "seq"])
 
@@ -26,6 +26,7 @@ examples:
   otel-agents audit --tool create_account --since 7d
   otel-agents audit --verdict deny --run 3f2a9c1e
   otel-agents audit verify                           check the hash chain
+  otel-agents audit verify --run latest              ... and whether one run is intact
 
 One record per tool call: time, run, agent, tool, input, output, reasoning, policy verdict,
 approver, contract check, and the record's place in the hash chain (prev_hash, hash =
@@ -66,6 +67,12 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
         help="check the hash chain; report the first altered or missing record",
         description=_VERIFY_HELP,
         formatter_class=HelpFormatter,
+    )
+    verify_parser.add_argument(
+        "--run",
+        metavar="RUN",
+        default=argparse.SUPPRESS,  # `audit --run X verify` works too
+        help="also say whether this run's records (id prefix, trace id or `latest`) are intact",
     )
     verify_parser.add_argument("--json", action="store_true", help="the result as JSON")
     verify_parser.set_defaults(handler=verify)
@@ -125,7 +132,7 @@ def export(args: argparse.Namespace, ctx: Context) -> int:
             written = _write(store.audit_records(filters), args.format, out, progress)
         progress.done()
     if args.output is not None:
-        ctx.err.write(f"wrote {written:,} audit records to {args.output}\n")
+        ctx.err.write(f"wrote {fmt.plural(written, 'audit record')} to {args.output}\n")
     return EXIT_OK
 
 
@@ -163,19 +170,66 @@ def record_json(record: AuditRecord) -> dict[str, Any]:
 # -- verify -------------------------------------------------------------------------------------
 
 
+# Export filters that `verify` cannot honour: the chain is checked whole.
+_NOT_FOR_VERIFY = ("agent", "tool", "verdict", "status", "since", "until", "output")
+
+
 def verify(args: argparse.Namespace, ctx: Context) -> int:
+    ignored = [name for name in _NOT_FOR_VERIFY if getattr(args, name, None) is not None]
+    if getattr(args, "format", "jsonl") != "jsonl":
+        ignored.append("format")
+    if ignored:
+        flags = ", ".join(f"--{name}" for name in ignored)
+        return usage_error(
+            f"audit verify checks the whole chain: {flags} cannot apply (only --run and --json)"
+        )
+    run_ref = getattr(args, "run", None)
     with ctx.open_store() as store:
+        run_id = store.resolve_run(run_ref) if run_ref else None
         progress = fmt.Progress("verifying audit records")
         result = store.verify_audit(progress.update)
         progress.done()
         bad = store.audit_record(result.bad_seq) if result.bad_seq is not None else None
+        run_part = _run_part(store, run_id, result) if run_id else None
     if args.json:
         data = dict(result.__dict__)
         data["bad_record"] = record_json(bad) if bad is not None else None
+        if run_part is not None:
+            data["run"] = run_part
         ctx.term.line(json.dumps(data, indent=2, ensure_ascii=False))
     else:
         _report(ctx, result, bad)
-    return EXIT_OK if result.ok else EXIT_ERROR
+        if run_part is not None:
+            _report_run(ctx, run_part)
+    ok = result.ok if run_part is None else run_part["intact"]
+    return EXIT_OK if ok else EXIT_ERROR
+
+
+def _run_part(store: Store, run_id: str, result: Verification) -> dict[str, Any]:
+    """Whether one run's records are intact: each record's hash covers every record before
+    it, so they are when the chain verifies at least up to the run's last record."""
+    seqs = [record.seq for record in store.audit_records(AuditFilter(run_id=run_id))]
+    last = max(seqs) if seqs else None
+    # A run without tool calls has nothing of its own to alter: the chain's result stands.
+    intact = result.ok if last is None else result.bad_seq is None or result.bad_seq > last
+    return {"run_id": run_id, "records": len(seqs), "last_seq": last, "intact": intact}
+
+
+def _report_run(ctx: Context, part: dict[str, Any]) -> None:
+    term, g = ctx.term, ctx.term.glyphs
+    short = part["run_id"][:8]
+    if not part["records"]:
+        term.line(f"{term.style(g.warn, 'yellow')} run {short} has no audit records")
+    elif part["intact"]:
+        term.line(
+            f"{term.style(g.ok, 'green')} run {short}: {fmt.plural(part['records'], 'record')}"
+            f" intact (the chain verifies through record {part['last_seq']})"
+        )
+    else:
+        term.line(
+            term.style(f"{g.bad} run {short}: its records are not proven intact", "red", "bold")
+            + f" (the chain breaks before its last record, {part['last_seq']})"
+        )
 
 
 def _report(ctx: Context, result: Verification, bad: AuditRecord | None) -> None:
@@ -186,8 +240,8 @@ def _report(ctx: Context, result: Verification, bad: AuditRecord | None) -> None
             return
         span = f"records {result.first_seq}-{result.head_seq}"
         term.line(
-            f"{term.style(g.ok, 'green')} audit log intact: {result.records:,} records"
-            f" ({span}), every hash chains"
+            f"{term.style(g.ok, 'green')} audit log intact:"
+            f" {fmt.plural(result.records, 'record')} ({span}), every hash chains"
         )
         term.line(term.style(f"  head {result.head_seq}:{result.head_hash}", "dim"))
         keep = "  (keep this head elsewhere to detect a log rewritten from scratch)"
@@ -200,4 +254,4 @@ def _report(ctx: Context, result: Verification, bad: AuditRecord | None) -> None
     if bad is not None:
         where = f"run {bad.run_id[:8] if bad.run_id else '-'}, agent {bad.agent or '-'}"
         term.line(f"  record {bad.seq}: {fmt.local_time(bad.time_ns)}, {where}, tool {bad.tool}")
-    term.line(f"  {result.records:,} records before it verified")
+    term.line(f"  {fmt.plural(result.records, 'record')} before it verified")

@@ -17,7 +17,7 @@ _EXAMPLES = """\
 examples:
   otel-agents demo                      run it; the run goes to the local store
   otel-agents demo --store /tmp/demo.db
-  OTEL_EXPORTER_OTLP_ENDPOINT=http://localhost:4317 otel-agents demo
+  OTEL_EXPORTER_OTLP_ENDPOINT=http://localhost:4318 otel-agents demo
                                         also send it to a collector (docker-compose.yml)
 
 Offline, no API key: the agents use the real openai SDK against a scripted model on

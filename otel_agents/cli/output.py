@@ -2,7 +2,8 @@
 
 Colour follows the usual rules: on when stdout is a terminal, off when `NO_COLOR` is set
 (any value) or `TERM=dumb`; `--color always|never` overrides. The width is the terminal's
-(or `COLUMNS`).
+(or `COLUMNS`; 100 when the output is not a terminal); `--wide` lifts it. Times are local
+and say their zone.
 """
 
 from __future__ import annotations
@@ -50,10 +51,12 @@ ASCII = Glyphs("|- ", "`- ", "|  ", "   ", "->", "ok", "x", "!", "...", "sum")
 class Terminal:
     """Where output goes and how it may look."""
 
-    def __init__(self, out: TextIO, color: str = "auto", width: int | None = None) -> None:
+    def __init__(
+        self, out: TextIO, color: str = "auto", width: int | None = None, wide: bool = False
+    ) -> None:
         self.out = out
         self.color = _use_color(out, color)
-        self.width = width or _width(out)
+        self.width = UNLIMITED if wide else (width or _width(out))
         encoding = (getattr(out, "encoding", None) or "").lower().replace("-", "")
         self.glyphs = UNICODE if encoding in ("utf8", "utf16", "utf32") else ASCII
 
@@ -74,6 +77,9 @@ class Terminal:
             return flat, False
         mark = self.glyphs.ellipsis
         return flat[: max(width - len(mark), 0)] + mark, True
+
+
+UNLIMITED = 1_000_000  # --wide: nothing is cut or dropped to fit
 
 
 def _use_color(out: TextIO, choice: str) -> bool:
@@ -154,9 +160,31 @@ def _row(
 
 
 def local_time(ns: int | None) -> str:
+    """`2026-12-04 16:25:05 CET`: local time, with its zone."""
     if not ns:
         return "-"
-    return datetime.fromtimestamp(ns / 1e9).strftime("%Y-%m-%d %H:%M:%S")
+    moment = datetime.fromtimestamp(ns / 1e9).astimezone()
+    return f"{moment:%Y-%m-%d %H:%M:%S} {_zone(moment)}"
+
+
+def time_header(name: str = "TIME", now: float | None = None) -> str:
+    """A table's time column header with the zone its (short) times are in: `TIME(UTC)`
+    (one word, so that scripts splitting the header on spaces keep working)."""
+    moment = datetime.fromtimestamp(time.time() if now is None else now).astimezone()
+    return f"{name}({_zone(moment)})"
+
+
+def _zone(moment: datetime) -> str:
+    name = moment.tzname() or ""
+    if name and not name.startswith(("+", "-")):
+        return name
+    offset = moment.strftime("%z")  # +0100
+    return f"UTC{offset[:3]}:{offset[3:]}" if offset else "UTC"
+
+
+def plural(number: int, word: str, words: str | None = None) -> str:
+    """`1 run`, `2 runs`, `1,204 retries`."""
+    return f"{number:,} {word if number == 1 else (words or word + 's')}"
 
 
 def short_time(ns: int | None, now: float | None = None) -> str:

@@ -95,7 +95,7 @@ def run_json(run: RunSummary) -> dict[str, Any]:
 def print_runs(ctx: Context, runs: list[RunSummary]) -> None:
     columns = [
         fmt.Column("RUN", style="yellow"),
-        fmt.Column("STARTED", drop_order=1),
+        fmt.Column(fmt.time_header("STARTED"), drop_order=1),
         fmt.Column("AGENT", flexible=True, min_width=8),
         fmt.Column("STATUS", style=lambda s: STATUS_STYLE.get(s.strip())),
         fmt.Column("DURATION", ">", drop_order=2),

@@ -11,7 +11,7 @@ from otel_agents.cli import EXIT_OK, Context, HelpFormatter
 from otel_agents.cli import output as fmt
 from otel_agents.cli.runs import STATUS_STYLE, run_json
 from otel_agents.store import decision_path as dp
-from otel_agents.store.reader import RunSummary
+from otel_agents.store.reader import LATEST_RUN, RunNotFound, RunSummary
 
 _EXAMPLES = """\
 examples:
@@ -72,7 +72,13 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
     with ctx.open_store() as store:
-        run_id = store.resolve_run(args.run)
+        try:
+            run_id = store.resolve_run(args.run)
+        except RunNotFound:
+            trace_id = store.find_trace(args.run) if args.run != LATEST_RUN else None
+            if trace_id is None:
+                raise
+            return _show_trace(args, ctx, trace_id, store.trace_spans(trace_id))
         summary = store.run(run_id)
         spans = store.run_spans(run_id)
     roots = dp.build(spans)
@@ -81,6 +87,17 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         ctx.term.line(json.dumps(document, indent=2, ensure_ascii=False))
         return EXIT_OK
     TreeView(ctx.term, full=args.full, all_spans=args.all_spans).render(summary, roots)
+    return EXIT_OK
+
+
+def _show_trace(args: argparse.Namespace, ctx: Context, trace_id: str, spans: list[Any]) -> int:
+    """A trace with no agent run (tool calls made outside an agent): its spans as a tree."""
+    roots = dp.build(spans)
+    if args.json:
+        document = {"trace_id": trace_id, "run": None, "path": [n.to_json() for n in roots]}
+        ctx.term.line(json.dumps(document, indent=2, ensure_ascii=False))
+        return EXIT_OK
+    TreeView(ctx.term, full=args.full, all_spans=args.all_spans).render_trace(trace_id, roots)
     return EXIT_OK
 
 
@@ -96,6 +113,19 @@ class TreeView:
 
     def render(self, summary: RunSummary, roots: list[dp.PathNode]) -> None:
         self._header(summary)
+        self._body(roots)
+
+    def render_trace(self, trace_id: str, roots: list[dp.PathNode]) -> None:
+        term = self.term
+        term.line(term.style("trace ", "bold") + term.style(trace_id, "yellow"))
+        starts = [node.span.start_ns for node in roots]
+        facts: list[Segment] = [("no agent run: spans recorded outside any agent", "dim")]
+        if starts:
+            facts.insert(0, (f"started {fmt.local_time(min(starts))}", None))
+        term.line(self._join(facts))
+        self._body(roots)
+
+    def _body(self, roots: list[dp.PathNode]) -> None:
         self.term.line()
         nodes = self._visible(roots)
         for index, node in enumerate(nodes):
@@ -130,11 +160,11 @@ class TreeView:
         totals = [
             (f"cost {fmt.cost(run.cost_usd)}", None),
             (f"{run.input_tokens:,} in / {run.output_tokens:,} out tokens", None),
-            (_plural(run.llm_calls, "LLM call"), None),
-            (_plural(run.tool_calls, "tool call"), None),
-            (_plural(run.handoffs, "handoff"), None),
-            (_plural(run.retries, "retry", "retries"), "yellow" if run.retries else None),
-            (_plural(run.anomalies, "anomaly", "anomalies"), "red" if run.anomalies else None),
+            (fmt.plural(run.llm_calls, "LLM call"), None),
+            (fmt.plural(run.tool_calls, "tool call"), None),
+            (fmt.plural(run.handoffs, "handoff"), None),
+            (fmt.plural(run.retries, "retry", "retries"), "yellow" if run.retries else None),
+            (fmt.plural(run.anomalies, "anomaly", "anomalies"), "red" if run.anomalies else None),
         ]
         term.line(self._join(totals))
         if run.error:
@@ -381,7 +411,7 @@ def _interleave(segments: list[Segment], separator: Segment) -> list[Segment]:
 
 def _unfinished_text(run: RunSummary) -> str:
     """What an unfinished run's header says: is it still going, or did it die?"""
-    still_open = f"{_plural(run.open_spans, 'span')} still open" if run.open_spans else ""
+    still_open = f"{fmt.plural(run.open_spans, 'span')} still open" if run.open_spans else ""
     if run.status == "running":
         return f"still running: {still_open or 'no root span yet'}"
     if run.process_alive is False and run.open_spans:
@@ -408,10 +438,6 @@ def _finding_text(finding: dict[str, Any]) -> str:
     if observed is not None and threshold is not None:
         text += f" (observed {_number(observed)}, threshold {_number(threshold)})"
     return text.strip()
-
-
-def _plural(number: int, word: str, words: str | None = None) -> str:
-    return f"{number:,} {word if number == 1 else (words or word + 's')}"
 
 
 def _number(value: Any) -> str:

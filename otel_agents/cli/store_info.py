@@ -62,8 +62,9 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         ("size", fmt.size(info.size_bytes)),
         (
             "holds",
-            f"{info.runs:,} runs, {info.spans:,} spans, {info.audit_records:,} audit"
-            f" records, {info.anomalies:,} detector findings",
+            f"{fmt.plural(info.runs, 'run')}, {fmt.plural(info.spans, 'span')},"
+            f" {fmt.plural(info.audit_records, 'audit record')},"
+            f" {fmt.plural(info.anomalies, 'detector finding')}",
         ),
         ("from", f"{fmt.local_time(info.oldest_ns)} to {fmt.local_time(info.newest_ns)}"),
         ("keeps", f"{age}, {size} ({MAX_AGE_DAYS_ENV}, {MAX_MB_ENV})"),

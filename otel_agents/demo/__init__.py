@@ -41,7 +41,9 @@ def run_demo(narrate: Narrator) -> DemoRun:
     """Instrument (content capture on, the demo policy, an auto-approver), run the story,
     and flush, so that the store holds the whole run when this returns."""
     import otel_agents
+    from otel_agents.store import exporter
 
+    exporter.announce_new_store = False  # the demo says where its run went itself
     otel_agents.instrument(
         capture_content=True,
         policy=POLICY_FILE,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import difflib
+import logging
 import os
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -36,6 +37,7 @@ POLICY_FILE_ENV = "OTEL_AGENTS_POLICY_FILE"
 POLICY_MODE_ENV = "OTEL_AGENTS_POLICY_MODE"
 
 PolicySource = Policy | str | os.PathLike[str]
+_logger = logging.getLogger("otel_agents")
 E = TypeVar("E")
 
 
@@ -51,18 +53,40 @@ def load_policy(source: PolicySource) -> Policy:
         return parse_policy(source, "<policy>")
     path = Path(source)
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except OSError as exc:
         raise PolicyError(
             f"cannot read the policy file: {exc.strerror or exc}", str(path)
         ) from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line, column = _line_and_column(data, exc.start)
+        raise PolicyError(
+            f"byte 0x{data[exc.start]:02x} is not UTF-8 text (is this the policy file?)",
+            str(path),
+            line,
+            column,
+        ) from None
     return parse_policy(text, str(path))
+
+
+def _line_and_column(text: str | bytes, offset: int) -> tuple[int, int]:
+    newline: Any = b"\n" if isinstance(text, bytes) else "\n"
+    line_start = text.rfind(newline, 0, offset) + 1
+    return text.count(newline, 0, offset) + 1, offset - line_start + 1
 
 
 def parse_policy(text: str, name: str = "<policy>") -> Policy:
     """Parse YAML text into a `Policy`; `name` is used in error messages."""
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.reader.ReaderError as exc:  # a character YAML does not allow (NUL, ...)
+        line, column = _line_and_column(text, exc.position)
+        character = chr(exc.character) if isinstance(exc.character, int) else exc.character
+        raise PolicyError(
+            f"character {character!r} is not allowed in a policy file", name, line, column
+        ) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         problem = " ".join(p for p in (exc.context, exc.problem) if p)
@@ -72,9 +96,28 @@ def parse_policy(text: str, name: str = "<policy>") -> Policy:
             mark.line + 1 if mark else None,
             mark.column + 1 if mark else None,
         ) from None
+    except yaml.YAMLError as exc:  # any other reader failure, still as a PolicyError
+        raise PolicyError(f"invalid YAML: {exc}", name) from None
     if root is None:
         raise PolicyError("the policy is empty", name, 1, 1)
     return _Reader(name).policy(root)
+
+
+def has_unclosed_bracket(pattern: str) -> bool:
+    """Whether a glob has a `[` that fnmatch reads as a literal for want of its `]`: such a
+    pattern only matches a name with that `[` in it, which no tool or agent has."""
+    index = pattern.find("[")
+    while index != -1:
+        end = index + 1
+        if end < len(pattern) and pattern[end] == "!":
+            end += 1
+        if end < len(pattern) and pattern[end] == "]":
+            end += 1
+        close = pattern.find("]", end)
+        if close == -1:
+            return True
+        index = pattern.find("[", close + 1)
+    return False
 
 
 # -- the reader ------------------------------------------------------------------------
@@ -252,8 +295,29 @@ class _Reader:
             options["approval"] = self.approval(
                 fields["approval"], f"{path}.approval", _RULE_APPROVAL_KEYS
             )
+        options["line"] = node.start_mark.line + 1
+        if "match" in fields:
+            self.warn_unmatchable(fields["match"], options["id"])
         with self.located(node, path):
             return Rule(**options)
+
+    def warn_unmatchable(self, node: yaml.Node, rule_id: str) -> None:
+        """Warn about names that can never match (`'[unclosed'`): a load still succeeds."""
+        if not isinstance(node, yaml.MappingNode):
+            return
+        for key_node, value_node in node.value:
+            if key_node.value not in ("agent", "tool", "tags", "impact_scope"):
+                continue
+            items = value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
+            for item in items:
+                if isinstance(item, yaml.ScalarNode) and has_unclosed_bracket(str(item.value)):
+                    mark = item.start_mark
+                    _logger.warning(
+                        "%s:%d:%d: rule %r: %s pattern %r can never match: its '[' is never"
+                        " closed (write '[[]' for a literal '[')",
+                        self.name, mark.line + 1, mark.column + 1, rule_id,
+                        key_node.value, item.value,
+                    )  # fmt: skip
 
     def match(self, node: yaml.Node, path: str) -> Match:
         fields = self.mapping(node, path, _MATCH_KEYS)

@@ -143,6 +143,7 @@ class Rule:
     reason: str | None = None
     mode: Mode | None = None
     approval: ApprovalSettings | None = None
+    line: int | None = field(default=None, compare=False)  # in the policy file, for messages
 
     def __post_init__(self) -> None:
         if not self.id or not isinstance(self.id, str):

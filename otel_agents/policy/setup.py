@@ -24,6 +24,7 @@ from otel_agents.policy.approval import (
 from otel_agents.policy.gate import PolicyGate
 from otel_agents.policy.loader import POLICY_FILE_ENV, POLICY_MODE_ENV, PolicySource, load_policy
 from otel_agents.policy.model import ApprovalSettings, Mode, Policy
+from otel_agents.runtime import Observer
 
 ApproverLike = Approver | Callable[[ApprovalRequest], bool | ApprovalDecision]
 
@@ -64,6 +65,14 @@ class PolicySetup:
             meter=meter,
             owns_approver=approver is not None and self.approver is None,
         )
+
+    def checks(self) -> list[Observer]:
+        """Observers that warn about a policy that cannot work as written."""
+        if self.policy is None:
+            return []
+        from otel_agents.policy.tool_check import UnknownToolCheck
+
+        return [UnknownToolCheck(self.policy)]
 
 
 def _mode(value: Mode | str) -> Mode:

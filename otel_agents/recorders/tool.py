@@ -78,6 +78,15 @@ def _explicit_call_id(ctx: otel_context.Context) -> str | None:
     return None
 
 
+_registered_names: set[str] = set()  # every name @tool was given, for policy checks
+_MAX_REGISTERED = 10_000
+
+
+def registered_tool_names() -> frozenset[str]:
+    """The names of the tools defined with `@otel_agents.tool` so far in this process."""
+    return frozenset(_registered_names)
+
+
 @dataclass(frozen=True)
 class ToolSpec:
     """What a tool is: name, description and the properties policies look at."""
@@ -473,6 +482,8 @@ def tool(
             impact_scope=impact_scope,
             options=dict(options),
         )
+        if len(_registered_names) < _MAX_REGISTERED:
+            _registered_names.add(spec.name)
         binder = _ArgumentBinder(function)
 
         def begin(args: tuple[Any, ...], kwargs: dict[str, Any]) -> ToolInvocation:

@@ -23,6 +23,7 @@ import os
 import random
 import socket
 import sqlite3
+import sys
 import threading
 import time
 import weakref
@@ -216,7 +217,10 @@ class StoreExporter(SpanExporter):
         if self._pid != os.getpid():  # forked: never use the parent's connection
             self._conn, self._pid = None, os.getpid()
         if self._conn is None:
+            new_store = not self.path.exists()
             self._conn = schema.connect(self.path, create=True)
+            if new_store and announce_new_store:
+                _tell_where_spans_go(self.path)
         return self._conn
 
     def _close(self) -> None:
@@ -310,6 +314,21 @@ class StoreExporter(SpanExporter):
                 f"otel-agents: pruning the trace store {self.path} failed"
                 f" ({exc}); will try again later.",
             )
+
+
+def _tell_where_spans_go(path: Path) -> None:
+    """One line on stderr when this process created the store: a newcomer's first run
+    otherwise ends with no sign of where its spans went."""
+    with contextlib.suppress(Exception):
+        sys.stderr.write(
+            f"{WHERE_SPANS_GO} {path}: `otel-agents runs` lists the runs, `otel-agents show`"
+            " the newest one's decision path. (Set OTEL_EXPORTER_OTLP_ENDPOINT to send them"
+            " to a backend; this note is shown once, when the store is created.)\n"
+        )
+
+
+WHERE_SPANS_GO = "otel-agents: recording spans in the local store"
+announce_new_store = True  # the demo, which says where its run went, turns this off
 
 
 def _classify(exc: sqlite3.DatabaseError) -> str:

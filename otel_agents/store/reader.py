@@ -329,6 +329,31 @@ class Store:
         spans = [SpanRow.from_db(row, resources.get(row["resource_id"], {})) for row in rows]
         return sorted(spans, key=lambda s: (s.start_ns, s.end_ns))
 
+    def find_trace(self, ref: str) -> str | None:
+        """The trace id that `ref` (a trace id or a unique prefix) names, for traces with no
+        agent run (tool calls made outside an agent); None when no trace matches."""
+        ref = ref.strip().lower()
+        if not _REF.match(ref) or len(ref) < _MIN_PREFIX:
+            return None
+        found = [
+            str(r[0])
+            for r in self._query(
+                "SELECT DISTINCT trace_id FROM spans WHERE trace_id GLOB ? LIMIT 10",
+                (_glob_prefix(ref),),
+            )
+        ]
+        if len(found) > 1:
+            shown = ", ".join(t[:12] for t in found)
+            raise AmbiguousRun(f"{ref!r} matches several traces: {shown}; give more", found)
+        return found[0] if found else None
+
+    def trace_spans(self, trace_id: str) -> list[SpanRow]:
+        """Every span of one trace, oldest first."""
+        rows = list(self._query(_SPAN_SELECT + " WHERE s.trace_id = ?", (trace_id,)))
+        resources = self._resources({row["resource_id"] for row in rows})
+        spans = [SpanRow.from_db(row, resources.get(row["resource_id"], {})) for row in rows]
+        return sorted(spans, key=lambda s: (s.start_ns, s.end_ns))
+
     def _resources(self, ids: set[int | None]) -> dict[int, dict[str, Any]]:
         wanted = [i for i in ids if i is not None]
         if not wanted:

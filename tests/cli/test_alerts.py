@@ -23,10 +23,10 @@ def test_findings_across_runs_newest_first(story: StoryStore) -> None:
 
 
 def test_the_table_and_its_filters(story: StoryStore) -> None:
-    table = cli(story.path, "alerts", COLUMNS="160")
+    table = cli(story.path, "alerts", COLUMNS="160", TZ="UTC")
     assert table.code == 0, table.err
     header, *rows = table.out.splitlines()
-    assert header.split() == ["TIME", "RUN", "AGENT", "DETECTOR", "WHERE", "FINDING"]
+    assert header.split() == ["TIME(UTC)", "RUN", "AGENT", "DETECTOR", "WHERE", "FINDING"]
     assert len(rows) == 4
     assert "verify_bank_account failed 3 times with identical arguments" in table.out
     narrow = cli(story.path, "alerts", COLUMNS="70")

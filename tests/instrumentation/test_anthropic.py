@@ -470,7 +470,8 @@ def _assert_stream_span(span: ReadableSpan) -> None:
     assert a[sc.GEN_AI_USAGE_INPUT_TOKENS] == 472 + 2048
     assert a[sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] == 2048
     assert a[sc.GEN_AI_USAGE_OUTPUT_TOKENS] == 214  # the final count, from message_delta
-    assert 0 <= a[sc.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] < 5
+    assert span.start_time is not None and span.end_time is not None
+    assert 0 <= a[sc.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] <= (span.end_time - span.start_time) / 1e9
     assert a[sc.LLM_ATTEMPTS] == 1
 
 

@@ -280,3 +280,97 @@ def test_yaml_text_is_accepted_directly(telemetry: Any) -> None:
 
     with pytest.raises(ToolCallDenied):
         ping()
+
+
+# -- unreadable files, patterns that never match, tools that never register ----------------
+
+
+@pytest.mark.parametrize(
+    ("content", "line", "column", "problem"),
+    [
+        (
+            b"version: 1\nrules:\n  - id: a\x00b\n    verdict: deny\n",
+            3,
+            10,
+            "'\\x00' is not allowed",
+        ),
+        (b"version: 1\nname: caf\xe9\n", 2, 10, "byte 0xe9 is not UTF-8"),
+        (b"version: 1\n\x07rules: []\n", 2, 1, "'\\x07' is not allowed"),
+    ],
+)
+def test_unreadable_bytes_are_policy_errors_with_a_position(
+    tmp_path: Path, content: bytes, line: int, column: int, problem: str
+) -> None:
+    path = tmp_path / "policy.yaml"
+    path.write_bytes(content)
+    with pytest.raises(PolicyError) as caught:
+        load_policy(path)
+    error = caught.value
+    assert (error.file, error.line, error.column) == (str(path), line, column)
+    assert problem in error.problem
+
+
+def test_a_pattern_that_can_never_match_is_warned_about(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = write(
+        tmp_path,
+        """
+        rules:
+          - id: fine
+            match: {tool: "grant_[ab]*"}
+            verdict: deny
+          - id: broken
+            match:
+              tool: ['[unclosed', ok]
+            verdict: deny
+        """,
+    )
+    policy = load_policy(path)  # still loads: the rest of the policy works
+    assert [r.line for r in policy.rules] == [2, 5]
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warnings == [
+        f"{path}:7:14: rule 'broken': tool pattern '[unclosed' can never match: its '[' is"
+        " never closed (write '[[]' for a literal '[')"
+    ]
+
+
+def test_a_rule_for_a_tool_that_never_registers_is_warned_about_once(
+    telemetry: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = write(
+        tmp_path,
+        """
+        rules:
+          - id: typo
+            match: {tool: grant_permision}
+            verdict: deny
+          - id: glob-for-nothing
+            match: {tool: "billing_*"}
+            verdict: deny
+          - id: fine
+            match: {tool: [lookup_vendor_record, "look*"]}
+            verdict: allow
+        """,
+    )
+    reinstrument(telemetry, policy=path)
+
+    @otel_agents.tool
+    def grant_permission(role: str) -> str:
+        return role
+
+    @otel_agents.tool
+    def lookup_vendor_record() -> str:
+        return "ok"
+
+    for _ in range(2):
+        with otel_agents.agent("intake"):
+            lookup_vendor_record()
+            grant_permission("viewer")
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 2, warnings  # once, after the first run
+    assert warnings[0].startswith(
+        f"{path}:2: rule 'typo' names tool 'grant_permision', but no tool of that name is"
+        " defined or was called (did you mean 'grant_permission'?)"
+    )
+    assert warnings[1].startswith(f"{path}:5: rule 'glob-for-nothing' names tool 'billing_*'")

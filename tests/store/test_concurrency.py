@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 import subprocess
 import sys
 import textwrap
@@ -11,6 +12,7 @@ from pathlib import Path
 
 from storetools import clean_env, read
 
+from otel_agents.store.exporter import WHERE_SPANS_GO
 from otel_agents.store.reader import RunFilter
 
 WRITER = """
@@ -22,16 +24,43 @@ WRITER = """
     def step(worker: int, i: int) -> int:
         return i
 
+    import pathlib
     worker, runs, tools = (int(arg) for arg in sys.argv[1:4])
-    start_at = float(sys.argv[4])
-    time.sleep(max(start_at - time.time(), 0))  # all writers start together
+    gate = pathlib.Path(sys.argv[4])
+
+    def wait_for(name):  # the test's signal (a file), not a clock
+        while not (gate / name).exists():
+            time.sleep(0.02)
+
+    wait_for("go")  # all writers start together
     for run in range(runs):
+        if run == runs // 2:  # halfway: in the store, then wait while the CLI reads
+            otel_agents.flush()
+            (gate / f"half-{worker}").touch()
+            wait_for("read")
         with otel_agents.agent(f"writer-{worker}"):
             for i in range(tools):
                 step(worker, i)
 """
 
 PROCESSES, RUNS, TOOLS = 6, 20, 25
+
+
+def _without_first_run_note(stderr: str) -> str:
+    """The writer that created the store says where spans go: not an error."""
+    return "".join(
+        line for line in stderr.splitlines(keepends=True) if not line.startswith(WHERE_SPANS_GO)
+    )
+
+
+def cli_runs(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "otel_agents.cli", "runs", "--json", "--all"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def test_concurrent_writers_lose_nothing_and_keep_one_chain(tmp_path: Path) -> None:
@@ -42,7 +71,8 @@ def test_concurrent_writers_lose_nothing_and_keep_one_chain(tmp_path: Path) -> N
         OTEL_BSP_MAX_EXPORT_BATCH_SIZE="20",
         OTEL_BSP_SCHEDULE_DELAY="5",
     )
-    start_at = time.time() + 2.0
+    gate = tmp_path / "gate"
+    gate.mkdir()
     writers = [
         subprocess.Popen(
             [
@@ -52,7 +82,7 @@ def test_concurrent_writers_lose_nothing_and_keep_one_chain(tmp_path: Path) -> N
                 str(n),
                 str(RUNS),
                 str(TOOLS),
-                str(start_at),
+                str(gate),
             ],
             env=env,
             stderr=subprocess.PIPE,
@@ -60,23 +90,22 @@ def test_concurrent_writers_lose_nothing_and_keep_one_chain(tmp_path: Path) -> N
         )
         for n in range(PROCESSES)
     ]
-    readers = []
-    while any(w.poll() is None for w in writers):  # the CLI reads while they write
-        readers.append(
-            subprocess.run(
-                [sys.executable, "-m", "otel_agents.cli", "runs", "--json", "--all"],
-                env=env,
-                capture_output=True,
-                text=True,
-                timeout=60,
-            )
-        )
-        time.sleep(0.2)
-    errors = [w.communicate()[1] for w in writers]
+    (gate / "go").touch()
+    halfway = [gate / f"half-{n}" for n in range(PROCESSES)]
+    try:
+        while not all(h.exists() for h in halfway):  # every writer is mid-way, and waits
+            assert all(w.poll() is None for w in writers), "a writer ended early"
+            time.sleep(0.05)
+        readers = [cli_runs(env) for _ in range(2)]  # the CLI reads while they hold their data
+    finally:
+        (gate / "read").touch()  # never leave a writer waiting, whatever happened
+    while any(w.poll() is None for w in writers):  # and while they write
+        readers.append(cli_runs(env))
+    errors = [_without_first_run_note(w.communicate()[1]) for w in writers]
     assert [w.returncode for w in writers] == [0] * PROCESSES, errors
     assert not any(errors), errors  # no "locked" warnings, nothing dropped
-    reads = [r for r in readers if "nothing has been recorded" not in r.stderr]  # not yet
-    assert len(reads) >= 2 and all(r.returncode == 0 for r in reads), [r.stderr for r in reads]
+    assert all(r.returncode == 0 for r in readers), [r.stderr for r in readers]
+    assert all(len(json.loads(r.stdout)) >= PROCESSES * (RUNS // 2) for r in readers[:2])
 
     with read(path) as store:
         info = store.info()

@@ -8,7 +8,6 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
@@ -18,23 +17,41 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from storetools import clean_env, instrumented, read, run_python
 
 import otel_agents
-from otel_agents.store.exporter import StoreExporter
+from otel_agents.store.exporter import _ATTEMPTS, StoreExporter
 from otel_agents.store.settings import StoreSettings
 
+# A traced program that counts the store work done on its own (main) thread while its
+# agent runs: none, whatever state the store is in (speed is in benchmarks/bench_store.py).
 APP = """
-    import time
+    import threading
     import otel_agents
+    from otel_agents.store.exporter import StoreExporter
+
+    main_thread_store_calls = 0
+    in_loop = False
+
+    def watched(method):
+        def wrapper(self, *args, **kwargs):
+            global main_thread_store_calls
+            if in_loop and threading.current_thread() is threading.main_thread():
+                main_thread_store_calls += 1
+            return method(self, *args, **kwargs)
+        return wrapper
+
+    StoreExporter.export = watched(StoreExporter.export)
+    StoreExporter._connection = watched(StoreExporter._connection)
     otel_agents.instrument()
 
     @otel_agents.tool
     def step(i: int) -> str:
         return "x" * 2000
 
-    started = time.perf_counter()
+    in_loop = True
     with otel_agents.agent("busy"):
         for i in range({calls}):
             step(i)
-    print(f"{{time.perf_counter() - started:.3f}}", flush=True)
+    in_loop = False
+    print(main_thread_store_calls, flush=True)
 """
 
 
@@ -70,18 +87,16 @@ def test_a_locked_store_drops_the_batch_with_one_warning_then_recovers(
     holder = sqlite3.connect(path, isolation_level=None)
     holder.execute("BEGIN EXCLUSIVE")  # another process keeps the store locked
     caplog.set_level(logging.WARNING, logger="otel_agents")
-    started = time.monotonic()
+    # Counted, not timed: a patient export tries _ATTEMPTS times, then the ones right
+    # after a long lock try once each (speed is in benchmarks/bench_store.py).
     assert exporter.export(some_spans()) is SpanExportResult.FAILURE
-    patient = time.monotonic() - started
-    started = time.monotonic()
+    assert exporter.stats.busy_retries == _ATTEMPTS - 1, "retries are bounded"
     for _ in range(5):
         assert exporter.export(some_spans()) is SpanExportResult.FAILURE
-    impatient = time.monotonic() - started
+    assert exporter.stats.busy_retries == _ATTEMPTS - 1, "after a long lock, tried once"
     holder.execute("ROLLBACK")
     holder.close()
-    assert patient < 10, "retries are bounded"
-    assert impatient < 2, "right after a long lock, batches are tried once and briefly"
-    assert exporter.stats.dropped_spans == 6 * 5 and exporter.stats.busy_retries >= 3
+    assert exporter.stats.dropped_spans == 6 * 5
     [warning] = warnings_in(caplog)
     assert f"the trace store {path} is locked by another process" in warning
     assert "5 spans dropped" in warning and "The application is unaffected" in warning
@@ -90,32 +105,34 @@ def test_a_locked_store_drops_the_batch_with_one_warning_then_recovers(
         assert store.info().spans == 10
 
 
-def test_the_app_runs_at_full_speed_while_another_process_holds_the_store(
+def test_the_app_never_waits_for_the_store_while_another_process_holds_it(
     tmp_path: Path,
 ) -> None:
+    """Deterministic: the other process holds the lock until the app has exited (no timed
+    sleep that a slow start could outlast), and the app itself counts store work done on
+    its own thread while it runs (none). Speed is measured in benchmarks/bench_store.py."""
     path = tmp_path / "traces.db"
     run_python(APP.format(calls=10), OTEL_AGENTS_STORE_PATH=str(path))  # the store exists
     holder = subprocess.Popen(
         [sys.executable, "-c", textwrap.dedent(f"""
-            import sqlite3, sys, time
+            import sqlite3, sys
             conn = sqlite3.connect({str(path)!r}, isolation_level=None)
             conn.execute("BEGIN EXCLUSIVE")
             print("locked", flush=True)
-            time.sleep(8)
+            sys.stdin.readline()  # held until the test says so
             """)],
+        stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
     )  # fmt: skip
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
-        started = time.monotonic()
         app = run_python(APP.format(calls=3000), OTEL_AGENTS_STORE_PATH=str(path))
-        total = time.monotonic() - started
+        assert holder.poll() is None, "the lock was held for the app's whole life"
     finally:
         holder.kill()
         holder.wait()
-    assert float(app.stdout) < 3.0, "the application thread never waited for the store"
-    assert total < 30, "exit is delayed by a bounded flush at most"
+    assert app.stdout.strip() == "0", "the application thread never touched the store"
     # Told either way: the store's warning (after its retries), or at exit, when the exit
     # deadline (OTEL_AGENTS_EXIT_TIMEOUT) comes first, which spans it did not take.
     assert (
@@ -200,7 +217,7 @@ def test_a_full_disk_degrades_to_a_warning(tmp_path: Path) -> None:
         timeout=120,
     )
     assert app.returncode == 0, app.stderr
-    assert float(app.stdout) < 3.0
+    assert app.stdout.strip() == "0", "the application thread never touched the store"
     assert "cannot grow (disk full or file size limit)" in app.stderr
     assert "Traceback" not in app.stderr
     assert path.stat().st_size <= limit
