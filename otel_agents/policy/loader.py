@@ -260,6 +260,13 @@ class _Reader:
                 options[key] = read(top[key], key)
                 if key == "approval":
                     self.base_approval = options[key]
+        if options.get("mode") is Mode.ENFORCE and options.get("on_error") is OnError.FAIL_OPEN:
+            mark = top["on_error"].start_mark
+            _logger.warning(
+                "%s:%d:%d: on_error: fail_open in enforce mode lets a tool call run when the"
+                " policy cannot be evaluated for it (governance fails closed by default)",
+                self.name, mark.line + 1, mark.column + 1,
+            )  # fmt: skip
         with self.located(node, ""):
             return Policy(**options)
 

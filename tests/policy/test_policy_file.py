@@ -3,6 +3,7 @@ malformed file fails at start-up naming the file, the line, the column and the p
 
 from __future__ import annotations
 
+import logging
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -374,3 +375,16 @@ def test_a_rule_for_a_tool_that_never_registers_is_warned_about_once(
         " defined or was called (did you mean 'grant_permission'?)"
     )
     assert warnings[1].startswith(f"{path}:5: rule 'glob-for-nothing' names tool 'billing_*'")
+
+
+def test_enforce_mode_failing_open_is_warned_about(caplog: pytest.LogCaptureFixture) -> None:
+    text = "version: 1\nmode: enforce\non_error: fail_open\n"
+    with caplog.at_level(logging.WARNING, logger="otel_agents"):
+        policy = parse_policy(text, "open.yaml")
+    assert policy.on_error is OnError.FAIL_OPEN
+    (warning,) = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warning.startswith("open.yaml:3:11: on_error: fail_open in enforce mode")
+
+
+def test_fail_closed_is_the_default() -> None:
+    assert parse_policy("version: 1\nmode: enforce\n", "p.yaml").on_error is OnError.FAIL_CLOSED
