@@ -252,6 +252,9 @@ class BackendStack:
             "OTEL_AGENTS_SAMPLING_DECISION_WAIT": "20s",
             "OTEL_AGENTS_SAMPLING_AFTER_ROOT": "2s",
             "OTEL_AGENTS_SAMPLING_PERCENT": str(self.sampling_percent),
+            # The scripted runaway run makes 7 model calls; every other run makes at most 4
+            # (the demo's root already carries another fleet finding).
+            "OTEL_AGENTS_FLEET_RUN_MAX_LLM_CALLS": "5",
         }
 
     def _start_collector(self) -> None:

@@ -135,7 +135,7 @@ def test_jaeger_finds_runs_by_their_tags(fleet: Fleet) -> None:
 
 def test_anomalous_runs_are_kept_whole_and_clean_runs_sampled_out(fleet: Fleet) -> None:
     anomalous = fleet.workload.runs[ANOMALOUS] + fleet.workload.runs[DEMO]
-    assert len(anomalous) == 5
+    assert len(anomalous) == 6
     for run in fleet.workload.runs[ANOMALOUS]:
         whole_trace(fleet, ANOMALOUS, run.trace_id)  # every span, or it times out
     clean = fleet.workload.runs[CLEAN]
@@ -195,6 +195,7 @@ def test_alerts_fire_and_reach_the_webhook(live_prometheus_url: str, fleet: Flee
         ("AgentRetryLoop", ANOMALOUS),
         ("AgentCostSpike", DEMO), ("AgentCostSpike", ANOMALOUS),
         ("AgentSilentToolFailure", ANOMALOUS),
+        ("AgentRunaway", ANOMALOUS),
         ("AgentPolicyDenials", DEMO), ("AgentPolicyDenials", ANOMALOUS),
         ("AgentPolicyEscalations", DEMO),
     }  # fmt: skip
@@ -248,3 +249,15 @@ def test_the_demo_says_what_reached_the_backend_and_where_to_look(fleet: Fleet) 
     assert f"Jaeger   http://localhost:16686/trace/{demo.trace_id}" in said
     dashboard = json.loads((REPO / "dashboards" / "json" / "agent-operations.json").read_text())
     assert f"http://localhost:3000/d/{dashboard['uid']}/" in said
+
+
+def test_the_collector_masks_secrets_other_instrumentations_left_on_spans(fleet: Fleet) -> None:
+    (crash,) = [r for r in fleet.workload.runs[ANOMALOUS] if r.agent == "ops"]
+    trace = whole_trace(fleet, ANOMALOUS, crash.trace_id)
+    (leaky,) = by_name(trace, "POST /v1/completions")
+    tags = span_tags(leaky)
+    assert tags["http.request.header.authorization"] == "****"  # by its key
+    assert "hunter2" not in tags["url.full"] and "sk-proj-" not in tags["app.note"]  # by value
+    # ... while token counts, which a careless `.*token.*` key pattern would mask, survive.
+    assert tags["gen_ai.usage.input_tokens"] == 1234 and tags["gen_ai.usage.output_tokens"] == 56
+    assert tags["redaction.masked.count"] >= 3

@@ -15,6 +15,7 @@ import sys
 from typing import Any
 
 import openai
+from opentelemetry import trace
 
 import otel_agents
 from otel_agents.demo.scripted_model import Script, ScriptedModelServer, ToolCall, Turn
@@ -73,7 +74,26 @@ def script(clean_runs: int) -> Script:
         Turn(text="ok"),
     ]
     turns["crash"] = [Turn(text="about to fail")]
+    # Six model calls, each asking for a different report: no retries, just too many steps.
+    regions = ["emea", "apac", "amer", "latam", "nordics", "dach"]
+    turns["runaway"] = [ask("crawl", [ToolCall("get_report", {"region": r})]) for r in regions]
     return Script(turns=turns)
+
+
+def leaky_span() -> None:
+    """A span as another, careless instrumentation might write it: credentials in its
+    attributes, next to token counts that must survive the collector's masking."""
+    tracer = trace.get_tracer("another-instrumentation")
+    with tracer.start_as_current_span("POST /v1/completions") as span:
+        span.set_attributes(
+            {
+                "http.request.header.authorization": "Bearer 7d3f9a1c5e2b8d4f6a0c9e1b3d5f7a9c",
+                "url.full": "https://svc-user:hunter2-Pa55@internal.example.com/v1/completions",
+                "app.note": "retrying with key sk-proj-4Fq9Zt2LmN8xWc3VbR7yKp1QsD6hJg0TuE5aXo",
+                "gen_ai.usage.input_tokens": 1234,
+                "gen_ai.usage.output_tokens": 56,
+            }
+        )
 
 
 def run_agent(client: Any, agent: str, key: str) -> str | None:
@@ -82,7 +102,7 @@ def run_agent(client: Any, agent: str, key: str) -> str | None:
     try:
         with otel_agents.agent(agent) as run:
             run_id = run.run_id
-            for _ in range(6):
+            for _ in range(8):
                 completion = client.chat.completions.create(
                     model=MODEL, messages=[{"role": "user", "content": "go"}], user=key
                 )
@@ -96,6 +116,7 @@ def run_agent(client: Any, agent: str, key: str) -> str | None:
                     except (Intervention, TimeoutError):
                         pass  # reported back to the model; the run carries on
             if key == "crash":
+                leaky_span()
                 raise RuntimeError("the agent crashed")
     except RuntimeError:
         pass
@@ -116,6 +137,7 @@ def main() -> None:
                 ("research", "cost-spike"),
                 ("cleanup", "denied"),
                 ("ops", "crash"),
+                ("crawler", "runaway"),
             ]
         for agent, key in runs:
             run_id = run_agent(client, agent, key)
