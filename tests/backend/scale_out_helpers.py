@@ -44,7 +44,7 @@ def backend_binaries(*targets: str) -> dict[str, str]:
     Paths already given in the environment (OTELCOL=..., JAEGER=...) win: build.sh rebuilds
     when the builder manifest differs from the cached build's, which a shared cache may hold.
     """
-    variable = {"collector": "OTELCOL", "jaeger": "JAEGER"}
+    variable = {"collector": "OTELCOL", "jaeger": "JAEGER", "prometheus": "PROMTOOL"}
     given = {variable[t]: os.environ[variable[t]] for t in targets if variable[t] in os.environ}
     missing = [t for t in targets if variable[t] not in given]
     if not missing:

@@ -359,3 +359,26 @@ def test_tier2_override_restates_the_main_metrics_processors() -> None:
         pytest.fail("otel-agents.yaml restamps deltas now: drop the override's metrics pipeline")
     assert [p for p in restated if p != "transform/restamp_deltas"] == original
     assert restated.index("transform/restamp_deltas") < restated.index("delta_to_cumulative")
+
+
+@pytest.mark.parametrize(
+    ("program", "arguments"),
+    [
+        ("OTELCOL", ["validate", "--config", SCALE_OUT / "tier1-gateway.yaml"]),
+        ("OTELCOL", ["validate", *tier2_config_flags()[:4]]),
+        # Structure only: no Elasticsearch here (jaeger validate checks keys, types, URLs).
+        ("JAEGER", ["validate", "--config", SCALE_OUT / "jaeger-elasticsearch.yaml"]),
+        ("JAEGER", ["validate", "--config", SCALE_OUT / "jaeger-badger.yaml"]),
+        ("PROMTOOL", ["check", "config", SCALE_OUT / "prometheus-remote-write.yml"]),
+    ],
+)
+def test_scale_out_configs_are_valid(program: str, arguments: list[object]) -> None:
+    binaries = backend_binaries("collector", "jaeger", "prometheus")
+    result = subprocess.run(
+        [binaries[program], *map(str, arguments)],
+        env={"PATH": "/usr/bin:/bin", "OTEL_TRACES_EXPORTER": "none"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
