@@ -143,6 +143,11 @@ def send_runs(otlp_endpoint: str) -> list[Run]:
     return runs
 
 
+def wait_healthy(programs: list[Program], urls: list[str]) -> None:
+    names = ", ".join(p.name for p in programs)
+    poll_until(lambda: all(is_up(url) for url in urls), f"{names} healthy", watch=programs)
+
+
 @pytest.fixture(scope="module")
 def two_tier(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TwoTier]:
     binaries = backend_binaries("collector", "jaeger")
@@ -158,6 +163,9 @@ def two_tier(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TwoTier]:
                 tmp,
             )
         )
+        # Each tier up before the one that sends to it: a gateway that dials a sampler too
+        # early backs off, and late batches would reach the sampler after its decision.
+        wait_healthy([jaeger], [health_url(jaeger_vars, "JAEGER_HEALTH_ENDPOINT", "/status")])
         tier2_envs = {}
         tier2 = []
         for instance in INSTANCES:
@@ -165,13 +173,14 @@ def two_tier(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TwoTier]:
                 "JAEGER_OTLP_GRPC_ENDPOINT": jaeger_otlp,
                 "TEST_OBSERVER_ENDPOINT": sink.endpoint,
                 "OTEL_AGENTS_SAMPLING_PERCENT": "0",
-                "OTEL_AGENTS_SAMPLING_DECISION_WAIT": "10s",
-                "OTEL_AGENTS_SAMPLING_AFTER_ROOT": "1s",
+                "OTEL_AGENTS_SAMPLING_DECISION_WAIT": "30s",
+                "OTEL_AGENTS_SAMPLING_AFTER_ROOT": "3s",
                 "OTEL_AGENTS_METRICS_FLUSH_INTERVAL": "1s",
             }
             command = [binaries["OTELCOL"], *tier2_config_flags()]
             tier2_envs[instance] = env
             tier2.append(stack.enter_context(started(instance, command, env, tmp)))
+        wait_healthy(tier2, [health_url(e, "OTELCOL_HEALTH_ENDPOINT") for e in tier2_envs.values()])
         tier1_env = collector_env("tier1") | {
             "OTEL_AGENTS_TIER2_ENDPOINTS": "["
             + ", ".join(tier2_envs[i]["OTELCOL_OTLP_GRPC_ENDPOINT"] for i in INSTANCES)
@@ -186,12 +195,7 @@ def two_tier(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TwoTier]:
             )
         )
         programs = [jaeger, *tier2, tier1]
-        health = [health_url(jaeger_vars, "JAEGER_HEALTH_ENDPOINT", "/status")] + [
-            health_url(env, "OTELCOL_HEALTH_ENDPOINT") for env in (*tier2_envs.values(), tier1_env)
-        ]
-        poll_until(
-            lambda: all(is_up(url) for url in health), "every program healthy", watch=programs
-        )
+        wait_healthy(programs, [health_url(tier1_env, "OTELCOL_HEALTH_ENDPOINT")])
 
         runs = send_runs(f"http://{tier1_env['OTELCOL_OTLP_HTTP_ENDPOINT']}")
         yield TwoTier(
@@ -307,6 +311,8 @@ def test_anomalous_runs_are_kept_whole_and_clean_runs_dropped(two_tier: TwoTier)
     assert anomalous and clean
 
     # Every trace decided: the tail-sampling processor's own counters, per instance.
+    seen: list[object] = [None]
+
     def decided() -> dict[str, tuple[float, float]] | None:
         counts = {}
         for instance, url in two_tier.tier2_telemetry.items():
@@ -323,9 +329,15 @@ def test_anomalous_runs_are_kept_whole_and_clean_runs_dropped(two_tier: TwoTier)
             )
             for i in INSTANCES
         }
+        seen[0] = counts
         return counts if counts == expected else None
 
-    poll_until(decided, "a sampling decision for every trace", watch=two_tier.programs)
+    poll_until(
+        decided,
+        "a sampling decision for every trace: (kept, dropped) per instance",
+        watch=two_tier.programs,
+        progress=lambda: seen[0],
+    )
 
     def in_jaeger(run: Run) -> set[str]:
         status, body = http_get(f"{two_tier.jaeger_api}/api/traces/{run.trace_id}")
