@@ -65,7 +65,7 @@ _SNAKE_NAMES = {
     "spanmetrics": "span_metrics",
     "signaltometrics": "signal_to_metrics",
     "healthcheck": "health_check",
-    "loadbalancing": "loadbalancing",
+    "loadbalancing": "load_balancing",
 }
 
 
