@@ -1164,6 +1164,14 @@ def report(
             "",
             *summary_table(outcomes, workloads, "instructions"),
         ]
+    else:
+        # Say so rather than drop the table silently (VMs usually block perf_event_open).
+        notice = (
+            "**Instruction counts: NOT MEASURED** - the CPU's performance counters are "
+            "not available here (perf_event_open refused), so only time is reported."
+        )
+        print(f"warning: {notice}", file=sys.stderr)
+        out += ["", notice]
     for workload in workloads:
         rows = [o for o in outcomes if o.workload.key == workload.key]
         out += [
