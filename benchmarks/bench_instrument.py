@@ -1,0 +1,116 @@
+"""Measure what `otel_agents.instrument()` costs at start-up, on top of the SDK's own set-up.
+
+    python benchmarks/bench_instrument.py [--repeat 7]
+
+Each sample is a fresh interpreter (imports are what start-up costs, and a module is
+imported once per process). Variants:
+
+- `sdk`: the baseline, the OpenTelemetry SDK set up by hand as an application would:
+  `TracerProvider` with a `BatchSpanProcessor`, `MeterProvider` with a periodic reader,
+  both registered globally;
+- `instrument(app providers)`: that baseline, then `otel_agents.instrument()` using them;
+- `instrument()`: `import otel_agents; otel_agents.instrument()` setting the SDK up itself
+  (local store off, so that no database file is created: the store opens lazily anyway);
+- `instrument(policy)`: as `instrument(app providers)` with the example policy (`examples/policies/vendor-onboarding.yaml`), to show what
+  a policy costs when one is configured.
+
+For each: CPU time of the measured code (best of `--repeat`, `time.process_time` in a run
+without tracemalloc) and the peak of traced allocations (tracemalloc, in a separate run),
+and the modules it imported. The table gives each variant and its cost above `sdk`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+_SDK = """
+from opentelemetry import metrics, trace
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+tp = TracerProvider()
+tp.add_span_processor(BatchSpanProcessor(InMemorySpanExporter()))
+mp = MeterProvider(metric_readers=[InMemoryMetricReader()])
+trace.set_tracer_provider(tp)
+metrics.set_meter_provider(mp)
+"""
+
+_POLICY = str(Path(__file__).resolve().parent.parent / "examples/policies/vendor-onboarding.yaml")
+
+VARIANTS: dict[str, str] = {
+    "sdk": _SDK,
+    "instrument(app providers)": _SDK
+    + "import otel_agents\notel_agents.instrument(tracer_provider=tp, meter_provider=mp)\n",
+    "instrument()": "import otel_agents\notel_agents.instrument()\n",
+    "instrument(policy)": _SDK
+    + "import otel_agents\n"
+    + f"otel_agents.instrument(tracer_provider=tp, meter_provider=mp, policy={_POLICY!r})\n",
+}
+
+_HARNESS = """
+import json, sys, time
+trace_memory = sys.argv[1] == "memory"
+before = set(sys.modules)
+if trace_memory:
+    import tracemalloc
+    tracemalloc.start()
+start = time.process_time()
+exec(compile(sys.argv[2], "<variant>", "exec"), {})
+cpu = time.process_time() - start
+peak = tracemalloc.get_traced_memory()[1] if trace_memory else 0
+print(json.dumps({"cpu": cpu, "peak": peak, "modules": len(set(sys.modules) - before)}))
+"""
+
+
+def sample(code: str, mode: str) -> dict[str, float]:
+    env = {**os.environ, "OTEL_AGENTS_STORE": "off", "OTEL_TRACES_EXPORTER": "none"}
+    env.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)
+    out = subprocess.run(
+        [sys.executable, "-c", _HARNESS, mode, textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=env,
+    ).stdout
+    result: dict[str, float] = json.loads(out.strip().splitlines()[-1])
+    return result
+
+
+def measure(code: str, repeat: int) -> tuple[float, float, float]:
+    """(best CPU seconds, best tracemalloc peak in bytes, modules imported)."""
+    cpu = [sample(code, "time") for _ in range(repeat)]
+    memory = [sample(code, "memory") for _ in range(repeat)]
+    return (
+        min(s["cpu"] for s in cpu),
+        min(s["peak"] for s in memory),
+        min(s["modules"] for s in cpu),
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=7, help="fresh processes per variant")
+    args = parser.parse_args()
+    results = {name: measure(code, args.repeat) for name, code in VARIANTS.items()}
+    base_cpu, base_peak, base_modules = results["sdk"]
+    print(f"best of {args.repeat} fresh processes each\n")
+    print("| variant | CPU ms | above sdk | peak MB | above sdk | modules | above sdk |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for name, (cpu, peak, modules) in results.items():
+        print(
+            f"| {name} | {cpu * 1000:.1f} | {(cpu - base_cpu) * 1000:+.1f} "
+            f"| {peak / 1e6:.2f} | {(peak - base_peak) / 1e6:+.2f} "
+            f"| {modules:.0f} | {modules - base_modules:+.0f} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
