@@ -24,6 +24,8 @@ REDACT_PATTERNS_ENV = "OTEL_AGENTS_REDACT_PATTERNS"
 REDACT_KEYS_ENV = "OTEL_AGENTS_REDACT_KEYS"
 REDACT_PII_ENV = "OTEL_AGENTS_REDACT_PII"
 DISABLED_ENV = "OTEL_AGENTS_DISABLED"
+POLICY_FILE_ENV = "OTEL_AGENTS_POLICY_FILE"
+POLICY_MODE_ENV = "OTEL_AGENTS_POLICY_MODE"
 # The standard switch for semantic-convention transitions: `gen_ai/dup` also emits the GenAI
 # metric names of semantic conventions v1.41 that upstream has since removed or renamed.
 STABILITY_OPT_IN_ENV = "OTEL_SEMCONV_STABILITY_OPT_IN"

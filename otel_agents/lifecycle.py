@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -12,15 +13,15 @@ from opentelemetry._logs import LoggerProvider
 from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import TracerProvider
 
-from otel_agents.config import ContentCapture, Settings
+from otel_agents.config import POLICY_FILE_ENV, POLICY_MODE_ENV, ContentCapture, Settings
 from otel_agents.runtime import Observer, Runtime, report_internal_error, set_runtime
-from otel_agents.sdk_setup import BoundedCall, ExportCounts
 
 if TYPE_CHECKING:
     from otel_agents.detectors import DetectorSettings
     from otel_agents.policy.loader import PolicySource
     from otel_agents.policy.model import Mode
     from otel_agents.policy.setup import ApproverLike
+    from otel_agents.sdk_setup import BoundedCall, ExportCounts
 
 _logger = logging.getLogger("otel_agents")
 _lock = threading.RLock()
@@ -28,7 +29,7 @@ _instrumented = False
 _threading_instrumentor: Any = None
 _owned: Any = None
 _governance: list[Observer] = []  # the policy gate and detectors we built (closed on reconfigure)
-_foreign_flusher = BoundedCall("otel-agents flush")  # flushes providers the application owns
+_foreign_flusher: BoundedCall | None = None  # flushes providers the application owns
 
 
 def instrument(
@@ -68,7 +69,6 @@ def instrument(
     """
     global _instrumented, _owned
     from otel_agents.detectors import DetectorSettings
-    from otel_agents.policy.setup import PolicySetup
 
     settings = Settings.load(
         capture_content=capture_content,
@@ -82,7 +82,7 @@ def instrument(
         _logger.info("otel-agents is disabled by OTEL_AGENTS_DISABLED")
         return
     # Read and check before changing anything: a bad policy fails here, at start-up.
-    policy_setup = PolicySetup.load(policy, policy_mode, approver)
+    policy_setup = _load_policy_setup(policy, policy_mode, approver)
     detector_settings = DetectorSettings.load(detectors)
     with _lock:
         if configure_sdk and tracer_provider is None and _owned is None:
@@ -121,11 +121,30 @@ def uninstrument() -> None:
         _instrumented = False
 
 
+def _load_policy_setup(
+    policy: PolicySource | None, policy_mode: Mode | str | None, approver: ApproverLike | None
+) -> Any:
+    """The checked policy configuration, or None when nothing about decision rights is
+    configured: the policy package is then not imported (see `policy.idle`)."""
+    configured = (policy, policy_mode, approver) != (None, None, None) or any(
+        os.environ.get(name, "").strip() for name in (POLICY_FILE_ENV, POLICY_MODE_ENV)
+    )
+    if not configured:
+        return None
+    from otel_agents.policy.setup import PolicySetup
+
+    return PolicySetup.load(policy, policy_mode, approver)
+
+
 def _build_governance(
     runtime: Runtime, policy_setup: Any, detector_settings: Any
 ) -> list[Observer]:
     from otel_agents.detectors import build_detectors
 
+    if policy_setup is None:
+        from otel_agents.policy.idle import IdleGate
+
+        return [IdleGate(runtime.meter), *build_detectors(detector_settings, runtime.meter)]
     gate: Observer = policy_setup.build(runtime.meter)
     return [gate, *policy_setup.checks(), *build_detectors(detector_settings, runtime.meter)]
 
@@ -159,6 +178,11 @@ def flush(timeout_millis: int = 5_000) -> bool:
     flushes = [f for f in (getattr(p, "force_flush", None) for p in providers) if callable(f)]
     if not flushes:
         return True
+    global _foreign_flusher
+    if _foreign_flusher is None:
+        from otel_agents.sdk_setup import BoundedCall
+
+        _foreign_flusher = BoundedCall("otel-agents flush")
     return _foreign_flusher.run(
         lambda: all([f(timeout_millis) is not False for f in flushes]), timeout_millis / 1000
     )

@@ -193,6 +193,26 @@ def test_import_is_cheap(tmp_path: Path) -> None:
     assert int(loaded) < 20
 
 
+def test_instrument_without_a_policy_loads_no_policy_machinery(tmp_path: Path) -> None:
+    """Counted, not timed: with no policy configured, `instrument()` imports neither the
+    policy rules, loader and approvers nor YAML; a tool that declares a contract still
+    gets the real gate, built on its first call."""
+    result = run_script(
+        tmp_path,
+        """
+        import sys
+        import otel_agents
+        otel_agents.instrument()
+        heavy = ("yaml", "otel_agents.policy.gate", "otel_agents.policy.loader",
+                 "otel_agents.policy.approval", "otel_agents.policy.model",
+                 "otel_agents.policy.evaluator", "http.server")
+        print([m for m in heavy if m in sys.modules])
+        """,
+        env={"OTEL_TRACES_EXPORTER": "none", "OTEL_METRICS_EXPORTER": "none"},
+    )
+    assert result.stdout.strip() == "[]"
+
+
 def test_jaeger_propagation_for_services_still_on_jaeger_client(tmp_path: Path) -> None:
     """Interop with jaeger-client services goes through the `uber-trace-id` header."""
     pytest.importorskip("opentelemetry.propagators.jaeger")

@@ -18,6 +18,8 @@ from typing import Any, TypeVar
 
 import yaml
 
+from otel_agents.config import POLICY_FILE_ENV as POLICY_FILE_ENV
+from otel_agents.config import POLICY_MODE_ENV as POLICY_MODE_ENV
 from otel_agents.errors import PolicyError
 from otel_agents.policy.model import (
     ApprovalSettings,
@@ -32,9 +34,6 @@ from otel_agents.policy.model import (
     Rule,
     Verdict,
 )
-
-POLICY_FILE_ENV = "OTEL_AGENTS_POLICY_FILE"
-POLICY_MODE_ENV = "OTEL_AGENTS_POLICY_MODE"
 
 PolicySource = Policy | str | os.PathLike[str]
 _logger = logging.getLogger("otel_agents")
