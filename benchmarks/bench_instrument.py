@@ -11,8 +11,8 @@ imported once per process). Variants:
 - `instrument(app providers)`: that baseline, then `otel_agents.instrument()` using them;
 - `instrument()`: `import otel_agents; otel_agents.instrument()` setting the SDK up itself
   (local store off, so that no database file is created: the store opens lazily anyway);
-- `instrument(policy)`: as `instrument(app providers)` with the example policy (`examples/policies/vendor-onboarding.yaml`), to show what
-  a policy costs when one is configured.
+- `instrument(policy)`: as `instrument(app providers)` with the example policy
+  (`examples/policies/vendor-onboarding.yaml`), to show what a configured policy costs.
 
 For each: CPU time of the measured code (best of `--repeat`, `time.process_time` in a run
 without tracemalloc) and the peak of traced allocations (tracemalloc, in a separate run),
