@@ -10,7 +10,10 @@ LLM-call recorder, on the real SDK. Three measurements:
 2. app-thread cost: time per tool call in the application thread with the store's batch
    processor attached, minus the same with no processor at all;
 3. store size per 1000 spans, with content capture off and on;
-4. the store processor's `on_start` alone (recording span starts for the crash view), per
+4. the writer's CPU per span (what the background thread spends converting and writing a
+   512-span batch) against the CPU of creating that span in the application (the agent
+   run, LLM and tool recorders on the real SDK, spans dropped): `--writer` runs only this;
+5. the store processor's `on_start` alone (recording span starts for the crash view), per
    span: CPU instructions in the application thread (stable on a shared machine; needs
    Linux perf events) and microseconds.
 """
@@ -182,6 +185,53 @@ def print_on_start_cost(directory: Path) -> None:
     print(f"store on_start per span (span starts for the crash view): {shown}{micros:.2f} µs")
 
 
+class _Dropping(SimpleSpanProcessor):
+    def __init__(self) -> None:
+        super().__init__(InMemorySpanExporter())
+
+    def on_end(self, span: ReadableSpan) -> None:
+        pass
+
+
+def writer_vs_creation(directory: Path, rounds: int = 5) -> tuple[float, float]:
+    """(creation, writer) CPU µs per span, best of `rounds`: creation is the application
+    thread making the spans of agent runs (10 turns, 21 spans each); writer is
+    `StoreExporter.export` of the same spans in 512-span batches."""
+    creation: list[float] = []
+    writer: list[float] = []
+    for n in range(rounds):
+        provider = TracerProvider()
+        provider.add_span_processor(_Dropping())
+        with instrumented(provider, capture="NO_CONTENT"):
+            one_run(turns=10)  # warm up
+            gc.collect()
+            started = time.process_time()
+            for _ in range(200):
+                one_run(turns=10)
+            creation.append((time.process_time() - started) / (200 * 21) * 1e6)
+        spans = realistic_spans(200 * 21, "NO_CONTENT")
+        exporter = StoreExporter(
+            StoreSettings(path=directory / f"writer{n}.db", max_age_days=0, max_mb=0)
+        )
+        exporter.export(spans[:21])  # create the file first
+        spans = spans[21:]
+        gc.collect()
+        started = time.process_time()
+        for i in range(0, len(spans), 512):
+            exporter.export(spans[i : i + 512])
+        writer.append((time.process_time() - started) / len(spans) * 1e6)
+        exporter.shutdown()
+    return min(creation), min(writer)
+
+
+def print_writer_vs_creation(directory: Path) -> None:
+    creation, writer = writer_vs_creation(directory)
+    print(f"CPU per span, creating it in the application: {creation:6.1f} µs")
+    print(
+        f"CPU per span, the store writer:               {writer:6.1f} µs ({writer / creation:.2f}x)"
+    )
+
+
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
@@ -205,6 +255,7 @@ def main() -> None:
         for name, spans in (("no content", plain), ("with content", content)):
             kb = size_per_1000(directory, spans, name.replace(" ", "-")) / 1024
             print(f"store size per 1000 spans, {name}: {kb:,.0f} KB")
+        print_writer_vs_creation(directory)
         print_on_start_cost(directory)
 
 
@@ -212,5 +263,8 @@ if __name__ == "__main__":
     if sys.argv[1:] == ["--on-start"]:
         with tempfile.TemporaryDirectory() as tmp:
             print_on_start_cost(Path(tmp))
+    elif sys.argv[1:] == ["--writer"]:
+        with tempfile.TemporaryDirectory() as tmp:
+            print_writer_vs_creation(Path(tmp))
     else:
         main()

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import operator
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, fields
@@ -65,23 +66,28 @@ class AuditRecord:
 
     def canonical(self) -> bytes:
         """Every field but the hashes, as sorted compact JSON: what the hash covers."""
-        body = {name: getattr(self, name) for name in HASHED_FIELDS}
-        text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-        return text.encode("utf-8", "surrogatepass")
+        body = dict(zip(HASHED_FIELDS, _hashed_values(self), strict=True))
+        return _CANONICAL.encode(body).encode("utf-8", "surrogatepass")
 
     def compute_hash(self, prev_hash: str) -> str:
         return hashlib.sha256(prev_hash.encode("ascii") + b"\n" + self.canonical()).hexdigest()
 
     def db_values(self) -> tuple[Any, ...]:
-        return tuple(getattr(self, name) for name in AUDIT_FIELDS)
+        values: tuple[Any, ...] = _audit_values(self)
+        return values
 
     @classmethod
     def from_db(cls, row: sqlite3.Row) -> AuditRecord:
         return cls(**{name: row[name] for name in AUDIT_FIELDS})
 
 
+# What `canonical` encodes with (the same text as `json.dumps` with these options, built once).
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 AUDIT_FIELDS = tuple(f.name for f in fields(AuditRecord))
 HASHED_FIELDS = tuple(name for name in AUDIT_FIELDS if name not in ("prev_hash", "hash"))
+# Read every field in one C call (a record is written, and hashed, per tool span).
+_audit_values = operator.attrgetter(*AUDIT_FIELDS)
+_hashed_values = operator.attrgetter(*HASHED_FIELDS)
 
 
 def record_for_tool_span(span: SpanRow, agent: str | None, approval: SpanRow | None) -> AuditRecord:

@@ -46,7 +46,7 @@ from otel_agents.sdk_setup import DropCountingSpanProcessor
 from otel_agents.store import retention, schema
 from otel_agents.store.records import AGENT_SPAN_PREFIX, TOOL_SPAN_PREFIX, SpanRow
 from otel_agents.store.settings import StoreSettings
-from otel_agents.store.writer import write_batch, write_open_spans
+from otel_agents.store.writer import sub_batches, write_batch, write_open_spans
 
 _logger = logging.getLogger("otel_agents")
 
@@ -60,6 +60,7 @@ _MAX_AGENT_HINTS = 65_536
 _MAX_CORRUPTIONS = 2
 _MAX_PENDING_STARTS = 16_384  # spans started since the last look (most have ended by then)
 _HOST = socket.gethostname()
+
 
 # SQLite primary result codes (the low byte of an extended code).
 _SQLITE_BUSY, _SQLITE_LOCKED, _SQLITE_FULL, _SQLITE_IOERR = 5, 6, 13, 10
@@ -128,8 +129,7 @@ class StoreExporter(SpanExporter):
                 self._drop(len(spans))
                 return SpanExportResult.FAILURE
             try:
-                resources: dict[int, dict[str, Any]] = {}
-                return self._export([SpanRow.from_readable(s, resources) for s in spans])
+                return self._export(_rows(spans))
             except Exception as exc:
                 report_internal_error("store export", exc)
                 self._drop(len(spans))
@@ -522,3 +522,12 @@ def _agent_of(parent_context: otel_context.Context | None) -> str | None:
     if isinstance(name, str) and name.startswith(AGENT_SPAN_PREFIX):
         return name[len(AGENT_SPAN_PREFIX) :]
     return None
+
+
+def _rows(spans: Sequence[ReadableSpan]) -> list[SpanRow]:
+    """The batch as rows, converted in sub-batches (see `writer.sub_batches`)."""
+    resources: dict[int, dict[str, Any]] = {}
+    rows: list[SpanRow] = []
+    for part in sub_batches(spans):
+        rows.extend(SpanRow.from_readable(span, resources) for span in part)
+    return rows

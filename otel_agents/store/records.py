@@ -140,7 +140,7 @@ class SpanRow:
             end_ns=span.end_time or span.start_time or 0,
             status=status.status_code.name.lower(),  # unset | ok | error
             status_message=status.description,
-            attributes=_plain(span.attributes),
+            attributes=_span_attributes(span),
             events=[
                 {"name": e.name, "time_ns": e.timestamp, "attributes": _plain(e.attributes)}
                 for e in span.events
@@ -229,8 +229,13 @@ def resource_digest(resource: Mapping[str, Any]) -> tuple[str, str]:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32], text
 
 
+# Built once: `json.dumps` with any non-default option builds a new encoder per call.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+_SORTED_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+
+
 def dumps(value: Any, *, sort_keys: bool = False) -> str:
-    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=sort_keys)
+    text = (_SORTED_ENCODER if sort_keys else _ENCODER).encode(value)
     return clean_text(text) or ""
 
 
@@ -254,7 +259,22 @@ def _resource(span: ReadableSpan, cache: dict[int, dict[str, Any]]) -> dict[str,
     return cache[key]
 
 
+def _span_attributes(span: ReadableSpan) -> dict[str, Any]:
+    """`span.attributes` is a read-only proxy over the SDK's `BoundedAttributes`: copy
+    what is under it (see `_plain`) rather than through the proxy."""
+    return _plain(getattr(span, "_attributes", None) or span.attributes)
+
+
 def _plain(attributes: Mapping[str, Any] | None) -> dict[str, Any]:
     """Attribute values as JSON can hold them. (The SDK keeps sequences as tuples, which
-    `json` writes as arrays already; only a copy is needed.)"""
-    return dict(attributes) if attributes else {}
+    `json` writes as arrays already; only a copy is needed.)
+
+    The SDK's `BoundedAttributes` is a Mapping in Python over a plain dict: copying that
+    dict in C is several times cheaper than `dict(mapping)`, which looks each key up
+    through Python. Any other mapping is copied as a mapping."""
+    if not attributes:
+        return {}
+    inner = getattr(attributes, "_dict", None)
+    if type(inner) is dict:
+        return inner.copy()
+    return dict(attributes)

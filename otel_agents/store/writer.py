@@ -9,15 +9,39 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import Any, TypeVar
 
 from otel_agents import semconv as sc
 from otel_agents.store import audit, schema
 from otel_agents.store.records import SPAN_COLUMNS, SpanRow, dumps, resource_digest
 
+T = TypeVar("T")
+
+# Spans handled between two pauses of the writer thread (see `sub_batches`).
+SUB_BATCH = 64
+
+
+def sub_batches(items: Sequence[T]) -> Iterator[Sequence[T]]:
+    """`items` in slices of `SUB_BATCH`, pausing between them.
+
+    Turning spans into rows, JSON and audit records is pure Python and holds the
+    interpreter lock: a 512-span batch in one go would hold it for milliseconds.
+    `time.sleep(0)` between slices hands it to the application's threads if they wait
+    for it. (SQLite releases the lock itself while it writes.)"""
+    for start in range(0, len(items), SUB_BATCH):
+        if start:
+            _yield_interpreter()
+        yield items[start : start + SUB_BATCH]
+
+
+def _yield_interpreter() -> None:
+    time.sleep(0)
+
+
 _SPAN_PLACEHOLDERS = ", ".join("?" for _ in SPAN_COLUMNS.split(","))
+_INSERT_SPAN = f"INSERT OR IGNORE INTO spans ({SPAN_COLUMNS}) VALUES ({_SPAN_PLACEHOLDERS})"
 
 
 @dataclass
@@ -217,19 +241,32 @@ def _note_started_runs(conn: sqlite3.Connection, spans: Sequence[SpanRow], now_n
 
 
 def _insert_spans(conn: sqlite3.Connection, spans: Sequence[SpanRow]) -> list[SpanRow]:
-    """Insert spans not stored yet (an exporter retry may send a span twice)."""
+    """Insert spans not stored yet (an exporter retry may send a span twice).
+
+    One `executemany` for the batch; only when it stored fewer rows than it was given
+    (a retried batch, a span twice in one batch) is it undone and redone span by span, to
+    learn which spans are new.
+    """
     resource_ids: dict[int, int] = {}  # id() of a resource dict -> its row
+    rows = []
+    for part in sub_batches(spans):
+        for span in part:
+            resource_id = resource_ids.get(id(span.resource))
+            if resource_id is None:
+                digest, text = resource_digest(span.resource)
+                resource_id = resource_ids[id(span.resource)] = _resource_id(conn, digest, text)
+            rows.append(span.db_values(resource_id))
+    conn.execute("SAVEPOINT spans_batch")
+    before = conn.total_changes
+    conn.executemany(_INSERT_SPAN, rows)
+    if conn.total_changes - before == len(rows):
+        conn.execute("RELEASE spans_batch")
+        return list(spans)
+    conn.execute("ROLLBACK TO spans_batch")
+    conn.execute("RELEASE spans_batch")
     inserted: list[SpanRow] = []
-    for span in spans:
-        resource_id = resource_ids.get(id(span.resource))
-        if resource_id is None:
-            digest, text = resource_digest(span.resource)
-            resource_id = resource_ids[id(span.resource)] = _resource_id(conn, digest, text)
-        cursor = conn.execute(
-            f"INSERT OR IGNORE INTO spans ({SPAN_COLUMNS}) VALUES ({_SPAN_PLACEHOLDERS})",
-            span.db_values(resource_id),
-        )
-        if cursor.rowcount:
+    for span, values in zip(spans, rows, strict=True):
+        if conn.execute(_INSERT_SPAN, values).rowcount:
             inserted.append(span)
     return inserted
 
@@ -300,10 +337,19 @@ def _append_audit(
         return
     approvals = {(s.trace_id, s.parent_span_id): s for s in batch if s.is_approval}
     records = []
-    for span in tools:
-        approval = approvals.get((span.trace_id, span.span_id)) or _stored_approval(conn, span)
+    for span in (span for part in sub_batches(tools) for span in part):
+        approval = approvals.get((span.trace_id, span.span_id))
+        if approval is None and _waited_for_approval(span):
+            approval = _stored_approval(conn, span)
         records.append(audit.record_for_tool_span(span, agent_hints.get(span.span_id), approval))
     audit.append(conn, records)
+
+
+def _waited_for_approval(tool: SpanRow) -> bool:
+    """Only a call the gate held for approval has an approval child. Looking one up costs
+    a scan of the trace's stored spans (there is no index by parent), once per tool span:
+    in a long run that grew with the run."""
+    return bool(tool.get(sc.POLICY_VERDICT) == sc.PolicyVerdictValues.REQUIRE_APPROVAL)
 
 
 def _stored_approval(conn: sqlite3.Connection, tool: SpanRow) -> SpanRow | None:

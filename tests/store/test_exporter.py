@@ -17,6 +17,7 @@ from storetools import instrumented, read, store_provider
 import otel_agents
 from otel_agents import semconv as sc
 from otel_agents.runtime import get_runtime
+from otel_agents.store import writer
 from otel_agents.store.exporter import StoreExporter
 from otel_agents.store.settings import StoreSettings
 
@@ -208,3 +209,48 @@ def test_threads_writing_at_once_keep_every_span_and_one_chain(tmp_path: Path) -
     assert verification.ok and verification.records == 300
     assert sorted(r.agent or "" for r in runs) == [f"worker-{n}" for n in range(6)]
     assert all(r.tool_calls == 50 and r.status == "ok" for r in runs)
+
+
+def test_a_batch_partly_stored_already_adds_only_the_new_spans(tmp_path: Path) -> None:
+    """A retried batch that grew (spans stored by an earlier export, plus new ones, one of
+    them twice): each span once, each tool call once in the audit chain."""
+    memory = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    with instrumented(provider):
+        onboarding()
+    spans = list(memory.get_finished_spans())
+    exporter = StoreExporter(StoreSettings(path=tmp_path / "traces.db", max_age_days=0, max_mb=0))
+    assert exporter.export(spans[:3]) is SpanExportResult.SUCCESS
+    assert exporter.export([*spans, spans[-1]]) is SpanExportResult.SUCCESS
+    exporter.shutdown()
+    with read(tmp_path / "traces.db") as store:
+        info = store.info()
+        assert (info.spans, info.audit_records, info.runs) == (len(spans), 4, 1)
+        assert store.verify_audit().ok
+
+
+def test_the_writer_pauses_between_sub_batches(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Converting a batch is pure Python: the writer hands the interpreter lock over
+    between sub-batches rather than holding it for a whole 512-span batch."""
+    memory = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    with instrumented(provider), otel_agents.agent("many"):
+        for i in range(511):
+            lookup(f"V-{i}")
+    spans = memory.get_finished_spans()
+    assert len(spans) == 512
+    pauses: list[int] = []
+    monkeypatch.setattr(writer, "_yield_interpreter", lambda: pauses.append(1))
+    exporter = StoreExporter(StoreSettings(path=tmp_path / "traces.db", max_age_days=0, max_mb=0))
+    assert exporter.export(spans) is SpanExportResult.SUCCESS
+    exporter.shutdown()
+    per_pass = 512 // writer.SUB_BATCH - 1
+    # converting, encoding the rows, building the 511 audit records
+    assert len(pauses) == 3 * per_pass
+    with read(tmp_path / "traces.db") as store:
+        assert (store.info().spans, store.info().audit_records) == (512, 511)
+        assert store.verify_audit().ok
