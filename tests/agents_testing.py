@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 from opentelemetry.sdk._logs import LoggerProvider, ReadableLogRecord
@@ -87,3 +88,32 @@ def instrumented(
     )
     yield built
     otel_agents.uninstrument()
+
+
+class Hostile:
+    """An argument whose every protocol method a careless serializer would call raises.
+    `tag` tells two of them apart for tests that compare fingerprints."""
+
+    def __init__(self, tag: str = "") -> None:
+        self.tag = tag
+
+    def __repr__(self) -> str:
+        raise RuntimeError("repr")
+
+    def __str__(self) -> str:
+        raise RuntimeError("str")
+
+    def __eq__(self, other: object) -> bool:
+        raise RuntimeError("eq")
+
+    def __hash__(self) -> int:
+        raise RuntimeError("hash")
+
+    def __iter__(self) -> Any:
+        raise RuntimeError("iter")
+
+    def __len__(self) -> int:
+        raise RuntimeError("len")
+
+    def __getattr__(self, name: str) -> Any:
+        raise RuntimeError(f"getattr {name}")

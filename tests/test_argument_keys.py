@@ -12,7 +12,7 @@ import enum
 from typing import Any
 
 import pytest
-from agents_testing import Telemetry
+from agents_testing import Hostile, Telemetry
 
 import otel_agents
 from otel_agents import semconv as sc
@@ -31,34 +31,6 @@ def deep_dict(depth: int) -> dict[str, Any]:
     for _ in range(depth):
         value = {"next": value}
     return value
-
-
-class Hostile:
-    """Every method a careless serializer would call raises."""
-
-    def __init__(self, tag: str) -> None:
-        self.tag = tag
-
-    def __repr__(self) -> str:
-        raise RuntimeError("repr")
-
-    def __str__(self) -> str:
-        raise RuntimeError("str")
-
-    def __eq__(self, other: object) -> bool:
-        raise RuntimeError("eq")
-
-    def __hash__(self) -> int:
-        raise RuntimeError("hash")
-
-    def __iter__(self) -> Any:
-        raise RuntimeError("iter")
-
-    def __len__(self) -> int:
-        raise RuntimeError("len")
-
-    def __getattr__(self, name: str) -> Any:
-        raise RuntimeError(f"getattr {name}")
 
 
 class HostileDict(dict[str, Any]):

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from agents_testing import Hostile
 from opentelemetry.sdk.trace import TracerProvider
 from policy_helpers import attrs, reinstrument, spans_named
 
@@ -22,25 +23,6 @@ from otel_agents.store.reader import Store
 from otel_agents.store.settings import StoreSettings
 
 ran: list[Any] = []
-
-
-class Hostile:
-    """An argument whose every protocol method raises."""
-
-    def __repr__(self) -> str:
-        raise RuntimeError("repr")
-
-    def __str__(self) -> str:
-        raise RuntimeError("str")
-
-    def __eq__(self, other: object) -> bool:
-        raise RuntimeError("eq")
-
-    def __hash__(self) -> int:
-        raise RuntimeError("hash")
-
-    def __iter__(self) -> Any:
-        raise RuntimeError("iter")
 
 
 @otel_agents.tool
