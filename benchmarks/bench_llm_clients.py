@@ -422,7 +422,7 @@ def install_nothing(telemetry: Telemetry, sdk: str) -> Uninstall:
 
 def install_otel_agents(capture: str) -> Install:
     def install(telemetry: Telemetry, sdk: str) -> Uninstall:
-        adapter = f"otel_agents.instrumentation.{sdk}"
+        adapter = f"otel_agents.adapters.{sdk}"
         if importlib.util.find_spec(adapter) is None:
             raise NotCompatible(f"no adapter yet ({adapter} is missing)")
         import otel_agents

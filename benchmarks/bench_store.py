@@ -34,8 +34,8 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 import otel_agents
+from otel_agents.core.inference import LLMCall, LLMRequest, LLMResponse, ToolCallRequest
 from otel_agents.pricing import TokenUsage
-from otel_agents.recorders.llm import LLMCall, LLMRequest, LLMResponse, ToolCallRequest
 from otel_agents.store import retention, schema
 from otel_agents.store.exporter import StoreExporter, StoreSpanProcessor
 from otel_agents.store.settings import StoreSettings

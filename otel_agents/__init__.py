@@ -16,6 +16,13 @@ from otel_agents.version import __version__ as __version__
 if TYPE_CHECKING:
     from otel_agents.config import ContentCapture as ContentCapture
     from otel_agents.config import Settings as Settings
+    from otel_agents.core.agent import AgentRun as AgentRun
+    from otel_agents.core.agent import agent as agent
+    from otel_agents.core.decision import decision as decision
+    from otel_agents.core.handoff import Handoff as Handoff
+    from otel_agents.core.handoff import handoff as handoff
+    from otel_agents.core.tool import tool as tool
+    from otel_agents.core.tool import tool_call_id as tool_call_id
     from otel_agents.errors import Intervention as Intervention
     from otel_agents.errors import OtelAgentsError as OtelAgentsError
     from otel_agents.lifecycle import (
@@ -30,13 +37,6 @@ if TYPE_CHECKING:
     from otel_agents.lifecycle import (
         uninstrument as uninstrument,
     )
-    from otel_agents.recorders.agent import AgentRun as AgentRun
-    from otel_agents.recorders.agent import agent as agent
-    from otel_agents.recorders.decision import decision as decision
-    from otel_agents.recorders.handoff import Handoff as Handoff
-    from otel_agents.recorders.handoff import handoff as handoff
-    from otel_agents.recorders.tool import tool as tool
-    from otel_agents.recorders.tool import tool_call_id as tool_call_id
     from otel_agents.runtime import Observer as Observer
 
 _EXPORTS = {
@@ -44,13 +44,13 @@ _EXPORTS = {
     "uninstrument": "otel_agents.lifecycle",
     "is_instrumented": "otel_agents.lifecycle",
     "flush": "otel_agents.lifecycle",
-    "agent": "otel_agents.recorders.agent",
-    "AgentRun": "otel_agents.recorders.agent",
-    "tool": "otel_agents.recorders.tool",
-    "tool_call_id": "otel_agents.recorders.tool",
-    "handoff": "otel_agents.recorders.handoff",
-    "Handoff": "otel_agents.recorders.handoff",
-    "decision": "otel_agents.recorders.decision",
+    "agent": "otel_agents.core.agent",
+    "AgentRun": "otel_agents.core.agent",
+    "tool": "otel_agents.core.tool",
+    "tool_call_id": "otel_agents.core.tool",
+    "handoff": "otel_agents.core.handoff",
+    "Handoff": "otel_agents.core.handoff",
+    "decision": "otel_agents.core.decision",
     "ContentCapture": "otel_agents.config",
     "Settings": "otel_agents.config",
     "OtelAgentsError": "otel_agents.errors",

@@ -98,7 +98,7 @@ def instrument(
         set_runtime(runtime)
         if not _instrumented:
             _propagate_context_to_threads()
-            from otel_agents.instrumentation import instrument_adapters
+            from otel_agents.adapters import instrument_adapters
 
             instrument_adapters()
             _instrumented = True
@@ -110,7 +110,7 @@ def uninstrument() -> None:
     with _lock:
         if not _instrumented:
             return
-        from otel_agents.instrumentation import uninstrument_adapters
+        from otel_agents.adapters import uninstrument_adapters
 
         uninstrument_adapters()
         _close_governance()

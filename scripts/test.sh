@@ -48,7 +48,7 @@ fi
 # shellcheck disable=SC2086 # one requirement per word
 "$OLDEST_VENV/bin/python" -m pip install --quiet -e '.[dev]' $oldest
 "$OLDEST_VENV/bin/python" -m pip list 2>/dev/null | grep -E '^(openai|anthropic) '
-"$OLDEST_VENV/bin/python" -m pytest -q -p no:cacheprovider tests/instrumentation tests/cli/test_demo.py
+"$OLDEST_VENV/bin/python" -m pytest -q -p no:cacheprovider tests/adapters tests/cli/test_demo.py
 
 # The README's install command, as a newcomer runs it (a fresh virtualenv, stock pip).
 bash scripts/check_fresh_install.sh

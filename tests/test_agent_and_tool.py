@@ -286,7 +286,7 @@ def test_decision_links_the_tool_span_to_the_reasoning(content_telemetry: Teleme
 
 
 def test_match_by_call_id_and_by_arguments(content_telemetry: Telemetry) -> None:
-    from otel_agents.recorders.decision import ToolRequest, note_tool_requests
+    from otel_agents.core.decision import ToolRequest, note_tool_requests
 
     tracer = content_telemetry.tracer_provider.get_tracer("test")
 

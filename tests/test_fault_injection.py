@@ -422,7 +422,7 @@ def test_a_fault_after_the_llm_span_is_made_current_does_not_leave_it_attached(
 ) -> None:
     """The case that once left an LLM span current forever: later spans nested under it,
     later LLM calls went unrecorded, unrelated tool calls shared its trace's ledger."""
-    from otel_agents.recorders.llm import LLMCall
+    from otel_agents.core.inference import LLMCall
 
     def broken(token: object) -> None:
         raise InjectedFault("deactivate")

@@ -302,8 +302,8 @@ def test_invalid_registry_fails_the_command(tmp_path: Path) -> None:
 
 
 def _is_module_path(package_dir: Path, value: str, namespaces: set[str]) -> bool:
-    """`otel_agents.recorders.tool` names a module of the package: an existing module file,
-    or a module of an existing subpackage (`otel_agents.instrumentation.openai` may be
+    """`otel_agents.core.tool` names a module of the package: an existing module file,
+    or a module of an existing subpackage (`otel_agents.adapters.openai` may be
     imported lazily and written later), unless the subpackage's name is also a registry
     namespace."""
     parts = value.split(".")
@@ -342,7 +342,7 @@ def undeclared_names(package_dir: Path, declared: set[str]) -> list[str]:
     """`otel_agents.*` string literals in the package's code that the registry lacks.
 
     Skipped: the generated `semconv.py`, docstrings, module paths (`otel_agents.lifecycle`,
-    `otel_agents.instrumentation.openai`), strings with whitespace or `:` (prose, entry
+    `otel_agents.adapters.openai`), strings with whitespace or `:` (prose, entry
     points) and the names of context keys, context variables and loggers.
     """
     namespaces = {name.split(".")[1] for name in declared}
@@ -387,22 +387,22 @@ def test_code_uses_only_registry_names(registry: Any) -> None:
 
 def test_drift_scan_catches_undeclared_literals(tmp_path: Path, registry: Any) -> None:
     package = tmp_path / "otel_agents"
-    (package / "recorders").mkdir(parents=True)
+    (package / "core").mkdir(parents=True)
     (package / "__init__.py").write_text('"""otel_agents.not_checked: docstring."""\n')
     (package / "lifecycle.py").write_text("")
-    (package / "instrumentation").mkdir()
-    (package / "instrumentation" / "__init__.py").write_text("")
-    (package / "recorders" / "__init__.py").write_text("")
-    (package / "recorders" / "tool.py").write_text(
+    (package / "adapters").mkdir()
+    (package / "adapters" / "__init__.py").write_text("")
+    (package / "core" / "__init__.py").write_text("")
+    (package / "core" / "tool.py").write_text(
         textwrap.dedent(
             """\
             '''Tools.'''
             from opentelemetry import context
 
-            KEY = context.create_key("otel_agents.ledger")
+            KEY = context.create_key("otel_agents.core.ledger")
             MODULE = "otel_agents.lifecycle"
-            LAZY = "otel_agents.instrumentation.openai"
-            ENTRY = "otel_agents.instrumentation.core:AgentsInstrumentor"
+            LAZY = "otel_agents.adapters.openai"
+            ENTRY = "otel_agents.adapters.entry_point:AgentsInstrumentor"
             MESSAGE = "otel_agents.tool needs a callable"
             GOOD = "otel_agents.run.id"
             METRIC = "otel_agents.tool.calls"
@@ -415,8 +415,8 @@ def test_drift_scan_catches_undeclared_literals(tmp_path: Path, registry: Any) -
     )
     offenders = undeclared_names(package, _declared_names(registry))
     assert offenders == [
-        "otel_agents/recorders/tool.py:13: 'otel_agents.tool.call.atempt'",
-        "otel_agents/recorders/tool.py:14: 'otel_agents.anomalie'",
+        "otel_agents/core/tool.py:13: 'otel_agents.tool.call.atempt'",
+        "otel_agents/core/tool.py:14: 'otel_agents.anomalie'",
     ]
 
 

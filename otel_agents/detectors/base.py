@@ -17,8 +17,8 @@ from opentelemetry.trace import Span
 from opentelemetry.util.types import AttributeValue
 
 from otel_agents import semconv as sc
+from otel_agents.core.ledger import RunLedger
 from otel_agents.detectors.settings import DetectorSettings
-from otel_agents.ledger import RunLedger
 from otel_agents.runtime import Observer, report_internal_error
 
 _FIRED_KEY = "detectors:fired"

@@ -10,9 +10,9 @@ from typing import Any
 from opentelemetry.trace import Span
 
 from otel_agents import semconv as sc
+from otel_agents.core.ledger import RunLedger
 from otel_agents.detectors.base import AnomalyReporter, Detector
 from otel_agents.detectors.settings import DetectorSettings
-from otel_agents.ledger import RunLedger
 
 _BUDGET = sc.DetectorNameValues.BUDGET_EXCEEDED
 _SPIKE = sc.DetectorNameValues.COST_SPIKE

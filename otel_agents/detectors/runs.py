@@ -8,8 +8,8 @@ from typing import Any
 from opentelemetry.trace import Span
 
 from otel_agents import semconv as sc
+from otel_agents.core.ledger import RunLedger, current_ledger
 from otel_agents.detectors.base import Detector
-from otel_agents.ledger import RunLedger, current_ledger
 
 _PING_PONG = sc.DetectorNameValues.HANDOFF_PING_PONG
 _RUNAWAY = sc.DetectorNameValues.RUNAWAY_RUN

@@ -10,8 +10,8 @@ from typing import Any
 from opentelemetry.trace import StatusCode
 
 from otel_agents import semconv as sc
+from otel_agents.core.ledger import RunLedger
 from otel_agents.detectors.base import Detector
-from otel_agents.ledger import RunLedger
 
 _RETRY = sc.DetectorNameValues.RETRY_LOOP
 _SILENT = sc.DetectorNameValues.SILENT_TOOL_FAILURE

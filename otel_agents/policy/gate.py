@@ -32,6 +32,8 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from opentelemetry.util.types import AttributeValue
 
 from otel_agents import semconv as sc
+from otel_agents.core.common import error_type
+from otel_agents.core.ledger import RunLedger
 from otel_agents.errors import (
     ApprovalRejected,
     ContractViolation,
@@ -40,7 +42,6 @@ from otel_agents.errors import (
     ToolCallEscalated,
 )
 from otel_agents.identity_cache import IdentityCache
-from otel_agents.ledger import RunLedger
 from otel_agents.policy.approval import ApprovalDecision, ApprovalRequest, Approver, new_request_id
 from otel_agents.policy.contracts import (
     Declared,
@@ -57,7 +58,6 @@ from otel_agents.policy.evaluator import (
     ToolProfile,
 )
 from otel_agents.policy.model import Mode, OnError, Outcome, Policy, Verdict
-from otel_agents.recorders.common import error_type
 from otel_agents.runtime import Observer, get_runtime, report_internal_error
 from otel_agents.summing_counter import AttributeKey, SummingCounter, attribute_key
 

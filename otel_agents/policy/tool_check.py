@@ -14,8 +14,8 @@ import logging
 import threading
 from typing import Any
 
+from otel_agents.core.tool import registered_tool_names
 from otel_agents.policy.model import Policy, Rule
-from otel_agents.recorders.tool import registered_tool_names
 from otel_agents.runtime import Observer
 
 _logger = logging.getLogger("otel_agents")

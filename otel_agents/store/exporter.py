@@ -40,7 +40,7 @@ from opentelemetry.sdk.trace import ReadableSpan, Span
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from otel_agents import semconv as sc
-from otel_agents.recorders.common import current_agent
+from otel_agents.core.common import current_agent
 from otel_agents.runtime import report_internal_error
 from otel_agents.sdk_setup import DropCountingSpanProcessor
 from otel_agents.store import retention, schema

@@ -23,9 +23,9 @@ from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
 
 import otel_agents
+from otel_agents.core.inference import LLMCall, LLMRequest, LLMResponse, ToolCallRequest
 from otel_agents.errors import Intervention
 from otel_agents.pricing import TokenUsage
-from otel_agents.recorders.llm import LLMCall, LLMRequest, LLMResponse, ToolCallRequest
 
 KINDS = ("clean", "retry_loop", "clean", "error", "clean", "deny")
 PRICES = {"gpt-4.1-mini": {"input": 0.4, "output": 1.6}}

@@ -14,9 +14,9 @@ from policy_helpers import attrs, reinstrument, spans_named
 
 import otel_agents
 from otel_agents import semconv as sc
+from otel_agents.core import tool as tool_module
 from otel_agents.policy import Match, Mode, OnError, Policy, Rule, ToolCallDenied, Verdict
 from otel_agents.policy.evaluator import RULE_INTERNAL_ERROR
-from otel_agents.recorders import tool as tool_module
 from otel_agents.runtime import Runtime
 from otel_agents.store.exporter import StoreSpanProcessor
 from otel_agents.store.reader import Store

@@ -24,10 +24,10 @@ from typing import Any
 
 import otel_agents
 from otel_agents import semconv as sc
+from otel_agents.core.inference import LLMCall, LLMRequest, LLMResponse, ToolCallRequest
 from otel_agents.errors import Intervention
 from otel_agents.policy import ApprovalDecision, ApprovalRequest, Approver
 from otel_agents.pricing import TokenUsage
-from otel_agents.recorders.llm import LLMCall, LLMRequest, LLMResponse, ToolCallRequest
 
 PRICES = {"gpt-4.1-mini": {"input": 0.4, "output": 1.6}}
 VENDOR = {"vendor_id": "V-1042", "name": "Acme Robotics GmbH", "iban": "DE89370400440532013000"}

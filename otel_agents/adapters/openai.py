@@ -27,7 +27,7 @@ from typing import Any
 from opentelemetry.util.types import AttributeValue
 
 from otel_agents import semconv as sc
-from otel_agents.instrumentation.fields import (
+from otel_agents.adapters.fields import (
     error_in_body,
     field_of,
     fields_of,
@@ -36,9 +36,9 @@ from otel_agents.instrumentation.fields import (
     nonempty_text,
     number,
 )
-from otel_agents.instrumentation.stainless import StainlessClient, provider_by_url, server_of
+from otel_agents.adapters.stainless import StainlessClient, provider_by_url, server_of
+from otel_agents.core.inference import LLMRequest, LLMResponse, ToolCallRequest
 from otel_agents.pricing import TokenUsage
-from otel_agents.recorders.llm import LLMRequest, LLMResponse, ToolCallRequest
 from otel_agents.runtime import get_runtime
 
 _AZURE_HOST_SUFFIXES = (

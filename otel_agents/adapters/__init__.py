@@ -38,8 +38,8 @@ class Adapter:
 
 
 ADAPTERS: tuple[Adapter, ...] = (
-    Adapter("openai", "openai", "otel_agents.instrumentation.openai"),
-    Adapter("anthropic", "anthropic", "otel_agents.instrumentation.anthropic"),
+    Adapter("openai", "openai", "otel_agents.adapters.openai"),
+    Adapter("anthropic", "anthropic", "otel_agents.adapters.anthropic"),
 )
 
 _lock = threading.Lock()

@@ -19,14 +19,14 @@ from opentelemetry.trace import INVALID_SPAN, Span, SpanKind
 from opentelemetry.util.types import AttributeValue
 
 from otel_agents import semconv as sc
-from otel_agents.ledger import RunLedger, context_with_ledger, current_run_ledger
-from otel_agents.recorders.common import (
+from otel_agents.core.common import (
     AgentFrame,
     context_with_agent,
     error_type,
     record_error,
     wrap_callable,
 )
+from otel_agents.core.ledger import RunLedger, context_with_ledger, current_run_ledger
 from otel_agents.runtime import get_runtime, report_internal_error
 
 F = TypeVar("F", bound=Callable[..., Any])

@@ -13,8 +13,8 @@ from opentelemetry import context as otel_context
 from opentelemetry.trace import Span, Status, StatusCode
 
 from otel_agents import semconv as sc
+from otel_agents.core.ledger import current_run_ledger
 from otel_agents.errors import Intervention
-from otel_agents.ledger import current_run_ledger
 from otel_agents.runtime import Runtime, report_internal_error
 
 _AGENT_KEY = otel_context.create_key("otel_agents.agent")
@@ -79,7 +79,7 @@ def capture_content(
 
     In the event modes the same content goes into one `otel_agents.content` span event
     instead of, or as well as, the attributes. (Inference calls use the conventions'
-    log-based event instead: `recorders.llm.emit_operation_details`.)
+    log-based event instead: `core.inference.emit_operation_details`.)
     """
     mode = runtime.settings.capture_content
     if not mode.enabled or not values:

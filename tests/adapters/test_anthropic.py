@@ -30,7 +30,7 @@ from wire import (
 
 import otel_agents
 from otel_agents import semconv as sc
-from otel_agents.instrumentation import anthropic as adapter
+from otel_agents.adapters import anthropic as adapter
 from otel_agents.runtime import Observer
 
 MODEL = "claude-sonnet-4-6"

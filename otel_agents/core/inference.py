@@ -28,16 +28,16 @@ from opentelemetry.trace import INVALID_SPAN, Span, SpanKind, Status, StatusCode
 from opentelemetry.util.types import AttributeValue
 
 from otel_agents import semconv as sc
-from otel_agents.ledger import RunLedger, current_ledger
-from otel_agents.pricing import PriceBook, TokenUsage
-from otel_agents.recorders.common import (
+from otel_agents.core.common import (
     capture_on_span,
     current_agent,
     error_type,
     record_error,
     run_id_attributes,
 )
-from otel_agents.recorders.decision import ToolRequest, note_tool_requests
+from otel_agents.core.decision import ToolRequest, note_tool_requests
+from otel_agents.core.ledger import RunLedger, current_ledger
+from otel_agents.pricing import PriceBook, TokenUsage
 from otel_agents.runtime import (
     Instruments,
     LegacyInstruments,

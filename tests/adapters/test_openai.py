@@ -37,8 +37,8 @@ from wire import (
 
 import otel_agents
 from otel_agents import semconv as sc
-from otel_agents.instrumentation import openai as adapter
-from otel_agents.recorders.llm import LLMCall, LLMRequest
+from otel_agents.adapters import openai as adapter
+from otel_agents.core.inference import LLMCall, LLMRequest
 from otel_agents.runtime import Observer
 
 CHAT_MODEL = "gpt-4o-mini"

@@ -24,15 +24,7 @@ from opentelemetry.util.types import AttributeValue
 
 from otel_agents import semconv as sc
 from otel_agents.capture import summarize
-from otel_agents.errors import Intervention
-from otel_agents.ledger import (
-    RequestedToolCall,
-    RunLedger,
-    canonical_arguments,
-    current_ledger,
-    fingerprint,
-)
-from otel_agents.recorders.common import (
+from otel_agents.core.common import (
     capture_content,
     current_agent,
     error_type,
@@ -40,6 +32,14 @@ from otel_agents.recorders.common import (
     run_id_attributes,
     wrap_callable,
 )
+from otel_agents.core.ledger import (
+    RequestedToolCall,
+    RunLedger,
+    canonical_arguments,
+    current_ledger,
+    fingerprint,
+)
+from otel_agents.errors import Intervention
 from otel_agents.runtime import (
     built_runtime,
     get_runtime,

@@ -54,7 +54,7 @@ from opentelemetry.trace import NonRecordingSpan, Span
 from opentelemetry.util.types import AttributeValue
 
 from otel_agents import semconv as sc
-from otel_agents.instrumentation.fields import (
+from otel_agents.adapters.fields import (
     count,
     error_in_body,
     field_of,
@@ -65,9 +65,9 @@ from otel_agents.instrumentation.fields import (
     number,
     text,
 )
-from otel_agents.instrumentation.stainless import StainlessClient, server_of
+from otel_agents.adapters.stainless import StainlessClient, server_of
+from otel_agents.core.inference import LLMRequest, LLMResponse, ToolCallRequest, current_call
 from otel_agents.pricing import TokenUsage
-from otel_agents.recorders.llm import LLMRequest, LLMResponse, ToolCallRequest, current_call
 from otel_agents.runtime import get_runtime, report_internal_error
 
 PROVIDER = sc.GenAiProviderNameValues.ANTHROPIC

@@ -38,14 +38,14 @@ from opentelemetry.util.types import AttributeValue
 
 from otel_agents import semconv as sc
 from otel_agents.capture import summarize
-from otel_agents.errors import HandoffRejected
-from otel_agents.ledger import current_ledger
-from otel_agents.recorders.common import (
+from otel_agents.core.common import (
     capture_content,
     current_agent,
     record_error,
     run_id_attributes,
 )
+from otel_agents.core.ledger import current_ledger
+from otel_agents.errors import HandoffRejected
 from otel_agents.runtime import get_runtime, report_internal_error
 
 _UNKNOWN_AGENT = "unknown"

@@ -7,7 +7,7 @@ from typing import Any
 
 import pydantic
 
-from otel_agents.instrumentation.fields import (
+from otel_agents.adapters.fields import (
     count,
     field_of,
     fields_of,

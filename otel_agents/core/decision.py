@@ -2,7 +2,7 @@
 
 The LLM adapters call `note_tool_requests` for every tool call a model asks for; the
 application can do the same by hand with `otel_agents.decision(...)`. When the tool later
-runs, its `execute_tool` span picks the request up (see `recorders/tool.py`).
+runs, its `execute_tool` span picks the request up (see `core/tool.py`).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanContext
 
 from otel_agents import semconv as sc
-from otel_agents.ledger import RequestedToolCall, canonical_arguments, current_ledger
+from otel_agents.core.ledger import RequestedToolCall, canonical_arguments, current_ledger
 from otel_agents.runtime import report_internal_error
 
 

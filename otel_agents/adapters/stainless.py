@@ -23,9 +23,7 @@ from typing import Any, Protocol
 import wrapt
 from opentelemetry import context as otel_context
 
-from otel_agents.identity_cache import IdentityCache
-from otel_agents.pricing import provider_from_url
-from otel_agents.recorders.llm import (
+from otel_agents.core.inference import (
     AsyncStreamProxy,
     LLMCall,
     LLMRequest,
@@ -34,6 +32,8 @@ from otel_agents.recorders.llm import (
     SyncStreamProxy,
     current_call,
 )
+from otel_agents.identity_cache import IdentityCache
+from otel_agents.pricing import provider_from_url
 from otel_agents.runtime import report_internal_error
 
 

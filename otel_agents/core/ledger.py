@@ -32,7 +32,7 @@ from opentelemetry.trace import SpanContext
 
 from otel_agents.runtime import report_internal_error
 
-_LEDGER_KEY = otel_context.create_key("otel_agents.ledger")
+_LEDGER_KEY = otel_context.create_key("otel_agents.core.ledger")
 _MAX_REQUESTED_CALLS = 512
 _MAX_FINGERPRINTS = 4096
 _MAX_TRACE_LEDGERS = 1024
