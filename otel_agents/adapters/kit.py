@@ -1,0 +1,344 @@
+"""The adapter kit: wraps any SDK method that makes an LLM call, for any client.
+
+A client adapter declares `Hook`s: which method to wrap and three pure readers over the SDK's
+own types (request -> `LLMRequest`, response -> `LLMResponse`, stream chunks -> an
+accumulator). The kit does everything else, once for every client: patching and unpatching
+(idempotent, safe beside other instrumentations' wrappers), sync and async methods, methods
+that return a stream (an iterator, an async iterator, or a stream inside the result), the
+inference invocation's life (`core.inference`), and the rule that a fault of ours never
+reaches the application: the call goes on untouched, with the context it found.
+
+    CONTENT = Readers(read_request, read_response)
+    STREAM = Readers(read_request, read_response, new_accumulator=ChunkAccumulator)
+    HOOKS = (
+        Hook("google.genai.models", "Models.generate_content", CONTENT),
+        Hook("google.genai.models", "Models.generate_content_stream", STREAM),
+    )
+    patch, unpatch = ClientAdapter("google-genai", HOOKS).functions()
+
+A request reader returning None lets the call through unrecorded (an endpoint the adapter
+does not understand); a `route` picks the readers per call when one method serves many
+endpoints (the Stainless clients' `request`). See docs/adding-a-client.md for a walk-through.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any
+
+import wrapt
+from opentelemetry import context as otel_context
+
+from otel_agents.core.inference import (
+    LLMCall,
+    LLMRequest,
+    LLMResponse,
+    StreamAccumulator,
+    current_call,
+    wrap_stream,
+)
+from otel_agents.runtime import report_internal_error
+
+# (the SDK object the method is bound to, positional args, keyword args) -> the request
+RequestReader = Callable[[Any, tuple[Any, ...], dict[str, Any]], LLMRequest | None]
+ResponseReader = Callable[[Any], LLMResponse]
+
+
+@dataclass(frozen=True)
+class StreamSlot:
+    """Where a method's result keeps its stream, when the result is not the stream itself
+    (boto3's `converse_stream` returns a dict whose `stream` is the event stream)."""
+
+    get: Callable[[Any], Any]  # result -> the stream (None: no stream in this result)
+    put: Callable[[Any, Any], Any]  # (result, wrapped stream) -> the result to return
+
+
+@dataclass(frozen=True)
+class Readers:
+    """How to read one kind of call: pure functions over the SDK's own types."""
+
+    request: RequestReader  # None from it: not a call we record, let it through
+    response: ResponseReader
+    # Set for calls that may return a stream: a fresh accumulator per stream. The result is
+    # a stream when the request said so (`LLMRequest.stream`).
+    new_accumulator: Callable[[], StreamAccumulator] | None = None
+    stream_slot: StreamSlot | None = None  # None: the result is the stream
+    # Everything else about a result (raw responses, SDK-specific stream types): return what
+    # the application gets, and see that `call` is finished once, now or later.
+    handle_result: Callable[[Any, LLMCall, Readers], Any] | None = None
+
+
+# (the SDK object, positional args, keyword args) -> the readers for this call, or None
+Router = Callable[[Any, tuple[Any, ...], dict[str, Any]], "Readers | None"]
+
+
+@dataclass(frozen=True)
+class Hook:
+    """One SDK method the kit wraps: where it is, and the readers for what goes through it
+    (fixed, or chosen per call by `route` when one method serves many endpoints)."""
+
+    module: str  # the module that defines the owner: "google.genai.models"
+    target: str  # "Class.method" (or "function") in that module
+    readers: Readers | None = None
+    route: Router | None = None
+
+    def readers_for(
+        self, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Readers | None:
+        return self.route(instance, args, kwargs) if self.route is not None else self.readers
+
+
+@dataclass
+class ClientAdapter:
+    """Patches a client's hooks and records the calls that go through them."""
+
+    package: str  # for error reports: "google-genai"
+    hooks: Sequence[Hook]
+    before_call: Callable[[Any], None] | None = None  # e.g. switch off the SDK's own span
+    active: bool = False  # our wrappers pass calls straight through while False
+    patcher: Patcher = field(default_factory=lambda: Patcher())
+
+    def functions(self) -> tuple[Callable[[ModuleType], None], Callable[[], None]]:
+        """`patch(module)` and `unpatch()`, as the adapter registry calls them."""
+        return self.patch, self.unpatch
+
+    def patch(self, client_module: ModuleType | None = None) -> None:
+        self.active = True
+        for index, hook in enumerate(self.hooks):
+            owner, name = _resolve(hook)
+            self.hook_into(owner, name, index)
+
+    def hook_into(self, owner: Any, name: str, index: int) -> None:
+        """Wrap `owner.name` as hook `index` says (also for a subclass's own override)."""
+        self.patcher.wrap(owner, name, self._wrapper(index, getattr(owner, name)))
+
+    def _wrapper(self, index: int, method: Any) -> Callable[..., Any]:
+        # Made once per hook: the same wrapper on every patch lets the patcher recognise it
+        # under another instrumentation's wrapper, after an unpatch and a patch again.
+        wrappers = self.__dict__.setdefault("_wrappers", {})
+        if index not in wrappers:
+            hook = self.hooks[index]
+            is_async = inspect.iscoroutinefunction(method)
+            wrappers[index] = self._async_wrapper(hook) if is_async else self._sync_wrapper(hook)
+        return wrappers[index]  # type: ignore[no-any-return]
+
+    def unpatch(self) -> None:
+        self.active = False
+        self.patcher.unwrap_all()
+
+    # -- one call ------------------------------------------------------------------------
+
+    def begin(
+        self, hook: Hook, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> _Started | None:
+        """Open the inference for a call we understand; None to pass it through."""
+        if not self.active or current_call() is not None:
+            return None  # an outer layer of ours records this call: one span per call
+        call: LLMCall | None = None
+        try:
+            readers = hook.readers_for(instance, args, kwargs)
+            request = readers.request(instance, args, kwargs) if readers is not None else None
+            if readers is None or request is None:
+                return None
+            call = LLMCall.start(request)
+            if call is None:
+                return None
+            if self.before_call is not None:
+                self.before_call(instance)
+            return _Started(call, readers, call.activate())
+        except Exception as exc:
+            report_internal_error(f"{self.package} request", exc)
+            if call is not None:
+                call.abandon()
+            return None
+
+    # The wrappers are boundaries (the SDK calls them): every call into our code in them is
+    # guarded in line, and the context they found is put back if ours failed to.
+
+    def _sync_wrapper(self, hook: Hook) -> Callable[..., Any]:
+        def wrapper(
+            wrapped: Callable[..., Any],
+            instance: Any,
+            args: tuple[Any, ...],
+            kwargs: dict[str, Any],
+        ) -> Any:
+            entry = otel_context.get_current()
+            started = self._guarded_begin(hook, instance, args, kwargs)
+            if started is None:
+                _restore(entry)
+                return wrapped(*args, **kwargs)
+            try:
+                result = wrapped(*args, **kwargs)
+            except BaseException as exc:
+                started.fail(exc)
+                raise
+            finally:
+                started.leave(entry)
+            return started.result(result)
+
+        return wrapper
+
+    def _async_wrapper(self, hook: Hook) -> Callable[..., Any]:
+        async def wrapper(
+            wrapped: Callable[..., Any],
+            instance: Any,
+            args: tuple[Any, ...],
+            kwargs: dict[str, Any],
+        ) -> Any:
+            entry = otel_context.get_current()
+            started = self._guarded_begin(hook, instance, args, kwargs)
+            if started is None:
+                _restore(entry)
+                return await wrapped(*args, **kwargs)
+            try:
+                result = await wrapped(*args, **kwargs)
+            except BaseException as exc:
+                started.fail(exc)
+                raise
+            finally:
+                started.leave(entry)
+            return started.result(result)
+
+        return wrapper
+
+    def _guarded_begin(
+        self, hook: Hook, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> _Started | None:
+        try:
+            return self.begin(hook, instance, args, kwargs)
+        except Exception as exc:
+            report_internal_error(f"{self.package} request", exc)
+            return None
+
+
+@dataclass
+class _Started:
+    """A call we are recording, between the SDK method's start and its return."""
+
+    call: LLMCall
+    readers: Readers
+    token: object
+
+    def fail(self, exc: BaseException) -> None:
+        try:
+            self.call.finish(None, exc)
+        except Exception as internal:
+            report_internal_error("llm finish", internal)
+
+    def leave(self, entry: otel_context.Context) -> None:
+        try:
+            LLMCall.deactivate(self.token)
+        except Exception as internal:
+            report_internal_error("llm call detach", internal)
+        _restore(entry)
+
+    def result(self, result: Any) -> Any:
+        """What the application gets: the result, its stream wrapped when it has one."""
+        try:
+            if self.readers.handle_result is not None:
+                return self.readers.handle_result(result, self.call, self.readers)
+            return finish_with(result, self.call, self.readers)
+        except Exception as internal:
+            report_internal_error("llm result", internal)
+            self.call.abandon()
+            return result
+
+
+def finish_with(result: Any, call: LLMCall, readers: Readers) -> Any:
+    """The default result handling: wrap the stream of a streaming call (its span ends with
+    the stream), finish any other call with the response read from the result."""
+    if call.request.stream and readers.new_accumulator is not None:
+        slot = readers.stream_slot
+        stream = result if slot is None else slot.get(result)
+        if stream is not None:
+            wrapped = wrap_stream(stream, call, readers.new_accumulator())
+            return wrapped if slot is None else slot.put(result, wrapped)
+    call.finish(read_response(readers, result))
+    return result
+
+
+def read_response(readers: Readers, result: Any) -> LLMResponse | None:
+    try:
+        return readers.response(result)
+    except Exception as exc:
+        report_internal_error("read response", exc)
+        return None
+
+
+def _restore(entry: otel_context.Context) -> None:
+    if otel_context.get_current() is not entry:
+        otel_context.attach(entry)
+
+
+def _resolve(hook: Hook) -> tuple[Any, str]:
+    """(the object that owns the method, the method's name)."""
+    owner: Any = importlib.import_module(hook.module)
+    *path, name = hook.target.split(".")
+    for part in path:
+        owner = getattr(owner, part)
+    return owner, name
+
+
+# -- patching -----------------------------------------------------------------------------
+
+
+@dataclass
+class Patcher:
+    """Wraps methods with wrapt and undoes exactly what it did.
+
+    Another instrumentation may wrap the same methods, before us or after us. Before us: we
+    wrap on top of its wrapper, and both record. After us: on `unwrap_all` its wrapper stays
+    where it is (removing ours from under it would remove it too) and ours, still inside,
+    goes quiet (the adapter's `active` is False).
+    """
+
+    _patched: list[tuple[Any, str, Any]] = field(default_factory=list)  # (owner, name, ours)
+    _wrappers: list[Callable[..., Any]] = field(default_factory=list)  # every one we used
+
+    def wrap(self, owner: Any, name: str, wrapper: Callable[..., Any]) -> None:
+        if wrapper not in self._wrappers:
+            self._wrappers.append(wrapper)
+        if self.is_ours(_own_attribute(owner, name)):
+            return  # never wrap twice (ours may sit under someone's, from an earlier patch)
+        wrapt.wrap_function_wrapper(owner, name, wrapper)
+        self._patched.append((owner, name, _own_attribute(owner, name)))
+
+    def unwrap_all(self) -> None:
+        for owner, name, ours in reversed(self._patched):
+            if _own_attribute(owner, name) is ours:
+                setattr(owner, name, ours.__wrapped__)
+        self._patched.clear()
+
+    def is_ours(self, method: Any) -> bool:
+        """Whether one of our wrappers is `method` or under it, in a chain of wrappers."""
+        for _ in range(32):  # a chain of wrappers is short; never loop on a strange one
+            if not isinstance(method, wrapt.FunctionWrapper):
+                return False
+            # `==`: a bound method is made anew on each access, but compares equal.
+            if getattr(method, "_self_wrapper", None) in self._wrappers:
+                return True
+            method = method.__wrapped__
+        return False
+
+
+def _own_attribute(owner: Any, name: str) -> Any:
+    namespace = getattr(owner, "__dict__", None)
+    return namespace.get(name) if namespace is not None else getattr(owner, name, None)
+
+
+__all__ = [
+    "ClientAdapter",
+    "Hook",
+    "Patcher",
+    "Readers",
+    "RequestReader",
+    "ResponseReader",
+    "Router",
+    "StreamSlot",
+    "finish_with",
+    "read_response",
+]
