@@ -157,7 +157,8 @@ class ClientAdapter:
             return None
 
     # The wrappers are boundaries (the SDK calls them): every call into our code in them is
-    # guarded in line, and the context they found is put back if ours failed to.
+    # guarded in line (a helper of ours could fail too: tests/test_fault_injection.py makes
+    # each one fail in turn), and the context they found is put back if ours failed to.
 
     def _sync_wrapper(self, hook: Hook) -> Callable[..., Any]:
         def wrapper(
@@ -167,18 +168,35 @@ class ClientAdapter:
             kwargs: dict[str, Any],
         ) -> Any:
             entry = otel_context.get_current()
-            started = self._guarded_begin(hook, instance, args, kwargs)
+            try:
+                started = self.begin(hook, instance, args, kwargs)
+            except Exception as internal:
+                report_internal_error(f"{self.package} request", internal)
+                started = None
             if started is None:
-                _restore(entry)
+                if otel_context.get_current() is not entry:
+                    otel_context.attach(entry)
                 return wrapped(*args, **kwargs)
             try:
                 result = wrapped(*args, **kwargs)
             except BaseException as exc:
-                started.fail(exc)
+                try:
+                    started.call.finish(None, exc)
+                except Exception as internal:
+                    report_internal_error("llm finish", internal)
                 raise
             finally:
-                started.leave(entry)
-            return started.result(result)
+                try:
+                    LLMCall.deactivate(started.token)
+                except Exception as internal:
+                    report_internal_error("llm call detach", internal)
+                if otel_context.get_current() is not entry:
+                    otel_context.attach(entry)
+            try:
+                return started.result(result)
+            except Exception as internal:
+                report_internal_error("llm result", internal)
+                return result
 
         return wrapper
 
@@ -190,29 +208,37 @@ class ClientAdapter:
             kwargs: dict[str, Any],
         ) -> Any:
             entry = otel_context.get_current()
-            started = self._guarded_begin(hook, instance, args, kwargs)
+            try:
+                started = self.begin(hook, instance, args, kwargs)
+            except Exception as internal:
+                report_internal_error(f"{self.package} request", internal)
+                started = None
             if started is None:
-                _restore(entry)
+                if otel_context.get_current() is not entry:
+                    otel_context.attach(entry)
                 return await wrapped(*args, **kwargs)
             try:
                 result = await wrapped(*args, **kwargs)
             except BaseException as exc:
-                started.fail(exc)
+                try:
+                    started.call.finish(None, exc)
+                except Exception as internal:
+                    report_internal_error("llm finish", internal)
                 raise
             finally:
-                started.leave(entry)
-            return started.result(result)
+                try:
+                    LLMCall.deactivate(started.token)
+                except Exception as internal:
+                    report_internal_error("llm call detach", internal)
+                if otel_context.get_current() is not entry:
+                    otel_context.attach(entry)
+            try:
+                return started.result(result)
+            except Exception as internal:
+                report_internal_error("llm result", internal)
+                return result
 
         return wrapper
-
-    def _guarded_begin(
-        self, hook: Hook, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> _Started | None:
-        try:
-            return self.begin(hook, instance, args, kwargs)
-        except Exception as exc:
-            report_internal_error(f"{self.package} request", exc)
-            return None
 
 
 @dataclass
@@ -222,19 +248,6 @@ class _Started:
     call: LLMCall
     readers: Readers
     token: object
-
-    def fail(self, exc: BaseException) -> None:
-        try:
-            self.call.finish(None, exc)
-        except Exception as internal:
-            report_internal_error("llm finish", internal)
-
-    def leave(self, entry: otel_context.Context) -> None:
-        try:
-            LLMCall.deactivate(self.token)
-        except Exception as internal:
-            report_internal_error("llm call detach", internal)
-        _restore(entry)
 
     def result(self, result: Any) -> Any:
         """What the application gets: the result, its stream wrapped when it has one."""
@@ -267,11 +280,6 @@ def read_response(readers: Readers, result: Any) -> LLMResponse | None:
     except Exception as exc:
         report_internal_error("read response", exc)
         return None
-
-
-def _restore(entry: otel_context.Context) -> None:
-    if otel_context.get_current() is not entry:
-        otel_context.attach(entry)
 
 
 def _resolve(hook: Hook) -> tuple[Any, str]:
