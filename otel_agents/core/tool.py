@@ -19,7 +19,7 @@ from typing import Any, TypeVar, overload
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.trace import INVALID_SPAN, Link, Span, SpanKind
+from opentelemetry.trace import INVALID_SPAN, Link, SpanKind
 from opentelemetry.util.types import AttributeValue
 
 from otel_agents import semconv as sc
@@ -32,6 +32,7 @@ from otel_agents.core.common import (
     run_id_attributes,
     wrap_callable,
 )
+from otel_agents.core.invocation import Invocation
 from otel_agents.core.ledger import (
     RequestedToolCall,
     RunLedger,
@@ -123,12 +124,11 @@ class ToolSpec:
         return attributes
 
 
-class ToolInvocation:
-    """One execution of a tool: its span, arguments, decision path and outcome."""
+class ToolInvocation(Invocation):
+    """One execution of a tool (`execute_tool`): arguments, decision path and outcome."""
 
     # Defaults at class level too, so that a failure path can make a usable instance
     # without `__init__` (which may be what failed).
-    span: Span = INVALID_SPAN
     call_id: str | None = None
     ledger: RunLedger | None = None
     request: RequestedToolCall | None = None
@@ -141,14 +141,12 @@ class ToolInvocation:
     verdict: str | None = None
     contract_status: str | None = None
     policy_state: Any = None
-    finished = False
-    _started = 0.0
     _token: object | None = None
 
-    def __init__(self, spec: ToolSpec, arguments: Any, span: Span = INVALID_SPAN) -> None:
+    def __init__(self, spec: ToolSpec, arguments: Any) -> None:
+        super().__init__()
         self.spec = spec
         self.arguments = arguments
-        self.span = span
         self.call_id: str | None = None
         self.ledger: RunLedger | None = None
         self.request: RequestedToolCall | None = None
@@ -166,8 +164,6 @@ class ToolInvocation:
         # Internal errors while the call was being opened, up to the gate's verdict: the
         # gate decides on them by `on_error` (fail closed: the call is refused).
         self.open_failures: list[BaseException] = []
-        self.finished = False
-        self._started = time.monotonic()
         self._token: object | None = None
 
     @classmethod
@@ -177,20 +173,26 @@ class ToolInvocation:
         arguments: Any,
         call_id: str | None = None,
         failures: Sequence[BaseException] = (),
+        *,
+        parent: Invocation | otel_context.Context | None = None,
+        make_current: bool = True,
     ) -> ToolInvocation:
         """Open the `execute_tool` span and run the observers' pre-checks (the gate).
 
         Raises only an `Intervention` (a deliberate stop, such as a policy deny, or the
         refusal of a call that could not be checked under fail-closed); the span then
         records it and is ended. `failures` are errors met before this (reading the
-        arguments), for the gate to decide on.
+        arguments), for the gate to decide on. `parent` (default: the current context)
+        is where the call runs: its run ledger and agent; `make_current=False` leaves the
+        context alone (a callback API finishes the call later, perhaps elsewhere).
         """
         invocation = cls(spec, arguments)
         invocation.open_failures.extend(failures)
         watching = opening_failures.set(invocation.open_failures)
         try:
             try:
-                invocation._open(call_id)
+                invocation.parent_context = Invocation.resolve_parent(parent)
+                invocation._open(call_id, make_current)
             except Exception as exc:
                 report_internal_error("tool start", exc)
                 invocation.ensure_span()
@@ -214,15 +216,15 @@ class ToolInvocation:
         else an invocation that records nothing, so that the tool runs as it would."""
         invocation = cls.__new__(cls)
         invocation.spec, invocation.arguments, invocation.open_failures = spec, None, [exc]
-        invocation._started = time.monotonic()
+        invocation.started = time.monotonic()
         stop = invocation._refusal(exc)
         if stop is not None:
             invocation._stop(stop)
             raise stop from None
-        invocation.finished = True
+        invocation._finished = True
         return invocation
 
-    def _open(self, explicit_call_id: str | None) -> None:
+    def _open(self, explicit_call_id: str | None, make_current: bool = True) -> None:
         runtime = get_runtime()
         spec = self.spec
         attributes = dict(spec.attributes)
@@ -234,8 +236,8 @@ class ToolInvocation:
             links, reasoning = self._decision_path(attributes, explicit_call_id)
         except Exception as exc:
             report_internal_error("tool decision path", exc)
-        self.span = span = runtime.tracer.start_span(
-            f"execute_tool {spec.name}", kind=SpanKind.INTERNAL, attributes=attributes, links=links
+        span = self.start_span(
+            runtime, f"execute_tool {spec.name}", SpanKind.INTERNAL, attributes, links
         )
         if runtime.settings.capture_content.enabled:
             content: dict[str, Any] = {}
@@ -244,7 +246,8 @@ class ToolInvocation:
             if reasoning:
                 content[sc.DECISION_REASONING] = reasoning
             capture_content(span, runtime, content)
-        self._token = otel_context.attach(trace.set_span_in_context(span))
+        if make_current:
+            self._token = self.make_current()
 
     def _decision_path(
         self, attributes: dict[str, AttributeValue], explicit_call_id: str | None
@@ -252,7 +255,7 @@ class ToolInvocation:
         """Who asked for this call and why, and which attempt it is: onto `attributes`;
         returns the link to the requesting LLM span and the reasoning."""
         spec = self.spec
-        ctx = otel_context.get_current()
+        ctx = self.parent_context or otel_context.get_current()
         self.call_id = explicit_call_id or _explicit_call_id(ctx)
         frame = current_agent(ctx)
         self.agent_name = frame.name if frame is not None else None
@@ -297,6 +300,7 @@ class ToolInvocation:
             if runtime is not None:
                 self.span = runtime.tracer.start_span(
                     f"execute_tool {self.spec.name}",
+                    context=self.parent_context,
                     kind=SpanKind.INTERNAL,
                     attributes=self.spec.attributes,
                 )
@@ -324,36 +328,22 @@ class ToolInvocation:
             self._end_quietly()
 
     def _end_quietly(self) -> None:
-        with contextlib.suppress(Exception):
-            if self._token is not None:
-                otel_context.detach(self._token)  # type: ignore[arg-type]
-                self._token = None
-            self.span.end()
+        self.stop_current(self._token)
+        self._token = None
+        self.abandon()
 
     def finish(self, exc: BaseException | None, result: Any = None) -> None:
         """Record the outcome and end the span. Safe to call more than once."""
         if self.finished:
             return
-        self.finished = True
         self.exception, self.result = exc, result
         try:
-            self._record_outcome()
-        except Exception as internal:
-            report_internal_error("tool finish", internal)
+            self.complete(exc)
         finally:
             self._detach()
 
-    def _record_outcome(self) -> None:
-        if self.span is INVALID_SPAN:
-            return
-        try:
-            self._record_result()
-        finally:
-            self.span.end()  # whatever failed above, the span is not left open
-
-    def _record_result(self) -> None:
+    def _record_end(self, exc: BaseException | None) -> None:
         runtime = get_runtime()
-        exc = self.exception
         if exc is not None:
             record_error(self.span, exc, runtime)
             if self.ledger is not None and self.fingerprint is not None:
@@ -371,7 +361,7 @@ class ToolInvocation:
             metric_attributes[sc.POLICY_VERDICT] = self.verdict
         runtime.instruments.tool_calls.add(1, metric_attributes)
         runtime.instruments.tool_duration.record(
-            time.monotonic() - self._started,
+            time.monotonic() - self.started,
             {
                 sc.GEN_AI_OPERATION_NAME: sc.GenAiOperationNameValues.EXECUTE_TOOL,
                 sc.GEN_AI_TOOL_TYPE: self.spec.tool_type,
@@ -380,11 +370,7 @@ class ToolInvocation:
         )
 
     def _detach(self) -> None:
-        try:
-            if self._token is not None:
-                otel_context.detach(self._token)  # type: ignore[arg-type]
-        except Exception as internal:
-            report_internal_error("tool detach", internal)
+        self.stop_current(self._token)
         self._token = None
 
 
