@@ -15,7 +15,12 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanContext
 
 from otel_agents import semconv as sc
-from otel_agents.core.ledger import RequestedToolCall, canonical_arguments, current_ledger
+from otel_agents.core.ledger import (
+    RequestedToolCall,
+    RunLedger,
+    canonical_arguments,
+    current_ledger,
+)
 from otel_agents.runtime import report_internal_error
 
 
@@ -30,10 +35,13 @@ class ToolRequest:
     reasoning_source: str | None = None
 
 
-def note_tool_requests(requests: Iterable[ToolRequest], requested_by: SpanContext) -> None:
-    """Remember tool calls an LLM span asked for, for the tool spans that execute them."""
+def note_tool_requests(
+    requests: Iterable[ToolRequest], requested_by: SpanContext, ledger: RunLedger | None = None
+) -> None:
+    """Remember tool calls an LLM span asked for, for the tool spans that execute them
+    (in `ledger`, default: the current context's)."""
     try:
-        ledger = current_ledger()
+        ledger = ledger or current_ledger()
         if ledger is None:
             return
         for request in requests:

@@ -10,10 +10,8 @@ wrapping whose span ends exactly once.
 
 from __future__ import annotations
 
-import contextlib
 import inspect
 import itertools
-import threading
 import time
 import weakref
 from collections.abc import Iterator, Mapping
@@ -22,9 +20,8 @@ from typing import Any, Protocol
 
 import wrapt
 from opentelemetry import context as otel_context
-from opentelemetry import trace
 from opentelemetry._logs import LogRecord
-from opentelemetry.trace import INVALID_SPAN, Span, SpanKind, Status, StatusCode
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from opentelemetry.util.types import AttributeValue
 
 from otel_agents import semconv as sc
@@ -36,6 +33,7 @@ from otel_agents.core.common import (
     run_id_attributes,
 )
 from otel_agents.core.decision import ToolRequest, note_tool_requests
+from otel_agents.core.invocation import Invocation
 from otel_agents.core.ledger import RunLedger, current_ledger
 from otel_agents.pricing import PriceBook, TokenUsage
 from otel_agents.runtime import (
@@ -108,13 +106,13 @@ class StreamAccumulator(Protocol):
     def response(self) -> LLMResponse: ...
 
 
-class LLMCall:
-    """One inference call: opened before the request, finished once with the response."""
+class LLMCall(Invocation):
+    """One inference call (`chat`, `text_completion`, ...): opened before the request,
+    finished once with the response."""
 
-    def __init__(self, request: LLMRequest, span: Span, started: float) -> None:
+    def __init__(self, request: LLMRequest) -> None:
+        super().__init__()
         self.request = request
-        self.span = span
-        self.started = started
         # When each streamed chunk arrived (monotonic seconds): the first gives the time to
         # first chunk, the gaps the time per output chunk.
         self.chunk_times: list[float] = []
@@ -125,31 +123,34 @@ class LLMCall:
         self.attempts: int | None = None
         # The run (or trace) this call counts toward, found once when the call finishes.
         self.ledger: RunLedger | None = None
-        self._finished = False
-        self._lock = threading.Lock()
 
     # -- opening -----------------------------------------------------------------------
 
     @classmethod
-    def start(cls, request: LLMRequest) -> LLMCall | None:
-        """Open the inference span, or return None if this call is already being recorded
-        by an outer layer of ours (so one call gives one span) or recording failed."""
+    def start(
+        cls, request: LLMRequest, parent: Invocation | otel_context.Context | None = None
+    ) -> LLMCall | None:
+        """Open the inference span in `parent` (default: the current context), or return
+        None if this call is already being recorded by an outer layer of ours (so one call
+        gives one span) or recording failed. Not made current: see `activate`."""
         try:
-            if current_call() is not None:
+            ctx = Invocation.resolve_parent(parent)
+            if current_call(ctx) is not None:
                 return None
             runtime = get_runtime()
             model = request.model or ""
-            frame = current_agent()
+            frame = current_agent(ctx)
             agent_name = frame.name if frame is not None else None
-            attributes = _request_attributes(request)
+            attributes = _request_attributes(request, ctx=ctx)
             if agent_name:
                 # Not in the inference span's list upstream, but a registry attribute: it lets
                 # the collector break cost down by agent from spans alone.
                 attributes[sc.GEN_AI_AGENT_NAME] = agent_name
-            span = runtime.tracer.start_span(
-                f"{request.operation} {model}".strip(), kind=SpanKind.CLIENT, attributes=attributes
+            call = cls(request)
+            call.parent_context = ctx
+            span = call.start_span(
+                runtime, f"{request.operation} {model}".strip(), SpanKind.CLIENT, attributes
             )
-            call = cls(request, span, time.monotonic())
             call.agent_name = agent_name
             if runtime.settings.capture_content.on_spans:
                 capture_on_span(span, runtime, _request_content(request))
@@ -158,27 +159,18 @@ class LLMCall:
             report_internal_error("llm call start", exc)
             return None
 
-    def abandon(self) -> None:
-        """End the span of a call whose recording could not go on, recording nothing."""
-        with self._lock:
-            if self._finished:
-                return
-            self._finished = True
-        with contextlib.suppress(Exception):
-            self.span.end()
+    def _add_to_context(self, ctx: otel_context.Context) -> otel_context.Context:
+        # Marks the context so that a second layer of ours records nothing.
+        return otel_context.set_value(_CALL_KEY, self, ctx)
 
     def activate(self) -> object:
-        """Make the span current (so HTTP spans nest under it) and mark the context so a
-        second layer of ours records nothing. Returns a token for `deactivate`."""
-        ctx = trace.set_span_in_context(self.span)
-        return otel_context.attach(otel_context.set_value(_CALL_KEY, self, ctx))
+        """Make the span current (so HTTP spans nest under it). Returns a token for
+        `deactivate`."""
+        return self.make_current()
 
     @staticmethod
     def deactivate(token: object) -> None:
-        try:
-            otel_context.detach(token)  # type: ignore[arg-type]
-        except Exception as exc:
-            report_internal_error("llm call detach", exc)
+        Invocation.stop_current(token)
 
     # -- streaming ---------------------------------------------------------------------
 
@@ -195,26 +187,18 @@ class LLMCall:
         attempts: int | None = None,
     ) -> None:
         """Record the outcome and end the span. Only the first call counts."""
-        with self._lock:
-            if self._finished:
-                return
-            self._finished = True
+        if self.finished:
+            return
         self.response, self.exception = response, exc
         if attempts is not None:
             self.attempts = attempts
-        try:
-            self._record(response, exc)
-        except Exception as internal:
-            report_internal_error("llm call finish", internal)
-            with contextlib.suppress(Exception):
-                self.span.end()
+        self.complete(exc)
 
-    def _record(self, response: LLMResponse | None, exc: BaseException | None) -> None:
-        if self.span is INVALID_SPAN:
-            return
+    def _record_end(self, exc: BaseException | None) -> None:
         runtime = get_runtime()
         span = self.span
-        self.ledger = current_ledger()
+        response = self.response
+        self.ledger = current_ledger(self.parent_context)
         if exc is not None:
             record_error(span, exc, runtime)
         # Everything the end of the call tells goes onto the span in one `set_attributes`
@@ -232,7 +216,6 @@ class LLMCall:
             emit_operation_details(runtime, self, exc)
         runtime.notify("on_llm_call_end", self)
         self._record_metrics(runtime, exc)
-        span.end()
 
     def _record_response(
         self, runtime: Runtime, response: LLMResponse, attributes: dict[str, AttributeValue]
@@ -275,6 +258,7 @@ class LLMCall:
                     for c in response.tool_calls
                 ],
                 span.get_span_context(),
+                ledger,
             )
 
     def _record_metrics(self, runtime: Runtime, exc: BaseException | None) -> None:
@@ -499,19 +483,21 @@ def _request_content(request: LLMRequest) -> dict[str, Any]:
     )
 
 
-def current_call() -> LLMCall | None:
+def current_call(ctx: otel_context.Context | None = None) -> LLMCall | None:
     """The LLM call being made in this context (its span is current), if any."""
-    value = otel_context.get_value(_CALL_KEY)
+    value = otel_context.get_value(_CALL_KEY, ctx)
     return value if isinstance(value, LLMCall) else None
 
 
-def _request_attributes(request: LLMRequest, with_run_id: bool = True) -> dict[str, AttributeValue]:
+def _request_attributes(
+    request: LLMRequest, with_run_id: bool = True, ctx: otel_context.Context | None = None
+) -> dict[str, AttributeValue]:
     attributes: dict[str, AttributeValue] = {
         sc.GEN_AI_OPERATION_NAME: request.operation,
         sc.GEN_AI_PROVIDER_NAME: request.provider,
     }
     if with_run_id:
-        attributes.update(run_id_attributes())
+        attributes.update(run_id_attributes(ctx))
     if request.model:
         attributes[sc.GEN_AI_REQUEST_MODEL] = request.model
     if request.stream:
