@@ -15,7 +15,7 @@ import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
 from opentelemetry import _logs, metrics, trace
 from opentelemetry._logs import Logger, LoggerProvider
@@ -30,6 +30,12 @@ from otel_agents.pricing import PriceBook
 from otel_agents.summing_counter import SummingCounter
 from otel_agents.version import __version__
 
+if TYPE_CHECKING:
+    from otel_agents.core.agent import AgentRun
+    from otel_agents.core.handoff import Handoff
+    from otel_agents.core.inference import LLMCall
+    from otel_agents.core.tool import ToolDecision, ToolInvocation
+
 _logger = logging.getLogger("otel_agents")
 INSTRUMENTATION_SCOPE = "otel_agents"
 # The schema URL of the GenAI conventions we follow (the registry manifest's dependency).
@@ -37,29 +43,32 @@ SCHEMA_URL = sc.UPSTREAM_SCHEMA_URL
 
 
 class Observer:
-    """Base for components that watch the recorders: the policy gate and the detectors.
+    """Base for components that watch invocations: the policy gate and the detectors.
 
-    Override what you need. A hook may raise an `otel_agents.errors.Intervention` to stop a
-    tool call on purpose (a policy deny); any other exception is an internal error: it is
-    logged and swallowed, and the application goes on.
+    Override what you need. The events are typed by the invocation kinds they carry. A hook
+    may raise an `otel_agents.errors.Intervention` to stop a tool call on purpose (a policy
+    deny); any other exception is an internal error: it is logged and swallowed, and the
+    application goes on.
     """
 
-    def on_tool_start(self, invocation: Any) -> None:
-        """Before a tool runs; its span exists and is current."""
+    def on_tool_start(self, invocation: ToolInvocation) -> ToolDecision | None:
+        """Before a tool runs; its span exists. The gate returns its decision (verdict,
+        contract status, its own state for `on_tool_end`); others return None."""
+        return None
 
-    def on_tool_end(self, invocation: Any) -> None:
+    def on_tool_end(self, invocation: ToolInvocation) -> None:
         """After a tool returned or raised; its span is still open."""
 
-    def on_llm_call_end(self, call: Any) -> None:
+    def on_llm_call_end(self, call: LLMCall) -> None:
         """After an LLM call's response (or stream) is complete; its span is still open."""
 
-    def on_handoff_end(self, handoff: Any) -> None:
+    def on_handoff_end(self, handoff: Handoff) -> None:
         """When a handoff boundary closes; its span is still open."""
 
-    def on_run_end(self, run: Any) -> None:
+    def on_run_end(self, run: AgentRun) -> None:
         """When a run's root agent span is about to end."""
 
-    def refusal(self, invocation: Any, exc: BaseException) -> Intervention | None:
+    def refusal(self, invocation: ToolInvocation, exc: BaseException) -> Intervention | None:
         """The stop to raise when a tool call could not be checked (`exc` broke its opening
         before this observer's verdict), or None to let it run. Only the policy gate in
         enforce mode with `on_error: fail_closed` refuses."""
@@ -269,13 +278,15 @@ class Runtime:
             logger_provider=logger_provider,
         )
 
-    def check_tool(self, invocation: Any) -> None:
-        """`on_tool_start` on every observer. An observer that fails (rather than decides)
-        is asked for its `refusal`: the policy gate failing under fail-closed stops the
-        call; any other failure is logged and swallowed."""
+    def check_tool(self, invocation: ToolInvocation) -> ToolDecision | None:
+        """`on_tool_start` on every observer; the first decision returned (the gate's). An
+        observer that fails (rather than decides) is asked for its `refusal`: the policy
+        gate failing under fail-closed stops the call; any other failure is logged and
+        swallowed."""
+        decision: ToolDecision | None = None
         for observer in self.observers:
             try:
-                observer.on_tool_start(invocation)
+                answer = observer.on_tool_start(invocation)
             except Intervention:
                 raise
             except Exception as exc:
@@ -283,20 +294,24 @@ class Runtime:
                 stop = observer.refusal(invocation, exc)
                 if stop is not None:
                     raise stop from None
+                continue
+            if decision is None:
+                decision = answer
+        return decision
 
-    def notify(self, event: str, *args: Any) -> None:
-        """Call `event` on every observer that has it; internal errors are swallowed.
+    def notify(self, event: Callable[[Observer], object], where: str) -> None:
+        """Deliver an event to every observer (`event(observer)` calls its typed hook);
+        internal errors are swallowed.
 
         Exceptions deriving from `Intervention` propagate: they are decisions, not bugs.
         """
         for observer in self.observers:
-            handler: Callable[..., Any] = getattr(observer, event)
             try:
-                handler(*args)
+                event(observer)
             except Intervention:
                 raise
             except Exception as exc:
-                report_internal_error(f"observer {type(observer).__name__}.{event}", exc)
+                report_internal_error(f"observer {type(observer).__name__}.{where}", exc)
 
 
 def logs_are_configured(provider: LoggerProvider | None = None) -> bool:

@@ -141,7 +141,7 @@ class Handoff(Invocation):
         self.span.set_attributes(attributes)
         if exc is not None:
             record_error(self.span, exc, runtime)
-        runtime.notify("on_handoff_end", self)
+        runtime.notify(lambda observer: observer.on_handoff_end(self), "on_handoff_end")
         runtime.instruments.handoffs.add(
             1,
             {

@@ -214,7 +214,7 @@ class LLMCall(Invocation):
             span.set_attributes(attributes)
         if runtime.settings.capture_content.on_events:
             emit_operation_details(runtime, self, exc)
-        runtime.notify("on_llm_call_end", self)
+        runtime.notify(lambda observer: observer.on_llm_call_end(self), "on_llm_call_end")
         self._record_metrics(runtime, exc)
 
     def _record_response(

@@ -124,6 +124,18 @@ class ToolSpec:
         return attributes
 
 
+@dataclass
+class ToolDecision:
+    """What the policy gate decided about one tool call, returned by its `on_tool_start`
+    (or carried by the `Intervention` that stopped the call). The invocation keeps it for
+    the end of the call: the verdict labels the tool-calls metric, the detectors read the
+    contract status, and the gate gets its own per-call state back in `on_tool_end`."""
+
+    verdict: str | None = None
+    contract_status: str | None = None  # passed, input_violation, output_violation
+    gate_state: Any = None
+
+
 class ToolInvocation(Invocation):
     """One execution of a tool (`execute_tool`): arguments, decision path and outcome."""
 
@@ -138,9 +150,7 @@ class ToolInvocation(Invocation):
     agent_name: str | None = None
     result: Any = None
     exception: BaseException | None = None
-    verdict: str | None = None
-    contract_status: str | None = None
-    policy_state: Any = None
+    decision: ToolDecision | None = None
     _token: object | None = None
 
     def __init__(self, spec: ToolSpec, arguments: Any) -> None:
@@ -156,11 +166,8 @@ class ToolInvocation(Invocation):
         self.agent_name: str | None = None
         self.result: Any = None
         self.exception: BaseException | None = None
-        # Set by the policy gate: the verdict (for the tool-calls metric), the contract
-        # check's outcome (for the silent-failure detector), and its own per-call state.
-        self.verdict: str | None = None
-        self.contract_status: str | None = None
-        self.policy_state: Any = None
+        # What the policy gate decided (see `ToolDecision`), None without a gate's answer.
+        self.decision: ToolDecision | None = None
         # Internal errors while the call was being opened, up to the gate's verdict: the
         # gate decides on them by `on_error` (fail closed: the call is refused).
         self.open_failures: list[BaseException] = []
@@ -196,14 +203,16 @@ class ToolInvocation(Invocation):
             except Exception as exc:
                 report_internal_error("tool start", exc)
                 invocation.ensure_span()
-            get_runtime().check_tool(invocation)
+            invocation.decision = get_runtime().check_tool(invocation)
         except Intervention as stop:
+            invocation.decision = stop.decision or invocation.decision
             invocation._stop(stop)
             raise
         except Exception as exc:  # the observers could not be asked: the gate was skipped
             report_internal_error("tool observers", exc)
             refusal = invocation._refusal(exc)
             if refusal is not None:
+                invocation.decision = refusal.decision
                 invocation._stop(refusal)
                 raise refusal from None
         finally:
@@ -219,6 +228,7 @@ class ToolInvocation(Invocation):
         invocation.started = time.monotonic()
         stop = invocation._refusal(exc)
         if stop is not None:
+            invocation.decision = stop.decision
             invocation._stop(stop)
             raise stop from None
         invocation._finished = True
@@ -327,6 +337,14 @@ class ToolInvocation(Invocation):
             report_internal_error("tool stop", internal)
             self._end_quietly()
 
+    @property
+    def verdict(self) -> str | None:
+        return self.decision.verdict if self.decision is not None else None
+
+    @property
+    def contract_status(self) -> str | None:
+        return self.decision.contract_status if self.decision is not None else None
+
     def _end_quietly(self) -> None:
         self.stop_current(self._token)
         self._token = None
@@ -351,7 +369,7 @@ class ToolInvocation(Invocation):
                 self.ledger.note_failure(self.fingerprint, refused=isinstance(exc, Intervention))
         elif self.result is not None:
             capture_content(self.span, runtime, {sc.GEN_AI_TOOL_CALL_RESULT: self.result})
-        runtime.notify("on_tool_end", self)
+        runtime.notify(lambda observer: observer.on_tool_end(self), "on_tool_end")
         metric_attributes: dict[str, AttributeValue] = {sc.GEN_AI_TOOL_NAME: self.spec.name}
         if self.agent_name:
             metric_attributes[sc.GEN_AI_AGENT_NAME] = self.agent_name
