@@ -117,7 +117,8 @@ class Handoff(Invocation):
             self._token = self.make_current()
         ledger = current_ledger(ctx)
         if ledger is not None:
-            ledger.add_handoff(self.source, self.target)
+            ledger.totals.add_handoff()
+            ledger.handoffs.add(self.source, self.target)
 
     def close(self, exc: BaseException | None = None) -> None:
         """Record the outcome and end the span (once); leave the context if we entered it."""

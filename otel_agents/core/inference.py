@@ -32,9 +32,10 @@ from otel_agents.core.common import (
     record_error,
     run_id_attributes,
 )
-from otel_agents.core.decision import ToolRequest, note_tool_requests
+from otel_agents.core.decision import note_tool_requests
 from otel_agents.core.invocation import Invocation
 from otel_agents.core.ledger import RunLedger, current_ledger
+from otel_agents.core.requests import ToolCallRequest
 from otel_agents.pricing import PriceBook, TokenUsage
 from otel_agents.runtime import (
     Instruments,
@@ -65,13 +66,6 @@ class LLMRequest:
     input_messages: list[dict[str, Any]] | None = None
     system_instructions: list[dict[str, Any]] | None = None
     tool_definitions: list[dict[str, Any]] | None = None
-
-
-@dataclass
-class ToolCallRequest:
-    call_id: str | None
-    name: str
-    arguments: Any  # a JSON string as the model sent it, or a parsed object
 
 
 @dataclass
@@ -242,7 +236,7 @@ class LLMCall(Invocation):
         ledger = self.ledger
         if ledger is None:
             return  # outside any run or trace: no one to hand the tool calls to
-        ledger.add_llm_call(
+        ledger.totals.add_llm_call(
             usage.input_tokens if usage else 0,
             usage.output_tokens if usage else 0,
             self.cost_usd,
@@ -252,14 +246,9 @@ class LLMCall(Invocation):
             source: str | None = response.reasoning_source
             if not reasoning and response.text:
                 reasoning, source = response.text, sc.DecisionReasoningSourceValues.ASSISTANT_TEXT
-            note_tool_requests(
-                [
-                    ToolRequest(c.name, c.call_id, c.arguments, reasoning, source)
-                    for c in response.tool_calls
-                ],
-                span.get_span_context(),
-                ledger,
-            )
+            for requested in response.tool_calls:
+                requested.reasoning, requested.reasoning_source = reasoning, source
+            note_tool_requests(response.tool_calls, span.get_span_context(), ledger)
 
     def _record_metrics(self, runtime: Runtime, exc: BaseException | None) -> None:
         request, response = self.request, self.response

@@ -24,6 +24,7 @@ from opentelemetry.util.types import AttributeValue
 
 from otel_agents import semconv as sc
 from otel_agents.capture import summarize
+from otel_agents.core.arguments import canonical_arguments, fingerprint
 from otel_agents.core.common import (
     capture_content,
     current_agent,
@@ -33,13 +34,8 @@ from otel_agents.core.common import (
     wrap_callable,
 )
 from otel_agents.core.invocation import Invocation
-from otel_agents.core.ledger import (
-    RequestedToolCall,
-    RunLedger,
-    canonical_arguments,
-    current_ledger,
-    fingerprint,
-)
+from otel_agents.core.ledger import RunLedger, current_ledger
+from otel_agents.core.requests import ToolCallRequest
 from otel_agents.errors import Intervention
 from otel_agents.runtime import (
     built_runtime,
@@ -143,7 +139,7 @@ class ToolInvocation(Invocation):
     # without `__init__` (which may be what failed).
     call_id: str | None = None
     ledger: RunLedger | None = None
-    request: RequestedToolCall | None = None
+    request: ToolCallRequest | None = None
     match: str | None = None
     fingerprint: str | None = None
     attempt = 1
@@ -159,7 +155,7 @@ class ToolInvocation(Invocation):
         self.arguments = arguments
         self.call_id: str | None = None
         self.ledger: RunLedger | None = None
-        self.request: RequestedToolCall | None = None
+        self.request: ToolCallRequest | None = None
         self.match: str | None = None
         self.fingerprint: str | None = None
         self.attempt = 1
@@ -275,11 +271,12 @@ class ToolInvocation(Invocation):
         self.ledger = ledger = current_ledger(ctx)
         if ledger is not None:
             arguments_key = canonical_arguments(self.arguments)
-            self.request, self.match = ledger.claim_requested_call(
+            self.request, self.match = ledger.requests.claim(
                 self.call_id, spec.name, arguments_key
             )
             self.fingerprint = fingerprint(spec.name, arguments_key)
-            self.attempt = ledger.next_attempt(self.fingerprint)
+            self.attempt = ledger.attempts.next(self.fingerprint)
+            ledger.totals.add_tool_call(self.attempt)
             attributes[sc.TOOL_CALL_FINGERPRINT] = self.fingerprint
         # Without a run or a trace to count in, every call is a first attempt.
         attributes[sc.TOOL_CALL_ATTEMPT] = self.attempt
@@ -366,7 +363,9 @@ class ToolInvocation(Invocation):
             record_error(self.span, exc, runtime)
             if self.ledger is not None and self.fingerprint is not None:
                 # Policies and detectors count these; a refusal is not the tool failing.
-                self.ledger.note_failure(self.fingerprint, refused=isinstance(exc, Intervention))
+                self.ledger.attempts.note_failure(self.fingerprint)
+                if not isinstance(exc, Intervention):
+                    self.ledger.totals.add_tool_failure()
         elif self.result is not None:
             capture_content(self.span, runtime, {sc.GEN_AI_TOOL_CALL_RESULT: self.result})
         runtime.notify(lambda observer: observer.on_tool_end(self), "on_tool_end")

@@ -67,7 +67,7 @@ class AnomalyReporter:
             if detector not in kinds:
                 span.set_attribute(sc.ANOMALY, [*kinds, detector])
         if ledger is not None:
-            ledger.add_anomalies()
+            ledger.totals.add_anomalies()
         metric: dict[str, AttributeValue] = {sc.DETECTOR_NAME: detector}
         if agent:
             metric[sc.GEN_AI_AGENT_NAME] = agent

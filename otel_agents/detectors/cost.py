@@ -41,7 +41,7 @@ class BudgetDetector(Detector):
             return
         budget_usd = self.settings.run_budget_usd
         if budget_usd is not None:
-            spent = ledger.spent_usd
+            spent = ledger.totals.spent_usd
             # A sum of float prices: $0.10 three times is 0.30000000000000004, not over $0.30.
             if spent > budget_usd + _TOLERANCE_USD and self.first_time(ledger, (_BUDGET, "usd")):
                 self.reporter.report(

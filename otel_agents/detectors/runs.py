@@ -44,7 +44,7 @@ class PingPongDetector(Detector):
         ledger = current_ledger()
         if ledger is None:
             return
-        chain = list(ledger.handoff_chain)
+        chain = ledger.handoffs.recent()
         count = bounces(chain)
         limit = self.settings.ping_pong_handoffs
         if count < limit:

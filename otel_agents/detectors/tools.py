@@ -44,7 +44,7 @@ class RetryLoopDetector(Detector):
                 invocation.attempt,
             )
         if failed and invocation.fingerprint:
-            failures = ledger.failures(invocation.fingerprint)
+            failures = ledger.attempts.failures(invocation.fingerprint)
             if failures == settings.retry_loop_failures:
                 self._report(
                     invocation,

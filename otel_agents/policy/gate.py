@@ -304,10 +304,10 @@ class PolicyGate(Observer):
         # Decide and reserve together, so concurrent calls of one run cannot all slip
         # under the per-run limit.
         with ledger.observer_state(_SPEND_LOCK_KEY, threading.Lock):
-            facts.run_spend_usd = ledger.spent_usd
+            facts.run_spend_usd = ledger.totals.spent_usd
             decision = self._decide(facts)
             if _may_run(decision):
-                ledger.add_tool_cost(facts.cost_usd)
+                ledger.totals.add_tool_cost(facts.cost_usd)
                 state.reserved_usd = facts.cost_usd
         return decision, facts
 
@@ -492,7 +492,7 @@ def _refund(invocation: Any, state: _CallState) -> None:
     """Give back a cost booked for a call that did not run or failed (once)."""
     ledger: RunLedger | None = invocation.ledger
     if state.reserved_usd and ledger is not None:
-        ledger.add_tool_cost(-state.reserved_usd)
+        ledger.totals.add_tool_cost(-state.reserved_usd)
         state.reserved_usd = 0.0
 
 
@@ -502,14 +502,14 @@ def _gather_facts(
     ledger: RunLedger | None = invocation.ledger
     failures = 0
     if ledger is not None and invocation.fingerprint:
-        failures = ledger.failures(invocation.fingerprint)
+        failures = ledger.attempts.failures(invocation.fingerprint)
     return CallFacts(
         profile=plan.profile(invocation.agent_name),
         arguments=arguments,
         records=declared_records(plan.records, arguments),
         cost_usd=declared_cost(plan.cost_usd, arguments),
         failures=failures,
-        run_spend_usd=ledger.spent_usd if ledger is not None else 0.0,
+        run_spend_usd=ledger.totals.spent_usd if ledger is not None else 0.0,
     )
 
 
