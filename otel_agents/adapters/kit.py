@@ -310,8 +310,13 @@ class Patcher:
     def wrap(self, owner: Any, name: str, wrapper: Callable[..., Any]) -> None:
         if wrapper not in self._wrappers:
             self._wrappers.append(wrapper)
-        if self.is_ours(_own_attribute(owner, name)):
-            return  # never wrap twice (ours may sit under someone's, from an earlier patch)
+        found = self.ours_in(_own_attribute(owner, name))
+        if found is not None:
+            # Never wrap twice: ours may sit under someone's, from an earlier patch. Keep
+            # it on the list, so that `unwrap_all` removes it once it is on top again.
+            if not any(ours is found for _, _, ours in self._patched):
+                self._patched.append((owner, name, found))
+            return
         wrapt.wrap_function_wrapper(owner, name, wrapper)
         self._patched.append((owner, name, _own_attribute(owner, name)))
 
@@ -322,15 +327,18 @@ class Patcher:
         self._patched.clear()
 
     def is_ours(self, method: Any) -> bool:
-        """Whether one of our wrappers is `method` or under it, in a chain of wrappers."""
+        return self.ours_in(method) is not None
+
+    def ours_in(self, method: Any) -> Any:
+        """Our wrapper, if it is `method` or under it in a chain of wrappers; else None."""
         for _ in range(32):  # a chain of wrappers is short; never loop on a strange one
             if not isinstance(method, wrapt.FunctionWrapper):
-                return False
+                return None
             # `==`: a bound method is made anew on each access, but compares equal.
             if getattr(method, "_self_wrapper", None) in self._wrappers:
-                return True
+                return method
             method = method.__wrapped__
-        return False
+        return None
 
 
 def _own_attribute(owner: Any, name: str) -> Any:
