@@ -14,8 +14,8 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan
 
 from otel_agents import semconv as sc
+from otel_agents.core import handler
 from otel_agents.core.agent import AgentRun, AgentSpec
-from otel_agents.core.handoff import Handoff
 from otel_agents.core.inference import LLMCall, LLMRequest, LLMResponse
 from otel_agents.core.invocation import Invocations
 from otel_agents.core.requests import ToolCallRequest
@@ -44,11 +44,11 @@ def test_a_run_driven_by_callbacks_keeps_its_tree_and_its_decision_path(
     telemetry: Telemetry,
 ) -> None:
     entry = otel_context.get_current()
-    run = AgentRun.start(AgentSpec("planner"), make_current=False)
+    run = handler.start_agent(AgentSpec("planner"))
     assert otel_context.get_current() is entry  # started, not made current
 
     def model_call() -> LLMCall:
-        call = LLMCall.start(LLMRequest(provider="openai", model="gpt-4o-mini"), parent=run)
+        call = handler.start_inference(LLMRequest(provider="openai", model="gpt-4o-mini"), run)
         assert call is not None
         return call
 
@@ -60,19 +60,20 @@ def test_a_run_driven_by_callbacks_keeps_its_tree_and_its_decision_path(
         reasoning="Need the vendor record first.",
         reasoning_source=sc.DecisionReasoningSourceValues.THINKING,
     )
-    on_other_thread(lambda: call.finish(answer))  # finished from yet another thread
+    on_other_thread(lambda: handler.stop_inference(call, answer))  # from yet another thread
 
     spec = ToolSpec("lookup")
 
     def tool_call() -> ToolInvocation:
-        return ToolInvocation.start(spec, {"vendor": "acme"}, parent=run, make_current=False)
+        return handler.start_tool(spec, {"vendor": "acme"}, parent=run)
 
     tool = on_other_thread(tool_call)
-    on_other_thread(lambda: tool.finish(None, {"id": 7}))
-    handoff = Handoff("planner", "executor", {"vendor": "acme"})
-    on_other_thread(lambda: handoff.open(parent=run, make_current=False))
-    on_other_thread(lambda: handoff.close())
-    on_other_thread(lambda: run.finish())
+    on_other_thread(lambda: handler.stop_tool(tool, {"id": 7}))
+    boundary = on_other_thread(
+        lambda: handler.start_handoff("planner", "executor", {"vendor": "acme"}, run)
+    )
+    on_other_thread(lambda: handler.stop_handoff(boundary, accepted=True))
+    on_other_thread(lambda: handler.stop_agent(run))
     assert otel_context.get_current() is entry
     assert trace.get_current_span() is trace.INVALID_SPAN
 
@@ -99,6 +100,19 @@ def test_a_run_driven_by_callbacks_keeps_its_tree_and_its_decision_path(
         1,
     )
     assert totals[sc.RUN_USAGE_INPUT_TOKENS] == 10
+    assert attrs(boundary)[sc.HANDOFF_ACCEPTED] is True
+
+
+def test_failing_an_invocation_records_the_error_and_leaves_the_caller_alone(
+    telemetry: Telemetry,
+) -> None:
+    run = handler.start_agent(AgentSpec("worker"))
+    tool = handler.start_tool(ToolSpec("flaky"), {"n": 1}, parent=run)
+    handler.fail_tool(tool, TimeoutError("upstream timed out"))
+    handler.fail_agent(run, RuntimeError("gave up"))
+    assert attrs(telemetry.span("execute_tool flaky"))[sc.ERROR_TYPE] == "TimeoutError"
+    root = attrs(telemetry.span("invoke_agent worker"))
+    assert (root[sc.ERROR_TYPE], root[sc.RUN_TOOL_FAILURES]) == ("RuntimeError", 1)
 
 
 def test_finish_counts_once_whoever_calls_it_and_however_often(telemetry: Telemetry) -> None:
