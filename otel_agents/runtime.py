@@ -25,6 +25,7 @@ from opentelemetry.trace import Tracer, TracerProvider
 from otel_agents import semconv as sc
 from otel_agents.capture import Capturer, Redactor
 from otel_agents.config import Settings
+from otel_agents.deferred_metrics import DeferredHistogram, DeferredPoints
 from otel_agents.errors import Intervention
 from otel_agents.pricing import PriceBook
 from otel_agents.summing_counter import SummingCounter
@@ -88,15 +89,15 @@ class LegacyInstruments:
     @classmethod
     def create(cls, meter: Meter) -> LegacyInstruments:
         return cls(
-            token_usage=_histogram(
+            token_usage=histogram(
                 meter,
                 sc.METRIC_GEN_AI_CLIENT_TOKEN_USAGE,
                 "Number of input and output tokens used.",
             ),
-            operation_duration=_histogram(
+            operation_duration=histogram(
                 meter, sc.METRIC_GEN_AI_CLIENT_OPERATION_DURATION, "GenAI operation duration."
             ),
-            time_to_first_chunk=_histogram(
+            time_to_first_chunk=histogram(
                 meter,
                 sc.METRIC_GEN_AI_CLIENT_OPERATION_TIME_TO_FIRST_CHUNK,
                 "Time to receive the first chunk of a streamed response.",
@@ -106,21 +107,22 @@ class LegacyInstruments:
 
 @dataclass
 class Instruments:
-    tool_calls: Counter
-    tool_duration: Histogram
-    agent_duration: Histogram
-    agent_inference_calls: Histogram
-    agent_tool_calls: Histogram
+    # Histograms on the calls' paths are deferred: recorded at collection (see
+    # `deferred_metrics`); counters are summed in process (see `SummingCounter`).
+    tool_calls: SummingCounter
+    tool_duration: DeferredHistogram
+    agent_duration: DeferredHistogram
+    agent_inference_calls: DeferredHistogram
+    agent_tool_calls: DeferredHistogram
     runs: Counter
-    run_cost: Histogram
+    run_cost: DeferredHistogram
     handoffs: Counter
-    inference_duration: Histogram
-    operation_duration: Histogram  # GenAI client operations other than inference (embeddings)
-    time_to_first_chunk: Histogram
-    time_per_output_chunk: Histogram
-    operation_input_tokens: Histogram
-    operation_output_tokens: Histogram
-    # Counters summed in process (see `SummingCounter`): one per token kind, every call.
+    inference_duration: DeferredHistogram
+    operation_duration: DeferredHistogram  # GenAI client operations other than inference
+    time_to_first_chunk: DeferredHistogram
+    time_per_output_chunk: DeferredHistogram
+    operation_input_tokens: DeferredHistogram
+    operation_output_tokens: DeferredHistogram
     usage_input_tokens: SummingCounter
     usage_output_tokens: SummingCounter
     usage_cache_read_tokens: SummingCounter
@@ -137,55 +139,60 @@ class Instruments:
         def usage(name: str, description: str) -> SummingCounter:
             return SummingCounter.on(meter, name, unit(name), description)
 
+        deferred = DeferredPoints.on(meter)
+
+        def deferred_histogram(meter: Meter, name: str, description: str) -> DeferredHistogram:
+            return deferred.histogram(histogram(meter, name, description))
+
         return cls(
-            tool_calls=meter.create_counter(
-                sc.METRIC_TOOL_CALLS, unit(sc.METRIC_TOOL_CALLS), "Tool executions."
-            ),
-            tool_duration=_histogram(
+            tool_calls=usage(sc.METRIC_TOOL_CALLS, "Tool executions."),
+            tool_duration=deferred_histogram(
                 meter, sc.METRIC_GEN_AI_EXECUTE_TOOL_DURATION, "Duration of tool executions."
             ),
-            agent_duration=_histogram(
+            agent_duration=deferred_histogram(
                 meter, sc.METRIC_GEN_AI_INVOKE_AGENT_DURATION, "Duration of agent invocations."
             ),
-            agent_inference_calls=_histogram(
+            agent_inference_calls=deferred_histogram(
                 meter,
                 sc.METRIC_GEN_AI_INVOKE_AGENT_INFERENCE_CALLS,
                 "Inference calls made during one agent invocation.",
             ),
-            agent_tool_calls=_histogram(
+            agent_tool_calls=deferred_histogram(
                 meter,
                 sc.METRIC_GEN_AI_INVOKE_AGENT_TOOL_CALLS,
                 "Tool calls made during one agent invocation.",
             ),
             runs=meter.create_counter(sc.METRIC_RUNS, unit(sc.METRIC_RUNS), "Agent runs."),
-            run_cost=meter.create_histogram(
-                sc.METRIC_RUN_COST, unit(sc.METRIC_RUN_COST), "Cost of whole agent runs, USD."
+            run_cost=deferred.histogram(
+                meter.create_histogram(
+                    sc.METRIC_RUN_COST, unit(sc.METRIC_RUN_COST), "Cost of whole agent runs, USD."
+                )
             ),
             handoffs=meter.create_counter(
                 sc.METRIC_HANDOFFS, unit(sc.METRIC_HANDOFFS), "Handoffs between agents."
             ),
-            inference_duration=_histogram(
+            inference_duration=deferred_histogram(
                 meter, sc.METRIC_GEN_AI_CLIENT_INFERENCE_DURATION, "GenAI inference duration."
             ),
-            operation_duration=_histogram(
+            operation_duration=deferred_histogram(
                 meter, sc.METRIC_GEN_AI_CLIENT_OPERATION_DURATION, "GenAI operation duration."
             ),
-            time_to_first_chunk=_histogram(
+            time_to_first_chunk=deferred_histogram(
                 meter,
                 sc.METRIC_GEN_AI_CLIENT_INFERENCE_TIME_TO_FIRST_CHUNK,
                 "Time to receive the first chunk of a streamed response.",
             ),
-            time_per_output_chunk=_histogram(
+            time_per_output_chunk=deferred_histogram(
                 meter,
                 sc.METRIC_GEN_AI_CLIENT_INFERENCE_TIME_PER_OUTPUT_CHUNK,
                 "Time between consecutive chunks of a streamed response.",
             ),
-            operation_input_tokens=_histogram(
+            operation_input_tokens=deferred_histogram(
                 meter,
                 sc.METRIC_GEN_AI_CLIENT_INFERENCE_OPERATION_INPUT_TOKENS,
                 "Input tokens per inference call.",
             ),
-            operation_output_tokens=_histogram(
+            operation_output_tokens=deferred_histogram(
                 meter,
                 sc.METRIC_GEN_AI_CLIENT_INFERENCE_OPERATION_OUTPUT_TOKENS,
                 "Output tokens per inference call.",
@@ -215,7 +222,7 @@ class Instruments:
         )
 
 
-def _histogram(meter: Meter, name: str, description: str) -> Histogram:
+def histogram(meter: Meter, name: str, description: str) -> Histogram:
     """A histogram with the conventions' bucket boundaries, given as an advisory so they
     apply with the application's own MeterProvider too (no View needed)."""
     boundaries = sc.METRIC_BUCKETS.get(name)

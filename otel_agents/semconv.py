@@ -586,6 +586,10 @@ METRIC_HANDOFFS: Final = "otel_agents.handoffs"
 """Handoffs between agents. Counter, unit `{handoff}`."""
 METRIC_LLM_COST: Final = "otel_agents.llm.cost"
 """Cost of LLM calls, in US dollars. Counter, unit `{USD}`."""
+METRIC_METRICS_DEFERRED_POINTS: Final = "otel_agents.metrics.deferred_points"
+"""Histogram points otel-agents recorded at metric collection, off the application's thread.
+Counter, unit `{point}`.
+"""
 METRIC_POLICY_VERDICTS: Final = "otel_agents.policy.verdicts"
 """Policy verdicts on tool calls. Counter, unit `{verdict}`."""
 METRIC_RUN_COST: Final = "otel_agents.run.cost"
@@ -681,6 +685,7 @@ METRIC_UNITS: Final[dict[str, str]] = {
     METRIC_FLEET_TOOL_RETRIES: "{call}",
     METRIC_HANDOFFS: "{handoff}",
     METRIC_LLM_COST: "{USD}",
+    METRIC_METRICS_DEFERRED_POINTS: "{point}",
     METRIC_POLICY_VERDICTS: "{verdict}",
     METRIC_RUN_COST: "{USD}",
     METRIC_RUNS: "{run}",

@@ -161,20 +161,22 @@ class AgentRun(Invocation):
             runtime.instruments.runs.add(1, metric_attributes)
             if ledger.totals.cost_known:
                 runtime.instruments.run_cost.record(
-                    ledger.totals.cost_usd, {sc.GEN_AI_AGENT_NAME: self.name}
+                    ledger.totals.cost_usd, {sc.GEN_AI_AGENT_NAME: self.name}, self.span
                 )
         invocation_attributes: dict[str, AttributeValue] = {
             sc.GEN_AI_OPERATION_NAME: sc.GenAiOperationNameValues.INVOKE_AGENT,
             **metric_attributes,
         }
         instruments = runtime.instruments
-        instruments.agent_duration.record(time.monotonic() - self.started, invocation_attributes)
+        instruments.agent_duration.record(
+            time.monotonic() - self.started, invocation_attributes, self.span
+        )
         llm_calls, tool_calls, input_tokens, output_tokens = (
             now - then
             for now, then in zip(_counts(self.ledger), self._counts_at_start, strict=True)
         )
-        instruments.agent_inference_calls.record(llm_calls, invocation_attributes)
-        instruments.agent_tool_calls.record(tool_calls, invocation_attributes)
+        instruments.agent_inference_calls.record(llm_calls, invocation_attributes, self.span)
+        instruments.agent_tool_calls.record(tool_calls, invocation_attributes, self.span)
         if llm_calls:
             self.span.set_attributes(
                 {

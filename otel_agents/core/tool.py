@@ -43,6 +43,7 @@ from otel_agents.runtime import (
     opening_failures,
     report_internal_error,
 )
+from otel_agents.summing_counter import attribute_key
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -376,7 +377,7 @@ class ToolInvocation(Invocation):
             metric_attributes[sc.ERROR_TYPE] = error_type(exc)
         if self.verdict is not None:
             metric_attributes[sc.POLICY_VERDICT] = self.verdict
-        runtime.instruments.tool_calls.add(1, metric_attributes)
+        runtime.instruments.tool_calls.add(1, attribute_key(metric_attributes))
         runtime.instruments.tool_duration.record(
             time.monotonic() - self.started,
             {
@@ -384,6 +385,7 @@ class ToolInvocation(Invocation):
                 sc.GEN_AI_TOOL_TYPE: self.spec.tool_type,
                 **metric_attributes,
             },
+            self.span,
         )
 
     def _detach(self) -> None:
