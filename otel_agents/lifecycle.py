@@ -97,6 +97,7 @@ def instrument(
         runtime.observers.extend(observers)
         set_runtime(runtime)
         if not _instrumented:
+            runtime.prices.load_in_background()  # the table is process-wide: load it once
             _propagate_context_to_threads()
             from otel_agents.adapters import instrument_adapters
 
