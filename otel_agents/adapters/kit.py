@@ -39,8 +39,8 @@ from otel_agents.core.inference import (
     LLMResponse,
     StreamAccumulator,
     current_call,
-    wrap_stream,
 )
+from otel_agents.core.streams import wrap_stream
 from otel_agents.runtime import report_internal_error
 
 # (the SDK object the method is bound to, positional args, keyword args) -> the request

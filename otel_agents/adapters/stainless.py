@@ -26,14 +26,13 @@ import wrapt
 
 from otel_agents.adapters.kit import ClientAdapter, Hook, Readers, read_response
 from otel_agents.core.inference import (
-    AsyncStreamProxy,
     LLMCall,
     LLMRequest,
     LLMResponse,
     StreamAccumulator,
-    SyncStreamProxy,
     current_call,
 )
+from otel_agents.core.streams import AsyncStreamProxy, SyncStreamProxy
 from otel_agents.identity_cache import IdentityCache
 from otel_agents.pricing import provider_from_url
 from otel_agents.runtime import report_internal_error
