@@ -42,17 +42,21 @@ class DeferredPoints:
     )
     _registry_lock: ClassVar[threading.Lock] = threading.Lock()
 
-    def __init__(self) -> None:
+    def __init__(self, defer: bool = True) -> None:
         self._pending: deque[_Point] = deque()
         self._drain_lock = threading.Lock()
         self.recorded = 0  # points recorded from the queue so far
+        # Only an SDK meter aggregates (and collects, draining the queue): on the API's
+        # proxy or no-op meter a point costs nothing to record, so it is not queued.
+        self.defer = defer
 
     @classmethod
     def on(cls, meter: Meter) -> DeferredPoints:
         with cls._registry_lock:
             points = cls._registry.get(meter)
             if points is None:
-                points = cls._registry[meter] = cls()
+                defer = type(meter).__module__.startswith("opentelemetry.sdk")
+                points = cls._registry[meter] = cls(defer)
                 meter.create_observable_counter(
                     sc.METRIC_METRICS_DEFERRED_POINTS,
                     [points.observe],
@@ -63,6 +67,19 @@ class DeferredPoints:
 
     def histogram(self, histogram: Histogram) -> DeferredHistogram:
         return DeferredHistogram(histogram, self)
+
+    def record_plain(self, point: _Point) -> None:
+        """A point on a meter that is not the SDK's: recorded at once, without a context
+        (nothing there keeps exemplars)."""
+        histogram, value, attributes, _ = point
+        histogram.record(value, attributes)
+
+    def record_now(self, point: _Point) -> None:
+        histogram, value, attributes, span = point
+        if span is None:
+            histogram.record(value, attributes)
+        else:
+            histogram.record(value, attributes, context=trace.set_span_in_context(span))
 
     def put(self, point: _Point) -> None:
         pending = self._pending
@@ -76,11 +93,10 @@ class DeferredPoints:
         with self._drain_lock:
             while pending:
                 try:
-                    histogram, value, attributes, span = pending.popleft()
+                    point = pending.popleft()
                 except IndexError:  # another thread took the last one
                     break
-                context = trace.set_span_in_context(span) if span is not None else None
-                histogram.record(value, attributes, context=context)
+                self.record_now(point)
                 self.recorded += 1
 
     def observe(self, options: CallbackOptions) -> Iterable[Observation]:
@@ -91,17 +107,18 @@ class DeferredPoints:
 class DeferredHistogram:
     """A histogram whose `record` queues the point (see the module's docstring)."""
 
-    __slots__ = ("_histogram", "_points")
+    __slots__ = ("_histogram", "_points", "_put")
 
     def __init__(self, histogram: Histogram, points: DeferredPoints) -> None:
         self._histogram = histogram
         self._points = points
+        self._put = points.put if points.defer else points.record_plain
 
     def record(
         self, value: float, attributes: Mapping[str, AttributeValue], span: Span | None = None
     ) -> None:
         """Queue a point; `attributes` must not change afterwards (pass a dict you keep)."""
-        self._points.put((self._histogram, value, attributes, span))
+        self._put((self._histogram, value, attributes, span))
 
 
 __all__ = ["MAX_PENDING", "DeferredHistogram", "DeferredPoints"]

@@ -34,6 +34,11 @@ from opentelemetry.util.types import AttributeValue
 
 from otel_agents.runtime import Runtime, report_internal_error
 
+# Guards every invocation's "finished" flag: held for a test-and-set only, so one lock for
+# all is cheaper than one made per invocation.
+_FINISH_LOCK = threading.Lock()
+_EMPTY = otel_context.Context()
+
 
 class Invocation:
     """Base of the typed invocation kinds. Subclasses implement `_record_end`."""
@@ -43,6 +48,8 @@ class Invocation:
     span: Span = INVALID_SPAN
     started: float = 0.0
     parent_context: otel_context.Context | None = None
+    _child_context: otel_context.Context | None = None
+    _child_context_span: Span | None = None
     _finished: bool = False
     _lock: threading.Lock | None = None
 
@@ -51,7 +58,7 @@ class Invocation:
         self.started = time.monotonic()
         self.parent_context = None
         self._finished = False
-        self._lock = threading.Lock()
+        self._lock = _FINISH_LOCK
 
     # -- start ---------------------------------------------------------------------------
 
@@ -89,9 +96,14 @@ class Invocation:
 
     def child_context(self) -> otel_context.Context:
         """The context work inside this invocation starts in: its span, plus what the kind
-        adds (`_add_to_context`)."""
-        base = self.parent_context if self.parent_context is not None else otel_context.Context()
-        return self._add_to_context(trace.set_span_in_context(self.span, base))
+        adds (`_add_to_context`). Built once, after the span."""
+        ctx = self._child_context
+        if ctx is None or self._child_context_span is not self.span:
+            base = self.parent_context
+            ctx = trace.set_span_in_context(self.span, base if base is not None else _EMPTY)
+            ctx = self._add_to_context(ctx)
+            self._child_context, self._child_context_span = ctx, self.span
+        return ctx
 
     def _add_to_context(self, ctx: otel_context.Context) -> otel_context.Context:
         return ctx
@@ -136,9 +148,10 @@ class Invocation:
                 self._record_end(exc)
         except Exception as internal:
             report_internal_error(f"{type(self).__name__} finish", internal)
-        finally:
-            with contextlib.suppress(Exception):
-                self.span.end()  # whatever failed above, the span is not left open
+        try:
+            self.span.end()  # whatever failed above, the span is not left open
+        except Exception as internal:
+            report_internal_error(f"{type(self).__name__} end", internal)
 
     def _record_end(self, exc: BaseException | None) -> None:
         """What the kind records at its end (the span is still open)."""
