@@ -508,6 +508,15 @@ class GenAiProviderNameValues:
     PERPLEXITY: Final = "perplexity"
     """Perplexity (an OpenAI-compatible API, told by its base URL)."""
 
+    GCP_GEMINI: Final = "gcp.gemini"
+    """Gemini (the AI Studio API, generativelanguage.googleapis.com)."""
+
+    GCP_VERTEX_AI: Final = "gcp.vertex_ai"
+    """Vertex AI (aiplatform.googleapis.com)."""
+
+    AWS_BEDROCK: Final = "aws.bedrock"
+    """AWS Bedrock."""
+
 
 class GenAiTokenModalityValues:
     """Values of `gen_ai.token.modality`."""

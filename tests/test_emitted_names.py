@@ -179,6 +179,33 @@ def _client_calls() -> None:
         anthropic_client(scripted("anthropic/error_529_overloaded.json")).messages.create(
             model="claude-sonnet-4-6", max_tokens=16, messages=[{"role": "user", "content": "?"}]
         )
+    _google_genai_calls()
+
+
+def _google_genai_calls() -> None:
+    import httpx2
+    from google import genai
+    from google.genai import types
+
+    transport = scripted(
+        "google_genai/generate_thought_function_call.json", "google_genai/stream_text.sse"
+    )
+    models = genai.Client(
+        api_key="test-key",
+        http_options=types.HttpOptions(
+            base_url="https://generativelanguage.googleapis.com",
+            httpx_client=httpx2.Client(transport=transport),
+        ),
+    ).models
+    config = types.GenerateContentConfig(
+        system_instruction="Be brief.",
+        temperature=0.2,
+        top_k=20,
+        automatic_function_calling=types.AutomaticFunctionCallingConfig(disable=True),
+    )
+    models.generate_content(model="gemini-2.5-flash", contents="Weather?", config=config)
+    for _ in models.generate_content_stream(model="gemini-2.5-flash", contents="Weather?"):
+        pass
 
 
 def _core_api_calls() -> None:
