@@ -37,8 +37,8 @@ echo "== pytest"
 "$VENV/bin/python" -m pytest -q "$@"
 
 # The client adapters again, against the oldest client releases (openai, anthropic,
-# google-genai, boto3) the
-# extras accept (their lower bounds in pyproject.toml), in a virtualenv of their own.
+# google-genai, boto3) the extras accept (their lower bounds in pyproject.toml), in a
+# virtualenv of their own.
 echo "== client adapters on the oldest supported SDKs"
 oldest=$(grep -oE '"(openai|anthropic|google-genai|boto3)>=[0-9.]+"' pyproject.toml | tr -d '"' | sed 's/>=/==/')
 OLDEST_VENV="$VENV-oldest-sdks"
