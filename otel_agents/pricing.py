@@ -31,6 +31,7 @@ PRICES_ENV = "OTEL_AGENTS_PRICES"
 # Our provider names (gen_ai.provider.name) -> genai-prices provider ids, where they differ.
 _PROVIDER_IDS = {
     sc.GenAiProviderNameValues.AZURE_AI_OPENAI: "azure",
+    sc.GenAiProviderNameValues.AWS_BEDROCK: "aws",
     sc.GenAiProviderNameValues.MISTRAL_AI: "mistral",
     sc.GenAiProviderNameValues.X_AI: "x-ai",
 }
