@@ -180,6 +180,7 @@ def _client_calls() -> None:
             model="claude-sonnet-4-6", max_tokens=16, messages=[{"role": "user", "content": "?"}]
         )
     _google_genai_calls()
+    _bedrock_calls()
 
 
 def _google_genai_calls() -> None:
@@ -205,6 +206,22 @@ def _google_genai_calls() -> None:
     )
     models.generate_content(model="gemini-2.5-flash", contents="Weather?", config=config)
     for _ in models.generate_content_stream(model="gemini-2.5-flash", contents="Weather?"):
+        pass
+
+
+def _bedrock_calls() -> None:
+    from wire.bedrock import Reply, Responder, bedrock_client
+
+    replies = [Reply.fixture("converse_tool_call.json"), Reply.events("converse_stream_tool.json")]
+    client = bedrock_client(Responder(replies))
+    call = {
+        "modelId": "us.anthropic.claude-sonnet-4-20250514-v1:0",
+        "messages": [{"role": "user", "content": [{"text": "Weather?"}]}],
+        "system": [{"text": "Be brief."}],
+        "inferenceConfig": {"maxTokens": 256, "temperature": 0.2, "topP": 0.9},
+    }
+    client.converse(**call)
+    for _ in client.converse_stream(**call)["stream"]:
         pass
 
 

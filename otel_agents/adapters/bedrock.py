@@ -14,7 +14,10 @@ untouched. This module only says how to read a request, a response and the strea
 - usage follows the GenAI conventions: `gen_ai.usage.input_tokens` is Bedrock's
   `inputTokens + cacheReadInputTokens + cacheWriteInputTokens`;
 - `stopReason` values (`end_turn`, `tool_use`, `max_tokens`, ...) are kept as they are;
-- `ResponseMetadata.RetryAttempts` (botocore's own retries) gives `otel_agents.llm.attempts`.
+- `ResponseMetadata.RetryAttempts` (botocore's own retries) gives `otel_agents.llm.attempts`;
+- `error.type` is the API's error code (`ThrottlingException`, `ValidationException`, a
+  streamed `modelStreamErrorException` as `ModelStreamErrorException`), as the conventions
+  prefer to the exception's class (`botocore.errorfactory.ThrottlingException`).
 """
 
 from __future__ import annotations
@@ -312,6 +315,15 @@ class EventAccumulator:
         return {"text": "".join(self._pieces.get((index, "text"), []))}
 
 
+def error_code(exc: BaseException) -> str | None:
+    """The API's error code as `error.type`: `ThrottlingException`, `ValidationException`.
+    botocore's `ClientError` carries it; a streamed error event (`EventStreamError`) names it
+    in lowerCamelCase (`throttlingException`), spelled here as the same code."""
+    response = getattr(exc, "response", None)
+    code = text(_mapping(_mapping(response).get("Error")).get("Code"))
+    return code[:1].upper() + code[1:] if code else None
+
+
 # -- the hook -----------------------------------------------------------------------------
 
 
@@ -337,13 +349,16 @@ STREAM_SLOT = StreamSlot(
     get=lambda result: result.get("stream") if isinstance(result, dict) else None,
     put=_put_stream,
 )
-CONVERSE_READERS = Readers(read_request, read_response, handle_result=handle_result)
+CONVERSE_READERS = Readers(
+    read_request, read_response, handle_result=handle_result, error_type=error_code
+)
 STREAM_READERS = Readers(
     read_request,
     read_response,
     new_accumulator=EventAccumulator,
     stream_slot=STREAM_SLOT,
     handle_result=handle_result,
+    error_type=error_code,
 )
 _READERS = {CONVERSE: CONVERSE_READERS, CONVERSE_STREAM: STREAM_READERS}
 

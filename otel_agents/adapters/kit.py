@@ -70,6 +70,9 @@ class Readers:
     # Everything else about a result (raw responses, SDK-specific stream types): return what
     # the application gets, and see that `call` is finished once, now or later.
     handle_result: Callable[[Any, LLMCall, Readers], Any] | None = None
+    # The client's low-cardinality name for an exception (its API error code) as
+    # `error.type`; None from it, or no reader: the exception's class name.
+    error_type: Callable[[BaseException], str | None] | None = None
 
 
 # (the SDK object, positional args, keyword args) -> the readers for this call, or None
@@ -147,6 +150,7 @@ class ClientAdapter:
             call = LLMCall.start(request)
             if call is None:
                 return None
+            call.name_error = readers.error_type
             if self.before_call is not None:
                 self.before_call(instance)
             return _Started(call, readers, call.activate())

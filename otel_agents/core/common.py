@@ -48,7 +48,7 @@ def error_type(exc: BaseException) -> str:
     return ".".join([*public, cls.__qualname__])
 
 
-def record_error(span: Span, exc: BaseException, runtime: Runtime) -> None:
+def record_error(span: Span, exc: BaseException, runtime: Runtime, name: str | None = None) -> None:
     """Mark the span failed: status, `error.type`, and a scrubbed `exception` event.
 
     The SDK's own `record_exception` would copy the message verbatim, and exception
@@ -57,7 +57,7 @@ def record_error(span: Span, exc: BaseException, runtime: Runtime) -> None:
     try:
         capturer = runtime.capturer
         message = capturer.scrub(str(exc))
-        span.set_attribute(sc.ERROR_TYPE, error_type(exc))
+        span.set_attribute(sc.ERROR_TYPE, name or error_type(exc))
         span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {message}"))
         stack = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
         span.add_event(

@@ -13,7 +13,7 @@ from __future__ import annotations
 import inspect
 import itertools
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -113,6 +113,9 @@ class LLMCall(Invocation):
         self.cost_usd: float | None = None
         self.agent_name: str | None = None
         self.attempts: int | None = None
+        # The client's own low-cardinality name for an error (an API's error code), when
+        # its adapter knows one better than the exception's class: `error.type`.
+        self.name_error: Callable[[BaseException], str | None] | None = None
         # The run (or trace) this call counts toward, found once when the call finishes.
         self.ledger: RunLedger | None = None
 
@@ -186,13 +189,25 @@ class LLMCall(Invocation):
             self.attempts = attempts
         self.complete(exc)
 
+    def error_name(self, exc: BaseException) -> str:
+        """`error.type` for `exc`: the adapter's name for it, else the exception's class."""
+        if self.name_error is not None:
+            try:
+                name = self.name_error(exc)
+            except Exception as internal:
+                report_internal_error("error name", internal)
+                name = None
+            if name:
+                return name
+        return error_type(exc)
+
     def _record_end(self, exc: BaseException | None) -> None:
         runtime = get_runtime()
         span = self.span
         response = self.response
         self.ledger = current_ledger(self.parent_context)
         if exc is not None:
-            record_error(span, exc, runtime)
+            record_error(span, exc, runtime, self.error_name(exc))
         # Everything the end of the call tells goes onto the span in one `set_attributes`
         # (each call takes the span's lock and cleans the values again).
         attributes: dict[str, AttributeValue] = {}
@@ -256,7 +271,7 @@ class LLMCall(Invocation):
         elapsed = time.monotonic() - self.started
         duration_attributes = metric.common
         if exc is not None:
-            duration_attributes = {**metric.common, sc.ERROR_TYPE: error_type(exc)}
+            duration_attributes = {**metric.common, sc.ERROR_TYPE: self.error_name(exc)}
         elif response is not None and response.error_type is not None:
             duration_attributes = {**metric.common, sc.ERROR_TYPE: response.error_type}
         usage = response.usage if response is not None else None
@@ -434,7 +449,7 @@ def emit_operation_details(runtime: Runtime, call: LLMCall, exc: BaseException |
         if response is not None:
             _add_response_attributes(attributes, response, provider_extras=False)
         if exc is not None:
-            attributes[sc.ERROR_TYPE] = error_type(exc)
+            attributes[sc.ERROR_TYPE] = call.error_name(exc)
         event: dict[str, Any] = dict(attributes)
         event.update((key, capturer.structured(value)) for key, value in content.items())
         logger.emit(_log_record(call.span, event))

@@ -4,6 +4,7 @@ real OpenTelemetry SDK with in-memory exporters. Reader unit tests run on the sa
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import json
 from collections.abc import Iterator
@@ -297,7 +298,7 @@ def test_an_error_mid_stream_reaches_the_caller_and_fails_the_span(telemetry: Te
     assert len(seen) == 2
     span = only_span(telemetry)
     assert span.status.status_code is StatusCode.ERROR
-    assert attrs(span)[sc.ERROR_TYPE] == "botocore.exceptions.EventStreamError"
+    assert attrs(span)[sc.ERROR_TYPE] == "ThrottlingException"  # the code, as unstreamed
 
 
 def test_an_api_error_reaches_the_caller_unchanged(telemetry: Telemetry) -> None:
@@ -307,10 +308,10 @@ def test_an_api_error_reaches_the_caller_unchanged(telemetry: Telemetry) -> None
     assert type(raised.value) is client.exceptions.ValidationException
     span = only_span(telemetry)
     assert span.status.status_code is StatusCode.ERROR
-    assert attrs(span)[sc.ERROR_TYPE] == "botocore.errorfactory.ValidationException"
+    assert attrs(span)[sc.ERROR_TYPE] == "ValidationException"
     durations = telemetry.metric_points(sc.METRIC_GEN_AI_CLIENT_INFERENCE_DURATION)
     assert [dict(getattr(p, "attributes", {})).get(sc.ERROR_TYPE) for p in durations] == [
-        "botocore.errorfactory.ValidationException"
+        "ValidationException"
     ]
 
 
@@ -350,3 +351,17 @@ def test_it_can_be_switched_off_by_name(monkeypatch: pytest.MonkeyPatch) -> None
         client_for(Reply.fixture(TEXT)).converse(modelId=MODEL, messages=MESSAGES)
         assert telemetry.spans() == []
         assert not _patched()
+
+
+def test_a_failing_error_reader_falls_back_to_the_exception_class(
+    telemetry: Telemetry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(exc: BaseException) -> str | None:
+        raise RuntimeError("reader bug")
+
+    readers = dataclasses.replace(adapter.CONVERSE_READERS, error_type=broken)
+    monkeypatch.setitem(adapter._READERS, adapter.CONVERSE, readers)
+    client = client_for(Reply.error(400, "ValidationException", "The model is not supported."))
+    with pytest.raises(client.exceptions.ValidationException):
+        client.converse(**CALL)
+    assert attrs(only_span(telemetry))[sc.ERROR_TYPE] == "botocore.errorfactory.ValidationException"
