@@ -41,6 +41,7 @@ ADAPTERS: tuple[Adapter, ...] = (
     Adapter("openai", "openai", "otel_agents.adapters.openai"),
     Adapter("anthropic", "anthropic", "otel_agents.adapters.anthropic"),
     Adapter("google_genai", "google.genai", "otel_agents.adapters.google_genai"),
+    Adapter("bedrock", "botocore.client", "otel_agents.adapters.bedrock"),
 )
 
 _lock = threading.Lock()
