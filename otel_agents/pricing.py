@@ -32,8 +32,15 @@ _PROVIDER_IDS = {
     sc.GenAiProviderNameValues.AZURE_AI_OPENAI: "azure",
     sc.GenAiProviderNameValues.MISTRAL_AI: "mistral",
     sc.GenAiProviderNameValues.X_AI: "x-ai",
+    sc.GenAiProviderNameValues.GCP_GEMINI: "google",
+    sc.GenAiProviderNameValues.GCP_VERTEX_AI: "google",
 }
-_PROVIDER_NAMES = {table_id: name for name, table_id in _PROVIDER_IDS.items()}
+# Back to our names, for table ids that one of ours alone maps to ("google" is two).
+_PROVIDER_NAMES = {
+    table_id: name
+    for name, table_id in _PROVIDER_IDS.items()
+    if list(_PROVIDER_IDS.values()).count(table_id) == 1
+}
 # Hosts the SDKs already name correctly (and genai-prices' second OpenAI entry).
 _NOT_BY_URL = frozenset({"openai", "openai-decisions", "azure", "anthropic"})
 

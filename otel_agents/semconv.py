@@ -490,6 +490,13 @@ class GenAiProviderNameValues:
     ANTHROPIC: Final = "anthropic"
     """Anthropic."""
 
+    GCP_GEMINI: Final = "gcp.gemini"
+    """Gemini (the 'generativelanguage.googleapis.com' endpoint, also known as the AI Studio API).
+    """
+
+    GCP_VERTEX_AI: Final = "gcp.vertex_ai"
+    """Vertex AI (the 'aiplatform.googleapis.com' endpoint)."""
+
     AZURE_AI_OPENAI: Final = "azure.ai.openai"
     """Azure OpenAI."""
 

@@ -40,6 +40,7 @@ class Adapter:
 ADAPTERS: tuple[Adapter, ...] = (
     Adapter("openai", "openai", "otel_agents.adapters.openai"),
     Adapter("anthropic", "anthropic", "otel_agents.adapters.anthropic"),
+    Adapter("google_genai", "google.genai", "otel_agents.adapters.google_genai"),
 )
 
 _lock = threading.Lock()
