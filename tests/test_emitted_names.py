@@ -181,6 +181,29 @@ def _client_calls() -> None:
         )
 
 
+def _google_genai_calls() -> None:
+    """The google-genai adapter: Gemini API and Vertex AI, a stream, a blocked prompt."""
+    from google.genai import types
+    from wire.google_genai import gemini, ok, vertex
+
+    config = types.GenerateContentConfig(
+        system_instruction="Be brief.",
+        temperature=0.2,
+        top_k=40,
+        max_output_tokens=256,
+        candidate_count=1,
+        seed=7,
+        stop_sequences=["END"],
+        response_mime_type="application/json",
+    )
+    client, _ = gemini(ok("thought_function_call.json"), ok("blocked_prompt.json"))
+    client.models.generate_content(model="gemini-2.5-flash", contents="Weather?", config=config)
+    client.models.generate_content(model="gemini-2.5-flash", contents="?")
+    client, _ = vertex(ok("stream_thought_text.sse"))
+    for _ in client.models.generate_content_stream(model="gemini-2.5-flash", contents="Weather?"):
+        pass
+
+
 def _core_api_calls() -> None:
     """The public API's options the demo leaves out."""
     import otel_agents
@@ -219,6 +242,7 @@ def emitted() -> Iterator[list[Signal]]:
         ):
             _onboard(lambda text: None)
             _client_calls()
+            _google_genai_calls()
             _core_api_calls()
             yield _collect(telemetry, Conventions())
 
