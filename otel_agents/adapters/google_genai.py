@@ -148,7 +148,8 @@ def request_parameters(config: Any) -> dict[str, AttributeValue]:
         ("seed", sc.GEN_AI_REQUEST_SEED),
     ):
         value = field_of(config, key)
-        whole = integer(value) if not isinstance(value, float) else int(value)
+        # The SDK types `top_k` as a float; the conventions want an int.
+        whole = int(value) if isinstance(value, float) and value.is_integer() else integer(value)
         if whole is not None:
             parameters[attribute] = whole
     for key, attribute in (

@@ -512,3 +512,17 @@ def test_both_google_providers_price_as_google_but_a_url_names_neither() -> None
     vertex_cost = book.cost(sc.GenAiProviderNameValues.GCP_VERTEX_AI, MODEL, usage)
     assert gemini_cost is not None and gemini_cost[0] > 0 and gemini_cost == vertex_cost
     assert provider_from_url("https://generativelanguage.googleapis.com/v1beta/openai/") == "google"
+
+
+def test_request_parameters_from_a_config_dict() -> None:
+    parameters = adapter.request_parameters(
+        {"top_k": 40.0, "temperature": 1, "seed": 3, "stop_sequences": ["a", 1]}
+    )
+    assert parameters == {
+        sc.GEN_AI_REQUEST_TOP_K: 40,
+        sc.GEN_AI_REQUEST_TEMPERATURE: 1.0,
+        sc.GEN_AI_REQUEST_SEED: 3,
+        sc.GEN_AI_REQUEST_STOP_SEQUENCES: ["a"],
+    }
+    assert type(parameters[sc.GEN_AI_REQUEST_TOP_K]) is int
+    assert sc.GEN_AI_REQUEST_TOP_K not in adapter.request_parameters({"top_k": 0.5})
