@@ -44,6 +44,15 @@ GEMINI = sc.GenAiProviderNameValues.GCP_GEMINI
 VERTEX_AI = sc.GenAiProviderNameValues.GCP_VERTEX_AI
 PROMPT_BLOCKED = "prompt_blocked"
 _MODEL_PREFIXES = ("models/", "tunedModels/")
+# What a streamed part other than text may carry (each arrives whole).
+_PART_FIELDS = (
+    "function_call",
+    "function_response",
+    "inline_data",
+    "file_data",
+    "executable_code",
+    "code_execution_result",
+)
 
 
 def _capturing_content() -> bool:
@@ -458,20 +467,7 @@ def _merge_part(parts: list[dict[str, Any]], part: Any) -> None:
     if piece is not None:
         parts.append({"text": piece, "thought": thought})
     else:
-        parts.append(
-            {
-                k: field_of(part, k)
-                for k in (
-                    "function_call",
-                    "function_response",
-                    "inline_data",
-                    "file_data",
-                    "executable_code",
-                    "code_execution_result",
-                )
-                if field_of(part, k) is not None
-            }
-        )
+        parts.append({k: field_of(part, k) for k in _PART_FIELDS if field_of(part, k) is not None})
 
 
 CONTENT = Readers(read_request, read_response)

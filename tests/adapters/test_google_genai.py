@@ -526,3 +526,18 @@ def test_request_parameters_from_a_config_dict() -> None:
     }
     assert type(parameters[sc.GEN_AI_REQUEST_TOP_K]) is int
     assert sc.GEN_AI_REQUEST_TOP_K not in adapter.request_parameters({"top_k": 0.5})
+
+
+def test_stream_accumulator_keeps_function_calls_whole() -> None:
+    payload = json.loads(body("thought_function_call.json"))
+    thought, call = payload["candidates"][0]["content"]["parts"]
+    accumulator = adapter.StreamAccumulator()
+    for parts, finish in (([thought], None), ([call], "STOP")):
+        chunk = {**payload, "candidates": [{"content": {"role": "model", "parts": parts}}]}
+        if finish:
+            chunk["candidates"][0]["finishReason"] = finish
+        accumulator.add(types.GenerateContentResponse._from_response(response=chunk, kwargs={}))
+    read = accumulator.response()
+    assert [(c.name, c.arguments) for c in read.tool_calls] == [("get_weather", WEATHER_ARGS)]
+    assert read.reasoning == THOUGHT and read.text is None
+    assert read.usage is not None and read.usage.output_tokens == 110
