@@ -541,3 +541,25 @@ def test_stream_accumulator_keeps_function_calls_whole() -> None:
     assert [(c.name, c.arguments) for c in read.tool_calls] == [("get_weather", WEATHER_ARGS)]
     assert read.reasoning == THOUGHT and read.text is None
     assert read.usage is not None and read.usage.output_tokens == 110
+
+
+def _raises_error_chunks() -> bool:
+    from google.genai import _api_client
+
+    return '{"error":' in inspect.getsource(_api_client.BaseApiClient.request_streamed)
+
+
+@pytest.mark.skipif(not _raises_error_chunks(), reason="older SDKs yield an error chunk as data")
+def test_error_chunk_mid_stream(telemetry: Telemetry) -> None:
+    client, _ = gemini(ok("stream_error_mid.sse"))
+    stream = client.models.generate_content_stream(model=MODEL, contents=PROMPT)
+    seen: list[bool | None] = []
+    with pytest.raises(errors.ServerError) as caught:
+        for chunk in stream:
+            seen.append(chunk.candidates[0].content.parts[0].thought)  # type: ignore[index, union-attr]
+    assert seen == [True, True] and caught.value.code == 503
+    span = only_span(telemetry)
+    assert span.status.status_code is StatusCode.ERROR
+    a = attrs(span)
+    assert a[sc.ERROR_TYPE] == "google.genai.errors.ServerError"
+    assert a[sc.GEN_AI_RESPONSE_ID] == "4J1xaI2qMYqExN8Pxr2K-Q0"  # what arrived is kept
