@@ -6,6 +6,8 @@ errors never do. Agent frameworks surface these to the model as tool errors.
 
 from __future__ import annotations
 
+from typing import Any
+
 from otel_agents.config import ConfigError
 
 
@@ -17,8 +19,11 @@ class Intervention(OtelAgentsError):
     """A deliberate stop of an action (policy deny, rejected approval, ...).
 
     Raised by observers before a tool runs; the tool span records it and the exception
-    reaches the caller unchanged.
+    reaches the caller unchanged. `decision` is what the stopping observer decided (a
+    `core.tool.ToolDecision`), for the tool call's record.
     """
+
+    decision: Any = None
 
 
 class PolicyViolation(Intervention):

@@ -26,7 +26,6 @@ if TYPE_CHECKING:
 _logger = logging.getLogger("otel_agents")
 _lock = threading.RLock()
 _instrumented = False
-_threading_instrumentor: Any = None
 _owned: Any = None
 _governance: list[Observer] = []  # the policy gate and detectors we built (closed on reconfigure)
 _foreign_flusher: BoundedCall | None = None  # flushes providers the application owns
@@ -97,6 +96,7 @@ def instrument(
         runtime.observers.extend(observers)
         set_runtime(runtime)
         if not _instrumented:
+            runtime.prices.load_in_background()  # the table is process-wide: load it once
             _propagate_context_to_threads()
             from otel_agents.adapters import instrument_adapters
 
@@ -106,7 +106,7 @@ def instrument(
 
 def uninstrument() -> None:
     """Undo `instrument()`: unpatch every client. Decorated code keeps its plain spans."""
-    global _instrumented, _threading_instrumentor
+    global _instrumented
     with _lock:
         if not _instrumented:
             return
@@ -114,9 +114,9 @@ def uninstrument() -> None:
 
         uninstrument_adapters()
         _close_governance()
-        if _threading_instrumentor is not None:
-            _threading_instrumentor.uninstrument()
-            _threading_instrumentor = None
+        from otel_agents.thread_context import stop_propagating
+
+        stop_propagating()
         set_runtime(None)
         _instrumented = False
 
@@ -195,12 +195,6 @@ def export_counts() -> list[ExportCounts]:
 
 def _propagate_context_to_threads() -> None:
     """Carry the OpenTelemetry context (and so the run ledger) into threads and pools."""
-    global _threading_instrumentor
-    try:
-        from opentelemetry.instrumentation.threading import ThreadingInstrumentor
-    except ImportError:
-        return
-    instrumentor = ThreadingInstrumentor()
-    if not instrumentor.is_instrumented_by_opentelemetry:
-        instrumentor.instrument()
-        _threading_instrumentor = instrumentor
+    from otel_agents.thread_context import propagate_context_to_threads
+
+    propagate_context_to_threads()

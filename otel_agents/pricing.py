@@ -11,6 +11,7 @@ Overrides (private deployments, negotiated prices) come from `instrument(prices=
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -29,18 +30,16 @@ PRICES_ENV = "OTEL_AGENTS_PRICES"
 
 # Our provider names (gen_ai.provider.name) -> genai-prices provider ids, where they differ.
 _PROVIDER_IDS = {
+    sc.GenAiProviderNameValues.AWS_BEDROCK: "aws",
+    # Both Google endpoints are genai-prices' `google`; the Gemini API is the name its
+    # OpenAI-compatible URL is told by (the last one wins in `_PROVIDER_NAMES`).
+    sc.GenAiProviderNameValues.GCP_VERTEX_AI: "google",
+    sc.GenAiProviderNameValues.GCP_GEMINI: "google",
     sc.GenAiProviderNameValues.AZURE_AI_OPENAI: "azure",
     sc.GenAiProviderNameValues.MISTRAL_AI: "mistral",
     sc.GenAiProviderNameValues.X_AI: "x-ai",
-    sc.GenAiProviderNameValues.GCP_GEMINI: "google",
-    sc.GenAiProviderNameValues.GCP_VERTEX_AI: "google",
 }
-# Back to our names, for table ids that one of ours alone maps to ("google" is two).
-_PROVIDER_NAMES = {
-    table_id: name
-    for name, table_id in _PROVIDER_IDS.items()
-    if list(_PROVIDER_IDS.values()).count(table_id) == 1
-}
+_PROVIDER_NAMES = {table_id: name for name, table_id in _PROVIDER_IDS.items()}
 # Hosts the SDKs already name correctly (and genai-prices' second OpenAI entry).
 _NOT_BY_URL = frozenset({"openai", "openai-decisions", "azure", "anthropic"})
 
@@ -132,6 +131,17 @@ class PriceBook:
             return None
         return table_cost, sc.CostSourceValues.PRICE_TABLE
 
+    def load_in_background(self) -> threading.Thread | None:
+        """Import genai-prices and load its table on a daemon thread, so that the first
+        priced call does not pay for it (about 150 ms of CPU) on the application's thread.
+        A call that comes before it is done waits on the import lock, as it would have.
+        None when genai-prices is not installed."""
+        if importlib.util.find_spec("genai_prices") is None:
+            return None
+        loader = threading.Thread(target=_load_price_table, name="otel-agents prices", daemon=True)
+        loader.start()
+        return loader
+
     def _table_cost(
         self, provider: str, model: str, usage: TokenUsage, service_tier: str | None
     ) -> float | None:
@@ -169,6 +179,21 @@ class PriceBook:
         if len(self._table_prices) < 1024:
             self._table_prices[key] = table_price
         return table_price
+
+
+def _load_price_table() -> None:
+    try:
+        from genai_prices import data_snapshot
+
+        data_snapshot.get_snapshot()
+        # What pricing a model's units imports on first use (see `_UnitPlan._build`).
+        import genai_prices.decompose
+        import genai_prices.units
+        import genai_prices.validation  # noqa: F401
+    except Exception as exc:  # a table that cannot load now fails again, visibly, on use
+        from otel_agents.runtime import report_internal_error
+
+        report_internal_error("loading the price table", exc)
 
 
 class _TablePrice:

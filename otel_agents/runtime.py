@@ -15,7 +15,7 @@ import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
 from opentelemetry import _logs, metrics, trace
 from opentelemetry._logs import Logger, LoggerProvider
@@ -25,10 +25,17 @@ from opentelemetry.trace import Tracer, TracerProvider
 from otel_agents import semconv as sc
 from otel_agents.capture import Capturer, Redactor
 from otel_agents.config import Settings
+from otel_agents.deferred_metrics import DeferredHistogram, DeferredPoints
 from otel_agents.errors import Intervention
 from otel_agents.pricing import PriceBook
 from otel_agents.summing_counter import SummingCounter
 from otel_agents.version import __version__
+
+if TYPE_CHECKING:
+    from otel_agents.core.agent import AgentRun
+    from otel_agents.core.handoff import Handoff
+    from otel_agents.core.inference import LLMCall
+    from otel_agents.core.tool import ToolDecision, ToolInvocation
 
 _logger = logging.getLogger("otel_agents")
 INSTRUMENTATION_SCOPE = "otel_agents"
@@ -37,29 +44,32 @@ SCHEMA_URL = sc.UPSTREAM_SCHEMA_URL
 
 
 class Observer:
-    """Base for components that watch the recorders: the policy gate and the detectors.
+    """Base for components that watch invocations: the policy gate and the detectors.
 
-    Override what you need. A hook may raise an `otel_agents.errors.Intervention` to stop a
-    tool call on purpose (a policy deny); any other exception is an internal error: it is
-    logged and swallowed, and the application goes on.
+    Override what you need. The events are typed by the invocation kinds they carry. A hook
+    may raise an `otel_agents.errors.Intervention` to stop a tool call on purpose (a policy
+    deny); any other exception is an internal error: it is logged and swallowed, and the
+    application goes on.
     """
 
-    def on_tool_start(self, invocation: Any) -> None:
-        """Before a tool runs; its span exists and is current."""
+    def on_tool_start(self, invocation: ToolInvocation) -> ToolDecision | None:
+        """Before a tool runs; its span exists. The gate returns its decision (verdict,
+        contract status, its own state for `on_tool_end`); others return None."""
+        return None
 
-    def on_tool_end(self, invocation: Any) -> None:
+    def on_tool_end(self, invocation: ToolInvocation) -> None:
         """After a tool returned or raised; its span is still open."""
 
-    def on_llm_call_end(self, call: Any) -> None:
+    def on_llm_call_end(self, call: LLMCall) -> None:
         """After an LLM call's response (or stream) is complete; its span is still open."""
 
-    def on_handoff_end(self, handoff: Any) -> None:
+    def on_handoff_end(self, handoff: Handoff) -> None:
         """When a handoff boundary closes; its span is still open."""
 
-    def on_run_end(self, run: Any) -> None:
+    def on_run_end(self, run: AgentRun) -> None:
         """When a run's root agent span is about to end."""
 
-    def refusal(self, invocation: Any, exc: BaseException) -> Intervention | None:
+    def refusal(self, invocation: ToolInvocation, exc: BaseException) -> Intervention | None:
         """The stop to raise when a tool call could not be checked (`exc` broke its opening
         before this observer's verdict), or None to let it run. Only the policy gate in
         enforce mode with `on_error: fail_closed` refuses."""
@@ -79,15 +89,15 @@ class LegacyInstruments:
     @classmethod
     def create(cls, meter: Meter) -> LegacyInstruments:
         return cls(
-            token_usage=_histogram(
+            token_usage=histogram(
                 meter,
                 sc.METRIC_GEN_AI_CLIENT_TOKEN_USAGE,
                 "Number of input and output tokens used.",
             ),
-            operation_duration=_histogram(
+            operation_duration=histogram(
                 meter, sc.METRIC_GEN_AI_CLIENT_OPERATION_DURATION, "GenAI operation duration."
             ),
-            time_to_first_chunk=_histogram(
+            time_to_first_chunk=histogram(
                 meter,
                 sc.METRIC_GEN_AI_CLIENT_OPERATION_TIME_TO_FIRST_CHUNK,
                 "Time to receive the first chunk of a streamed response.",
@@ -97,21 +107,22 @@ class LegacyInstruments:
 
 @dataclass
 class Instruments:
-    tool_calls: Counter
-    tool_duration: Histogram
-    agent_duration: Histogram
-    agent_inference_calls: Histogram
-    agent_tool_calls: Histogram
+    # Histograms on the calls' paths are deferred: recorded at collection (see
+    # `deferred_metrics`); counters are summed in process (see `SummingCounter`).
+    tool_calls: SummingCounter
+    tool_duration: DeferredHistogram
+    agent_duration: DeferredHistogram
+    agent_inference_calls: DeferredHistogram
+    agent_tool_calls: DeferredHistogram
     runs: Counter
-    run_cost: Histogram
+    run_cost: DeferredHistogram
     handoffs: Counter
-    inference_duration: Histogram
-    operation_duration: Histogram  # GenAI client operations other than inference (embeddings)
-    time_to_first_chunk: Histogram
-    time_per_output_chunk: Histogram
-    operation_input_tokens: Histogram
-    operation_output_tokens: Histogram
-    # Counters summed in process (see `SummingCounter`): one per token kind, every call.
+    inference_duration: DeferredHistogram
+    operation_duration: DeferredHistogram  # GenAI client operations other than inference
+    time_to_first_chunk: DeferredHistogram
+    time_per_output_chunk: DeferredHistogram
+    operation_input_tokens: DeferredHistogram
+    operation_output_tokens: DeferredHistogram
     usage_input_tokens: SummingCounter
     usage_output_tokens: SummingCounter
     usage_cache_read_tokens: SummingCounter
@@ -128,55 +139,60 @@ class Instruments:
         def usage(name: str, description: str) -> SummingCounter:
             return SummingCounter.on(meter, name, unit(name), description)
 
+        deferred = DeferredPoints.on(meter)
+
+        def deferred_histogram(meter: Meter, name: str, description: str) -> DeferredHistogram:
+            return deferred.histogram(histogram(meter, name, description))
+
         return cls(
-            tool_calls=meter.create_counter(
-                sc.METRIC_TOOL_CALLS, unit(sc.METRIC_TOOL_CALLS), "Tool executions."
-            ),
-            tool_duration=_histogram(
+            tool_calls=usage(sc.METRIC_TOOL_CALLS, "Tool executions."),
+            tool_duration=deferred_histogram(
                 meter, sc.METRIC_GEN_AI_EXECUTE_TOOL_DURATION, "Duration of tool executions."
             ),
-            agent_duration=_histogram(
+            agent_duration=deferred_histogram(
                 meter, sc.METRIC_GEN_AI_INVOKE_AGENT_DURATION, "Duration of agent invocations."
             ),
-            agent_inference_calls=_histogram(
+            agent_inference_calls=deferred_histogram(
                 meter,
                 sc.METRIC_GEN_AI_INVOKE_AGENT_INFERENCE_CALLS,
                 "Inference calls made during one agent invocation.",
             ),
-            agent_tool_calls=_histogram(
+            agent_tool_calls=deferred_histogram(
                 meter,
                 sc.METRIC_GEN_AI_INVOKE_AGENT_TOOL_CALLS,
                 "Tool calls made during one agent invocation.",
             ),
             runs=meter.create_counter(sc.METRIC_RUNS, unit(sc.METRIC_RUNS), "Agent runs."),
-            run_cost=meter.create_histogram(
-                sc.METRIC_RUN_COST, unit(sc.METRIC_RUN_COST), "Cost of whole agent runs, USD."
+            run_cost=deferred.histogram(
+                meter.create_histogram(
+                    sc.METRIC_RUN_COST, unit(sc.METRIC_RUN_COST), "Cost of whole agent runs, USD."
+                )
             ),
             handoffs=meter.create_counter(
                 sc.METRIC_HANDOFFS, unit(sc.METRIC_HANDOFFS), "Handoffs between agents."
             ),
-            inference_duration=_histogram(
+            inference_duration=deferred_histogram(
                 meter, sc.METRIC_GEN_AI_CLIENT_INFERENCE_DURATION, "GenAI inference duration."
             ),
-            operation_duration=_histogram(
+            operation_duration=deferred_histogram(
                 meter, sc.METRIC_GEN_AI_CLIENT_OPERATION_DURATION, "GenAI operation duration."
             ),
-            time_to_first_chunk=_histogram(
+            time_to_first_chunk=deferred_histogram(
                 meter,
                 sc.METRIC_GEN_AI_CLIENT_INFERENCE_TIME_TO_FIRST_CHUNK,
                 "Time to receive the first chunk of a streamed response.",
             ),
-            time_per_output_chunk=_histogram(
+            time_per_output_chunk=deferred_histogram(
                 meter,
                 sc.METRIC_GEN_AI_CLIENT_INFERENCE_TIME_PER_OUTPUT_CHUNK,
                 "Time between consecutive chunks of a streamed response.",
             ),
-            operation_input_tokens=_histogram(
+            operation_input_tokens=deferred_histogram(
                 meter,
                 sc.METRIC_GEN_AI_CLIENT_INFERENCE_OPERATION_INPUT_TOKENS,
                 "Input tokens per inference call.",
             ),
-            operation_output_tokens=_histogram(
+            operation_output_tokens=deferred_histogram(
                 meter,
                 sc.METRIC_GEN_AI_CLIENT_INFERENCE_OPERATION_OUTPUT_TOKENS,
                 "Output tokens per inference call.",
@@ -206,7 +222,7 @@ class Instruments:
         )
 
 
-def _histogram(meter: Meter, name: str, description: str) -> Histogram:
+def histogram(meter: Meter, name: str, description: str) -> Histogram:
     """A histogram with the conventions' bucket boundaries, given as an advisory so they
     apply with the application's own MeterProvider too (no View needed)."""
     boundaries = sc.METRIC_BUCKETS.get(name)
@@ -269,13 +285,15 @@ class Runtime:
             logger_provider=logger_provider,
         )
 
-    def check_tool(self, invocation: Any) -> None:
-        """`on_tool_start` on every observer. An observer that fails (rather than decides)
-        is asked for its `refusal`: the policy gate failing under fail-closed stops the
-        call; any other failure is logged and swallowed."""
+    def check_tool(self, invocation: ToolInvocation) -> ToolDecision | None:
+        """`on_tool_start` on every observer; the first decision returned (the gate's). An
+        observer that fails (rather than decides) is asked for its `refusal`: the policy
+        gate failing under fail-closed stops the call; any other failure is logged and
+        swallowed."""
+        decision: ToolDecision | None = None
         for observer in self.observers:
             try:
-                observer.on_tool_start(invocation)
+                answer = observer.on_tool_start(invocation)
             except Intervention:
                 raise
             except Exception as exc:
@@ -283,20 +301,24 @@ class Runtime:
                 stop = observer.refusal(invocation, exc)
                 if stop is not None:
                     raise stop from None
+                continue
+            if decision is None:
+                decision = answer
+        return decision
 
-    def notify(self, event: str, *args: Any) -> None:
-        """Call `event` on every observer that has it; internal errors are swallowed.
+    def notify(self, event: Callable[[Observer], object], where: str) -> None:
+        """Deliver an event to every observer (`event(observer)` calls its typed hook);
+        internal errors are swallowed.
 
         Exceptions deriving from `Intervention` propagate: they are decisions, not bugs.
         """
         for observer in self.observers:
-            handler: Callable[..., Any] = getattr(observer, event)
             try:
-                handler(*args)
+                event(observer)
             except Intervention:
                 raise
             except Exception as exc:
-                report_internal_error(f"observer {type(observer).__name__}.{event}", exc)
+                report_internal_error(f"observer {type(observer).__name__}.{where}", exc)
 
 
 def logs_are_configured(provider: LoggerProvider | None = None) -> bool:

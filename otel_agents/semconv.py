@@ -490,13 +490,6 @@ class GenAiProviderNameValues:
     ANTHROPIC: Final = "anthropic"
     """Anthropic."""
 
-    GCP_GEMINI: Final = "gcp.gemini"
-    """Gemini (the 'generativelanguage.googleapis.com' endpoint, also known as the AI Studio API).
-    """
-
-    GCP_VERTEX_AI: Final = "gcp.vertex_ai"
-    """Vertex AI (the 'aiplatform.googleapis.com' endpoint)."""
-
     AZURE_AI_OPENAI: Final = "azure.ai.openai"
     """Azure OpenAI."""
 
@@ -514,6 +507,15 @@ class GenAiProviderNameValues:
 
     PERPLEXITY: Final = "perplexity"
     """Perplexity (an OpenAI-compatible API, told by its base URL)."""
+
+    GCP_GEMINI: Final = "gcp.gemini"
+    """Gemini (the AI Studio API, generativelanguage.googleapis.com)."""
+
+    GCP_VERTEX_AI: Final = "gcp.vertex_ai"
+    """Vertex AI (aiplatform.googleapis.com)."""
+
+    AWS_BEDROCK: Final = "aws.bedrock"
+    """AWS Bedrock."""
 
 
 class GenAiTokenModalityValues:
@@ -593,6 +595,10 @@ METRIC_HANDOFFS: Final = "otel_agents.handoffs"
 """Handoffs between agents. Counter, unit `{handoff}`."""
 METRIC_LLM_COST: Final = "otel_agents.llm.cost"
 """Cost of LLM calls, in US dollars. Counter, unit `{USD}`."""
+METRIC_METRICS_DEFERRED_POINTS: Final = "otel_agents.metrics.deferred_points"
+"""Histogram points otel-agents recorded at metric collection, off the application's thread.
+Counter, unit `{point}`.
+"""
 METRIC_POLICY_VERDICTS: Final = "otel_agents.policy.verdicts"
 """Policy verdicts on tool calls. Counter, unit `{verdict}`."""
 METRIC_RUN_COST: Final = "otel_agents.run.cost"
@@ -688,6 +694,7 @@ METRIC_UNITS: Final[dict[str, str]] = {
     METRIC_FLEET_TOOL_RETRIES: "{call}",
     METRIC_HANDOFFS: "{handoff}",
     METRIC_LLM_COST: "{USD}",
+    METRIC_METRICS_DEFERRED_POINTS: "{point}",
     METRIC_POLICY_VERDICTS: "{verdict}",
     METRIC_RUN_COST: "{USD}",
     METRIC_RUNS: "{run}",

@@ -36,10 +36,11 @@ echo "== pytest"
 # Any non-zero exit fails the run, including 5 ("no tests collected").
 "$VENV/bin/python" -m pytest -q "$@"
 
-# The client adapters again, against the oldest `openai`, `anthropic` and `google-genai` releases the
-# extras accept (their lower bounds in pyproject.toml), in a virtualenv of their own.
+# The client adapters again, against the oldest client releases (openai, anthropic,
+# google-genai, boto3) the extras accept (their lower bounds in pyproject.toml), in a
+# virtualenv of their own.
 echo "== client adapters on the oldest supported SDKs"
-oldest=$(grep -oE '"(openai|anthropic|google-genai)>=[0-9.]+"' pyproject.toml | tr -d '"' | sed 's/>=/==/')
+oldest=$(grep -oE '"(openai|anthropic|google-genai|boto3)>=[0-9.]+"' pyproject.toml | tr -d '"' | sed 's/>=/==/')
 OLDEST_VENV="$VENV-oldest-sdks"
 if [ ! -x "$OLDEST_VENV/bin/python" ]; then
   "$PYTHON" -m venv "$OLDEST_VENV"
@@ -47,7 +48,7 @@ fi
 "$OLDEST_VENV/bin/python" -m pip install --quiet --upgrade pip
 # shellcheck disable=SC2086 # one requirement per word
 "$OLDEST_VENV/bin/python" -m pip install --quiet -e '.[dev]' $oldest
-"$OLDEST_VENV/bin/python" -m pip list 2>/dev/null | grep -E '^(openai|anthropic|google-genai) '
+"$OLDEST_VENV/bin/python" -m pip list 2>/dev/null | grep -E '^(openai|anthropic|google-genai|boto3) '
 "$OLDEST_VENV/bin/python" -m pytest -q -p no:cacheprovider tests/adapters tests/cli/test_demo.py
 
 # The README's install command, as a newcomer runs it (a fresh virtualenv, stock pip).

@@ -286,7 +286,8 @@ def test_decision_links_the_tool_span_to_the_reasoning(content_telemetry: Teleme
 
 
 def test_match_by_call_id_and_by_arguments(content_telemetry: Telemetry) -> None:
-    from otel_agents.core.decision import ToolRequest, note_tool_requests
+    from otel_agents.core.decision import note_tool_requests
+    from otel_agents.core.requests import ToolCallRequest
 
     tracer = content_telemetry.tracer_provider.get_tracer("test")
 
@@ -298,8 +299,8 @@ def test_match_by_call_id_and_by_arguments(content_telemetry: Telemetry) -> None
         with tracer.start_as_current_span("chat model") as llm:
             note_tool_requests(
                 [
-                    ToolRequest("grant", "call_a", '{"role": "viewer", "account": "a1"}', "A"),
-                    ToolRequest("grant", "call_b", '{"account": "a2", "role": "admin"}', "B"),
+                    ToolCallRequest("call_a", "grant", '{"role": "viewer", "account": "a1"}', "A"),
+                    ToolCallRequest("call_b", "grant", '{"account": "a2", "role": "admin"}', "B"),
                 ],
                 llm.get_span_context(),
             )

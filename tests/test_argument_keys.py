@@ -16,7 +16,7 @@ from agents_testing import Hostile, Telemetry
 
 import otel_agents
 from otel_agents import semconv as sc
-from otel_agents.core.ledger import (
+from otel_agents.core.arguments import (
     MAX_KEY_CHARS,
     MAX_KEY_DEPTH,
     MAX_KEY_NODES,

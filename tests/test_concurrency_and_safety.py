@@ -122,3 +122,25 @@ def test_instrument_is_idempotent_and_reversible(telemetry: Telemetry) -> None:
     otel_agents.uninstrument()
     assert not otel_agents.is_instrumented()
     assert work(1) == 2  # decorated code keeps working without instrument()
+
+
+def test_uninstrument_gives_threads_back_their_own_methods(telemetry: Telemetry) -> None:
+    import threading
+    from concurrent import futures
+
+    import wrapt
+
+    patched = [
+        threading.Thread.__dict__["start"],
+        threading.Thread.__dict__["run"],
+        futures.ThreadPoolExecutor.__dict__["submit"],
+    ]
+    assert all(isinstance(method, wrapt.FunctionWrapper) for method in patched)
+    otel_agents.uninstrument()
+    restored = [
+        threading.Thread.__dict__["start"],
+        threading.Thread.__dict__["run"],
+        threading.Timer.__dict__["run"],
+        futures.ThreadPoolExecutor.__dict__["submit"],
+    ]
+    assert not any(isinstance(method, wrapt.FunctionWrapper) for method in restored)

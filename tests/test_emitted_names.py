@@ -179,28 +179,61 @@ def _client_calls() -> None:
         anthropic_client(scripted("anthropic/error_529_overloaded.json")).messages.create(
             model="claude-sonnet-4-6", max_tokens=16, messages=[{"role": "user", "content": "?"}]
         )
+    _google_genai_calls()
+    _bedrock_calls()
+
+
+def _bedrock_calls() -> None:
+    import boto3
+    from wire import load_json_fixture
+    from wire.aws import AwsResponder, Recorded
+
+    client = boto3.client(
+        "bedrock-runtime", region_name="us-east-1", aws_access_key_id="a", aws_secret_access_key="b"
+    )
+    recorded = [
+        Recorded.json(load_json_fixture("bedrock/converse_reasoning_tool_use.json")),
+        Recorded.events(
+            load_json_fixture("bedrock/converse_stream_reasoning_tool_use.events.json")
+        ),
+    ]
+    AwsResponder(recorded).attach(client)
+    model = "anthropic.claude-sonnet-4-20250514-v1:0"
+    messages = [{"role": "user", "content": [{"text": "Weather?"}]}]
+    client.converse(
+        modelId=model,
+        messages=messages,
+        toolConfig={"tools": [{"toolSpec": {"name": "get_weather", "inputSchema": {"json": {}}}}]},
+        system=[{"text": "Be brief."}],
+        inferenceConfig={"maxTokens": 256, "topP": 0.9, "stopSequences": ["END"]},
+    )
+    for _ in client.converse_stream(modelId=model, messages=messages)["stream"]:
+        pass
 
 
 def _google_genai_calls() -> None:
-    """The google-genai adapter: Gemini API and Vertex AI, a stream, a blocked prompt."""
+    import httpx2
+    from google import genai
     from google.genai import types
-    from wire.google_genai import gemini, ok, vertex
 
+    transport = scripted(
+        "google_genai/generate_thought_function_call.json", "google_genai/stream_text.sse"
+    )
+    models = genai.Client(
+        api_key="test-key",
+        http_options=types.HttpOptions(
+            base_url="https://generativelanguage.googleapis.com",
+            httpx_client=httpx2.Client(transport=transport),
+        ),
+    ).models
     config = types.GenerateContentConfig(
         system_instruction="Be brief.",
         temperature=0.2,
-        top_k=40,
-        max_output_tokens=256,
-        candidate_count=1,
-        seed=7,
-        stop_sequences=["END"],
-        response_mime_type="application/json",
+        top_k=20,
+        automatic_function_calling=types.AutomaticFunctionCallingConfig(disable=True),
     )
-    client, _ = gemini(ok("thought_function_call.json"), ok("blocked_prompt.json"))
-    client.models.generate_content(model="gemini-2.5-flash", contents="Weather?", config=config)
-    client.models.generate_content(model="gemini-2.5-flash", contents="?")
-    client, _ = vertex(ok("stream_thought_text.sse"))
-    for _ in client.models.generate_content_stream(model="gemini-2.5-flash", contents="Weather?"):
+    models.generate_content(model="gemini-2.5-flash", contents="Weather?", config=config)
+    for _ in models.generate_content_stream(model="gemini-2.5-flash", contents="Weather?"):
         pass
 
 
@@ -242,7 +275,6 @@ def emitted() -> Iterator[list[Signal]]:
         ):
             _onboard(lambda text: None)
             _client_calls()
-            _google_genai_calls()
             _core_api_calls()
             yield _collect(telemetry, Conventions())
 

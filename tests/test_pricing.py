@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import textwrap
+
 import pytest
 
 from otel_agents.config import ConfigError
@@ -118,3 +122,27 @@ def test_a_genai_prices_with_other_internals_still_prices_through_its_public_api
     cost = book.cost("anthropic", "claude-sonnet-4-5", usage)
     assert cost is not None and cost[0] == pytest.approx(float(expected.total_price))
     assert book.cost("anthropic", "no-such-model-xyz", usage) is None
+
+
+def test_instrument_loads_the_price_table_off_the_application_thread() -> None:
+    """The first priced call must not import genai-prices on the application's thread: a
+    daemon thread started by `instrument()` does, before any call is made."""
+    program = textwrap.dedent(
+        """
+        import sys, threading
+        import otel_agents
+        otel_agents.instrument(configure_sdk=False)
+        [loader] = [t for t in threading.enumerate() if t.name == "otel-agents prices"]
+        assert loader.daemon and loader is not threading.current_thread()
+        loader.join()
+        assert "genai_prices.data_snapshot" in sys.modules
+        from genai_prices import data_snapshot
+        assert data_snapshot.get_snapshot() is not None
+        print("loaded")
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "loaded"

@@ -41,6 +41,7 @@ ADAPTERS: tuple[Adapter, ...] = (
     Adapter("openai", "openai", "otel_agents.adapters.openai"),
     Adapter("anthropic", "anthropic", "otel_agents.adapters.anthropic"),
     Adapter("google_genai", "google.genai", "otel_agents.adapters.google_genai"),
+    Adapter("bedrock", "botocore.client", "otel_agents.adapters.bedrock"),
 )
 
 _lock = threading.Lock()
@@ -67,7 +68,7 @@ def instrument_adapters(names: set[str] | None = None) -> list[str]:
                 continue
             if f"otel_agents_{adapter.name}" in disabled or "otel_agents" in disabled:
                 continue
-            if importlib.util.find_spec(adapter.client_module) is None:
+            if not _installed(adapter.client_module):
                 continue
             _active.add(adapter.name)
             enabled.append(adapter.name)
@@ -82,6 +83,15 @@ def instrument_adapters(names: set[str] | None = None) -> list[str]:
     for adapter in reinstrument:
         _patcher(adapter)(sys.modules[adapter.client_module])
     return enabled
+
+
+def _installed(module: str) -> bool:
+    """Whether `module` can be imported (for a dotted name, finding it imports its parent
+    package, which may itself be missing)."""
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def uninstrument_adapters() -> None:

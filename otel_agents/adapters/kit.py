@@ -39,8 +39,8 @@ from otel_agents.core.inference import (
     LLMResponse,
     StreamAccumulator,
     current_call,
-    wrap_stream,
 )
+from otel_agents.core.streams import wrap_stream
 from otel_agents.runtime import report_internal_error
 
 # (the SDK object the method is bound to, positional args, keyword args) -> the request
@@ -157,7 +157,8 @@ class ClientAdapter:
             return None
 
     # The wrappers are boundaries (the SDK calls them): every call into our code in them is
-    # guarded in line, and the context they found is put back if ours failed to.
+    # guarded in line (a helper of ours could fail too: tests/test_fault_injection.py makes
+    # each one fail in turn), and the context they found is put back if ours failed to.
 
     def _sync_wrapper(self, hook: Hook) -> Callable[..., Any]:
         def wrapper(
@@ -167,18 +168,35 @@ class ClientAdapter:
             kwargs: dict[str, Any],
         ) -> Any:
             entry = otel_context.get_current()
-            started = self._guarded_begin(hook, instance, args, kwargs)
+            try:
+                started = self.begin(hook, instance, args, kwargs)
+            except Exception as internal:
+                report_internal_error(f"{self.package} request", internal)
+                started = None
             if started is None:
-                _restore(entry)
+                if otel_context.get_current() is not entry:
+                    otel_context.attach(entry)
                 return wrapped(*args, **kwargs)
             try:
                 result = wrapped(*args, **kwargs)
             except BaseException as exc:
-                started.fail(exc)
+                try:
+                    started.call.finish(None, exc)
+                except Exception as internal:
+                    report_internal_error("llm finish", internal)
                 raise
             finally:
-                started.leave(entry)
-            return started.result(result)
+                try:
+                    LLMCall.deactivate(started.token)
+                except Exception as internal:
+                    report_internal_error("llm call detach", internal)
+                if otel_context.get_current() is not entry:
+                    otel_context.attach(entry)
+            try:
+                return started.result(result)
+            except Exception as internal:
+                report_internal_error("llm result", internal)
+                return result
 
         return wrapper
 
@@ -190,29 +208,37 @@ class ClientAdapter:
             kwargs: dict[str, Any],
         ) -> Any:
             entry = otel_context.get_current()
-            started = self._guarded_begin(hook, instance, args, kwargs)
+            try:
+                started = self.begin(hook, instance, args, kwargs)
+            except Exception as internal:
+                report_internal_error(f"{self.package} request", internal)
+                started = None
             if started is None:
-                _restore(entry)
+                if otel_context.get_current() is not entry:
+                    otel_context.attach(entry)
                 return await wrapped(*args, **kwargs)
             try:
                 result = await wrapped(*args, **kwargs)
             except BaseException as exc:
-                started.fail(exc)
+                try:
+                    started.call.finish(None, exc)
+                except Exception as internal:
+                    report_internal_error("llm finish", internal)
                 raise
             finally:
-                started.leave(entry)
-            return started.result(result)
+                try:
+                    LLMCall.deactivate(started.token)
+                except Exception as internal:
+                    report_internal_error("llm call detach", internal)
+                if otel_context.get_current() is not entry:
+                    otel_context.attach(entry)
+            try:
+                return started.result(result)
+            except Exception as internal:
+                report_internal_error("llm result", internal)
+                return result
 
         return wrapper
-
-    def _guarded_begin(
-        self, hook: Hook, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> _Started | None:
-        try:
-            return self.begin(hook, instance, args, kwargs)
-        except Exception as exc:
-            report_internal_error(f"{self.package} request", exc)
-            return None
 
 
 @dataclass
@@ -222,19 +248,6 @@ class _Started:
     call: LLMCall
     readers: Readers
     token: object
-
-    def fail(self, exc: BaseException) -> None:
-        try:
-            self.call.finish(None, exc)
-        except Exception as internal:
-            report_internal_error("llm finish", internal)
-
-    def leave(self, entry: otel_context.Context) -> None:
-        try:
-            LLMCall.deactivate(self.token)
-        except Exception as internal:
-            report_internal_error("llm call detach", internal)
-        _restore(entry)
 
     def result(self, result: Any) -> Any:
         """What the application gets: the result, its stream wrapped when it has one."""
@@ -269,11 +282,6 @@ def read_response(readers: Readers, result: Any) -> LLMResponse | None:
         return None
 
 
-def _restore(entry: otel_context.Context) -> None:
-    if otel_context.get_current() is not entry:
-        otel_context.attach(entry)
-
-
 def _resolve(hook: Hook) -> tuple[Any, str]:
     """(the object that owns the method, the method's name)."""
     owner: Any = importlib.import_module(hook.module)
@@ -302,8 +310,13 @@ class Patcher:
     def wrap(self, owner: Any, name: str, wrapper: Callable[..., Any]) -> None:
         if wrapper not in self._wrappers:
             self._wrappers.append(wrapper)
-        if self.is_ours(_own_attribute(owner, name)):
-            return  # never wrap twice (ours may sit under someone's, from an earlier patch)
+        found = self.ours_in(_own_attribute(owner, name))
+        if found is not None:
+            # Never wrap twice: ours may sit under someone's, from an earlier patch. Keep
+            # it on the list, so that `unwrap_all` removes it once it is on top again.
+            if not any(ours is found for _, _, ours in self._patched):
+                self._patched.append((owner, name, found))
+            return
         wrapt.wrap_function_wrapper(owner, name, wrapper)
         self._patched.append((owner, name, _own_attribute(owner, name)))
 
@@ -314,15 +327,18 @@ class Patcher:
         self._patched.clear()
 
     def is_ours(self, method: Any) -> bool:
-        """Whether one of our wrappers is `method` or under it, in a chain of wrappers."""
+        return self.ours_in(method) is not None
+
+    def ours_in(self, method: Any) -> Any:
+        """Our wrapper, if it is `method` or under it in a chain of wrappers; else None."""
         for _ in range(32):  # a chain of wrappers is short; never loop on a strange one
             if not isinstance(method, wrapt.FunctionWrapper):
-                return False
+                return None
             # `==`: a bound method is made anew on each access, but compares equal.
             if getattr(method, "_self_wrapper", None) in self._wrappers:
-                return True
+                return method
             method = method.__wrapped__
-        return False
+        return None
 
 
 def _own_attribute(owner: Any, name: str) -> Any:

@@ -14,8 +14,7 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from opentelemetry import context as otel_context
-from opentelemetry import trace
-from opentelemetry.trace import INVALID_SPAN, Span, SpanKind
+from opentelemetry.trace import SpanKind
 from opentelemetry.util.types import AttributeValue
 
 from otel_agents import semconv as sc
@@ -26,6 +25,7 @@ from otel_agents.core.common import (
     record_error,
     wrap_callable,
 )
+from otel_agents.core.invocation import Invocation
 from otel_agents.core.ledger import RunLedger, context_with_ledger, current_run_ledger
 from otel_agents.runtime import get_runtime, report_internal_error
 
@@ -61,15 +61,19 @@ class AgentSpec:
         return attributes
 
 
-class AgentRun:
-    """The handle `with otel_agents.agent(...) as run` gives: the span and the run ledger."""
+class AgentRun(Invocation):
+    """An agent invocation (`invoke_agent`), and the handle `with otel_agents.agent(...) as
+    run` gives: the span and the run ledger. The outermost one of a run owns the ledger."""
 
-    def __init__(self, spec: AgentSpec, span: Span, ledger: RunLedger | None, is_root: bool):
+    ledger: RunLedger | None = None
+    is_root = False
+    _token: object | None = None
+
+    def __init__(self, spec: AgentSpec, ledger: RunLedger | None, is_root: bool):
+        super().__init__()
         self.spec = spec
-        self.span = span
         self.ledger = ledger
         self.is_root = is_root
-        self._started = time.monotonic()
         self._token: object | None = None
         # The run's counts when this invocation started: its own share is the difference.
         self._counts_at_start = _counts(ledger)
@@ -91,61 +95,60 @@ class AgentRun:
         `__init__`, which may be what failed."""
         run = cls.__new__(cls)
         run.spec = spec if spec is not None else AgentSpec.__new__(AgentSpec)
-        run.span, run.ledger, run.is_root, run._started, run._token = (
-            INVALID_SPAN,
-            None,
-            False,
-            0.0,
-            None,
-        )
+        run._finished = True
         return run
 
     @classmethod
-    def start(cls, spec: AgentSpec) -> AgentRun:
+    def start(
+        cls,
+        spec: AgentSpec,
+        *,
+        parent: Invocation | otel_context.Context | None = None,
+        make_current: bool = True,
+    ) -> AgentRun:
+        """Open the agent span in `parent` (default: the current context). The first
+        agent of a run (none above it in `parent`) starts the run and its ledger.
+        `make_current=False` leaves the context alone: children then start with
+        `parent=run`, and `finish` may come from another context or thread."""
         try:
             runtime = get_runtime()
-            ledger = current_run_ledger()
+            ctx = Invocation.resolve_parent(parent)
+            ledger = current_run_ledger(ctx)
             is_root = ledger is None
             if ledger is None:
                 ledger = RunLedger(root_agent=spec.name)
-            span = runtime.tracer.start_span(
+            run = cls(spec, ledger, is_root)
+            run.parent_context = ctx
+            run.start_span(
+                runtime,
                 f"invoke_agent {spec.name}",
-                kind=SpanKind.INTERNAL,
-                attributes=spec.span_attributes(ledger.run_id),
+                SpanKind.INTERNAL,
+                spec.span_attributes(ledger.run_id),
             )
-            run = cls(spec, span, ledger, is_root)
-            ctx = trace.set_span_in_context(span)
-            ctx = context_with_agent(AgentFrame(spec.name, span), ctx)
-            if is_root:
-                ctx = context_with_ledger(ledger, ctx)
-            run._token = otel_context.attach(ctx)
+            if make_current:
+                run._token = run.make_current()
             return run
         except Exception as exc:
             report_internal_error("agent start", exc)
             return cls.unrecorded(spec)
 
-    def finish(self, exc: BaseException | None, result: Any = None) -> None:
-        try:
-            self._finish(exc)
-        except Exception as internal:
-            report_internal_error("agent finish", internal)
-        finally:
-            if self._token is not None:
-                try:
-                    otel_context.detach(self._token)  # type: ignore[arg-type]
-                except Exception as internal:
-                    report_internal_error("agent detach", internal)
-                self._token = None
+    def _add_to_context(self, ctx: otel_context.Context) -> otel_context.Context:
+        ctx = context_with_agent(AgentFrame(self.spec.name, self.span), ctx)
+        if self.is_root and self.ledger is not None:
+            ctx = context_with_ledger(self.ledger, ctx)
+        return ctx
 
-    def _finish(self, exc: BaseException | None) -> None:
-        if self.ledger is None:
+    def finish(self, exc: BaseException | None = None, result: Any = None) -> None:
+        try:
+            self.complete(exc)
+        finally:
+            self.stop_current(self._token)
+            self._token = None
+
+    def _record_end(self, exc: BaseException | None) -> None:
+        ledger = self.ledger
+        if ledger is None:
             return
-        try:
-            self._record_end(exc, self.ledger)
-        finally:
-            self.span.end()  # whatever failed above, the span is not left open
-
-    def _record_end(self, exc: BaseException | None, ledger: RunLedger) -> None:
         runtime = get_runtime()
         if exc is not None:
             record_error(self.span, exc, runtime)
@@ -153,25 +156,27 @@ class AgentRun:
         if exc is not None:
             metric_attributes[sc.ERROR_TYPE] = error_type(exc)
         if self.is_root:
-            runtime.notify("on_run_end", self)
+            runtime.notify(lambda observer: observer.on_run_end(self), "on_run_end")
             self._set_run_totals()
             runtime.instruments.runs.add(1, metric_attributes)
             if ledger.totals.cost_known:
                 runtime.instruments.run_cost.record(
-                    ledger.totals.cost_usd, {sc.GEN_AI_AGENT_NAME: self.name}
+                    ledger.totals.cost_usd, {sc.GEN_AI_AGENT_NAME: self.name}, self.span
                 )
         invocation_attributes: dict[str, AttributeValue] = {
             sc.GEN_AI_OPERATION_NAME: sc.GenAiOperationNameValues.INVOKE_AGENT,
             **metric_attributes,
         }
         instruments = runtime.instruments
-        instruments.agent_duration.record(time.monotonic() - self._started, invocation_attributes)
+        instruments.agent_duration.record(
+            time.monotonic() - self.started, invocation_attributes, self.span
+        )
         llm_calls, tool_calls, input_tokens, output_tokens = (
             now - then
             for now, then in zip(_counts(self.ledger), self._counts_at_start, strict=True)
         )
-        instruments.agent_inference_calls.record(llm_calls, invocation_attributes)
-        instruments.agent_tool_calls.record(tool_calls, invocation_attributes)
+        instruments.agent_inference_calls.record(llm_calls, invocation_attributes, self.span)
+        instruments.agent_tool_calls.record(tool_calls, invocation_attributes, self.span)
         if llm_calls:
             self.span.set_attributes(
                 {

@@ -8,45 +8,32 @@ runs, its `execute_tool` span picks the request up (see `core/tool.py`).
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any
 
 from opentelemetry import trace
 from opentelemetry.trace import SpanContext
 
 from otel_agents import semconv as sc
-from otel_agents.core.ledger import RequestedToolCall, canonical_arguments, current_ledger
+from otel_agents.core.ledger import RunLedger, current_ledger
+from otel_agents.core.requests import ToolCallRequest
 from otel_agents.runtime import report_internal_error
 
 
-@dataclass(frozen=True)
-class ToolRequest:
-    """A tool call as a model asked for it, with the reasoning that came with it."""
-
-    name: str | None  # None: whatever tool runs next
-    call_id: str | None = None
-    arguments: Any = None
-    reasoning: str | None = None
-    reasoning_source: str | None = None
-
-
-def note_tool_requests(requests: Iterable[ToolRequest], requested_by: SpanContext) -> None:
-    """Remember tool calls an LLM span asked for, for the tool spans that execute them."""
+def note_tool_requests(
+    requests: Iterable[ToolCallRequest],
+    requested_by: SpanContext,
+    ledger: RunLedger | None = None,
+) -> None:
+    """Post tool calls that a span (an LLM call's, or the application's) asked for on the
+    run's request board (of `ledger`, default: the current context's), for the tool spans
+    that execute them."""
     try:
-        ledger = current_ledger()
+        ledger = ledger or current_ledger()
         if ledger is None:
             return
         for request in requests:
-            ledger.note_requested_call(
-                RequestedToolCall(
-                    name=request.name,
-                    call_id=request.call_id,
-                    arguments_key=canonical_arguments(request.arguments),
-                    reasoning=request.reasoning,
-                    reasoning_source=request.reasoning_source,
-                    requested_by=requested_by,
-                )
-            )
+            request.requested_by = requested_by
+            ledger.requests.post(request)
     except Exception as exc:
         report_internal_error("note tool requests", exc)
 
@@ -71,9 +58,9 @@ def decision(
     try:  # a boundary: nothing of ours may fail into the application
         note_tool_requests(
             [
-                ToolRequest(
-                    name=tool_name,
+                ToolCallRequest(
                     call_id=tool_call_id,
+                    name=tool_name,
                     arguments=arguments,
                     reasoning=reasoning,
                     reasoning_source=source,

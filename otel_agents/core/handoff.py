@@ -32,8 +32,7 @@ from types import TracebackType
 from typing import Any
 
 from opentelemetry import context as otel_context
-from opentelemetry import trace
-from opentelemetry.trace import INVALID_SPAN, Span, SpanKind
+from opentelemetry.trace import SpanKind
 from opentelemetry.util.types import AttributeValue
 
 from otel_agents import semconv as sc
@@ -44,6 +43,7 @@ from otel_agents.core.common import (
     record_error,
     run_id_attributes,
 )
+from otel_agents.core.invocation import Invocation
 from otel_agents.core.ledger import current_ledger
 from otel_agents.errors import HandoffRejected
 from otel_agents.runtime import get_runtime, report_internal_error
@@ -51,10 +51,13 @@ from otel_agents.runtime import get_runtime, report_internal_error
 _UNKNOWN_AGENT = "unknown"
 
 
-class Handoff:
-    """The open handoff boundary: record checks, then accept or reject."""
+class Handoff(Invocation):
+    """A handoff boundary (`handoff {to}`): record checks, then accept or reject."""
+
+    _token: object | None = None
 
     def __init__(self, source: str, target: str, payload: Any) -> None:
+        super().__init__()
         self.source = source
         self.target = target
         self.payload = payload
@@ -62,7 +65,6 @@ class Handoff:
         self.failed_checks: list[str] = []
         self.accepted: bool | None = None
         self.reason: str | None = None
-        self.span: Span = INVALID_SPAN
         self._token: object | None = None
 
     @classmethod
@@ -77,7 +79,7 @@ class Handoff:
         )
         boundary.passed_checks, boundary.failed_checks = [], []
         boundary.accepted, boundary.reason = None, None
-        boundary.span, boundary._token = INVALID_SPAN, None
+        boundary._finished = True
         return boundary
 
     def check(self, name: str, passed: bool, detail: str | None = None) -> bool:
@@ -94,31 +96,37 @@ class Handoff:
 
     # -- lifecycle ---------------------------------------------------------------------
 
-    def _open(self) -> None:
+    def open(
+        self,
+        parent: Invocation | otel_context.Context | None = None,
+        make_current: bool = True,
+    ) -> None:
+        """Start the boundary's span in `parent` (default: the current context)."""
         runtime = get_runtime()
+        self.parent_context = ctx = Invocation.resolve_parent(parent)
         attributes: dict[str, AttributeValue] = {
             sc.HANDOFF_FROM: self.source,
             sc.HANDOFF_TO: self.target,
             sc.HANDOFF_PAYLOAD_SUMMARY: summarize(self.payload),
-            **run_id_attributes(),
+            **run_id_attributes(ctx),
         }
-        self.span = runtime.tracer.start_span(
-            f"handoff {self.target}", kind=SpanKind.INTERNAL, attributes=attributes
-        )
+        span = self.start_span(runtime, f"handoff {self.target}", SpanKind.INTERNAL, attributes)
         if self.payload is not None:
-            capture_content(self.span, runtime, {sc.HANDOFF_PAYLOAD: self.payload})
-        self._token = otel_context.attach(trace.set_span_in_context(self.span))
-        ledger = current_ledger()
+            capture_content(span, runtime, {sc.HANDOFF_PAYLOAD: self.payload})
+        if make_current:
+            self._token = self.make_current()
+        ledger = current_ledger(ctx)
         if ledger is not None:
-            ledger.add_handoff(self.source, self.target)
+            ledger.totals.add_handoff()
+            ledger.handoffs.add(self.source, self.target)
 
-    def _close(self, exc: BaseException | None) -> None:
-        if self.span is INVALID_SPAN:
-            return
+    def close(self, exc: BaseException | None = None) -> None:
+        """Record the outcome and end the span (once); leave the context if we entered it."""
         try:
-            self._record_end(exc)
+            self.complete(exc)
         finally:
-            self.span.end()  # whatever failed above, the span is not left open
+            self.stop_current(self._token)
+            self._token = None
 
     def _record_end(self, exc: BaseException | None) -> None:
         runtime = get_runtime()
@@ -134,7 +142,7 @@ class Handoff:
         self.span.set_attributes(attributes)
         if exc is not None:
             record_error(self.span, exc, runtime)
-        runtime.notify("on_handoff_end", self)
+        runtime.notify(lambda observer: observer.on_handoff_end(self), "on_handoff_end")
         runtime.instruments.handoffs.add(
             1,
             {
@@ -190,7 +198,7 @@ class handoff:
             report_internal_error("handoff start", exc)
             boundary = Handoff.unrecorded(self._source, self._target, self._payload)
         try:
-            boundary._open()
+            boundary.open()
         except Exception as exc:
             report_internal_error("handoff start", exc)
             if otel_context.get_current() is not entry:
@@ -227,14 +235,9 @@ class handoff:
             return
         boundary, entry = self._open.pop()
         try:
-            boundary._close(exc)
+            boundary.close(exc)
         except Exception as internal:
             report_internal_error("handoff finish", internal)
-        try:
-            if boundary._token is not None:
-                otel_context.detach(boundary._token)  # type: ignore[arg-type]
-        except Exception as internal:
-            report_internal_error("handoff detach", internal)
         if otel_context.get_current() is not entry:
             otel_context.attach(entry)
 

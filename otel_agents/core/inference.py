@@ -10,21 +10,16 @@ wrapping whose span ends exactly once.
 
 from __future__ import annotations
 
-import contextlib
 import inspect
 import itertools
-import threading
 import time
-import weakref
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-import wrapt
 from opentelemetry import context as otel_context
-from opentelemetry import trace
 from opentelemetry._logs import LogRecord
-from opentelemetry.trace import INVALID_SPAN, Span, SpanKind, Status, StatusCode
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from opentelemetry.util.types import AttributeValue
 
 from otel_agents import semconv as sc
@@ -35,8 +30,10 @@ from otel_agents.core.common import (
     record_error,
     run_id_attributes,
 )
-from otel_agents.core.decision import ToolRequest, note_tool_requests
+from otel_agents.core.decision import note_tool_requests
+from otel_agents.core.invocation import Invocation
 from otel_agents.core.ledger import RunLedger, current_ledger
+from otel_agents.core.requests import ToolCallRequest
 from otel_agents.pricing import PriceBook, TokenUsage
 from otel_agents.runtime import (
     Instruments,
@@ -67,13 +64,6 @@ class LLMRequest:
     input_messages: list[dict[str, Any]] | None = None
     system_instructions: list[dict[str, Any]] | None = None
     tool_definitions: list[dict[str, Any]] | None = None
-
-
-@dataclass
-class ToolCallRequest:
-    call_id: str | None
-    name: str
-    arguments: Any  # a JSON string as the model sent it, or a parsed object
 
 
 @dataclass
@@ -108,13 +98,13 @@ class StreamAccumulator(Protocol):
     def response(self) -> LLMResponse: ...
 
 
-class LLMCall:
-    """One inference call: opened before the request, finished once with the response."""
+class LLMCall(Invocation):
+    """One inference call (`chat`, `text_completion`, ...): opened before the request,
+    finished once with the response."""
 
-    def __init__(self, request: LLMRequest, span: Span, started: float) -> None:
+    def __init__(self, request: LLMRequest) -> None:
+        super().__init__()
         self.request = request
-        self.span = span
-        self.started = started
         # When each streamed chunk arrived (monotonic seconds): the first gives the time to
         # first chunk, the gaps the time per output chunk.
         self.chunk_times: list[float] = []
@@ -125,31 +115,34 @@ class LLMCall:
         self.attempts: int | None = None
         # The run (or trace) this call counts toward, found once when the call finishes.
         self.ledger: RunLedger | None = None
-        self._finished = False
-        self._lock = threading.Lock()
 
     # -- opening -----------------------------------------------------------------------
 
     @classmethod
-    def start(cls, request: LLMRequest) -> LLMCall | None:
-        """Open the inference span, or return None if this call is already being recorded
-        by an outer layer of ours (so one call gives one span) or recording failed."""
+    def start(
+        cls, request: LLMRequest, parent: Invocation | otel_context.Context | None = None
+    ) -> LLMCall | None:
+        """Open the inference span in `parent` (default: the current context), or return
+        None if this call is already being recorded by an outer layer of ours (so one call
+        gives one span) or recording failed. Not made current: see `activate`."""
         try:
-            if current_call() is not None:
+            ctx = Invocation.resolve_parent(parent)
+            if current_call(ctx) is not None:
                 return None
             runtime = get_runtime()
             model = request.model or ""
-            frame = current_agent()
+            frame = current_agent(ctx)
             agent_name = frame.name if frame is not None else None
-            attributes = _request_attributes(request)
+            attributes = _request_attributes(request, ctx=ctx)
             if agent_name:
                 # Not in the inference span's list upstream, but a registry attribute: it lets
                 # the collector break cost down by agent from spans alone.
                 attributes[sc.GEN_AI_AGENT_NAME] = agent_name
-            span = runtime.tracer.start_span(
-                f"{request.operation} {model}".strip(), kind=SpanKind.CLIENT, attributes=attributes
+            call = cls(request)
+            call.parent_context = ctx
+            span = call.start_span(
+                runtime, f"{request.operation} {model}".strip(), SpanKind.CLIENT, attributes
             )
-            call = cls(request, span, time.monotonic())
             call.agent_name = agent_name
             if runtime.settings.capture_content.on_spans:
                 capture_on_span(span, runtime, _request_content(request))
@@ -158,27 +151,18 @@ class LLMCall:
             report_internal_error("llm call start", exc)
             return None
 
-    def abandon(self) -> None:
-        """End the span of a call whose recording could not go on, recording nothing."""
-        with self._lock:
-            if self._finished:
-                return
-            self._finished = True
-        with contextlib.suppress(Exception):
-            self.span.end()
+    def _add_to_context(self, ctx: otel_context.Context) -> otel_context.Context:
+        # Marks the context so that a second layer of ours records nothing.
+        return otel_context.set_value(_CALL_KEY, self, ctx)
 
     def activate(self) -> object:
-        """Make the span current (so HTTP spans nest under it) and mark the context so a
-        second layer of ours records nothing. Returns a token for `deactivate`."""
-        ctx = trace.set_span_in_context(self.span)
-        return otel_context.attach(otel_context.set_value(_CALL_KEY, self, ctx))
+        """Make the span current (so HTTP spans nest under it). Returns a token for
+        `deactivate`."""
+        return self.make_current()
 
     @staticmethod
     def deactivate(token: object) -> None:
-        try:
-            otel_context.detach(token)  # type: ignore[arg-type]
-        except Exception as exc:
-            report_internal_error("llm call detach", exc)
+        Invocation.stop_current(token)
 
     # -- streaming ---------------------------------------------------------------------
 
@@ -195,26 +179,18 @@ class LLMCall:
         attempts: int | None = None,
     ) -> None:
         """Record the outcome and end the span. Only the first call counts."""
-        with self._lock:
-            if self._finished:
-                return
-            self._finished = True
+        if self.finished:
+            return
         self.response, self.exception = response, exc
         if attempts is not None:
             self.attempts = attempts
-        try:
-            self._record(response, exc)
-        except Exception as internal:
-            report_internal_error("llm call finish", internal)
-            with contextlib.suppress(Exception):
-                self.span.end()
+        self.complete(exc)
 
-    def _record(self, response: LLMResponse | None, exc: BaseException | None) -> None:
-        if self.span is INVALID_SPAN:
-            return
+    def _record_end(self, exc: BaseException | None) -> None:
         runtime = get_runtime()
         span = self.span
-        self.ledger = current_ledger()
+        response = self.response
+        self.ledger = current_ledger(self.parent_context)
         if exc is not None:
             record_error(span, exc, runtime)
         # Everything the end of the call tells goes onto the span in one `set_attributes`
@@ -230,9 +206,8 @@ class LLMCall:
             span.set_attributes(attributes)
         if runtime.settings.capture_content.on_events:
             emit_operation_details(runtime, self, exc)
-        runtime.notify("on_llm_call_end", self)
+        runtime.notify(lambda observer: observer.on_llm_call_end(self), "on_llm_call_end")
         self._record_metrics(runtime, exc)
-        span.end()
 
     def _record_response(
         self, runtime: Runtime, response: LLMResponse, attributes: dict[str, AttributeValue]
@@ -259,7 +234,7 @@ class LLMCall:
         ledger = self.ledger
         if ledger is None:
             return  # outside any run or trace: no one to hand the tool calls to
-        ledger.add_llm_call(
+        ledger.totals.add_llm_call(
             usage.input_tokens if usage else 0,
             usage.output_tokens if usage else 0,
             self.cost_usd,
@@ -269,13 +244,9 @@ class LLMCall:
             source: str | None = response.reasoning_source
             if not reasoning and response.text:
                 reasoning, source = response.text, sc.DecisionReasoningSourceValues.ASSISTANT_TEXT
-            note_tool_requests(
-                [
-                    ToolRequest(c.name, c.call_id, c.arguments, reasoning, source)
-                    for c in response.tool_calls
-                ],
-                span.get_span_context(),
-            )
+            for requested in response.tool_calls:
+                requested.reasoning, requested.reasoning_source = reasoning, source
+            note_tool_requests(response.tool_calls, span.get_span_context(), ledger)
 
     def _record_metrics(self, runtime: Runtime, exc: BaseException | None) -> None:
         request, response = self.request, self.response
@@ -291,11 +262,11 @@ class LLMCall:
         usage = response.usage if response is not None else None
         output_known = response is None or response.output_tokens_known
         if metric.inference:
-            instruments.inference_duration.record(elapsed, duration_attributes)
+            instruments.inference_duration.record(elapsed, duration_attributes, self.span)
             self._record_chunk_times(instruments, metric.common)
-            _record_token_usage(instruments, metric, usage, output_known)
+            _record_token_usage(instruments, metric, usage, output_known, self.span)
         else:  # embeddings: the conventions keep the generic operation metric for them
-            instruments.operation_duration.record(elapsed, duration_attributes)
+            instruments.operation_duration.record(elapsed, duration_attributes, self.span)
         if instruments.legacy is not None:
             self._record_legacy_metrics(instruments.legacy, metric, elapsed, duration_attributes)
         if self.cost_usd is not None:
@@ -305,12 +276,12 @@ class LLMCall:
         times = self.chunk_times
         if not times:
             return
-        instruments.time_to_first_chunk.record(times[0] - self.started, attributes)
+        instruments.time_to_first_chunk.record(times[0] - self.started, attributes, self.span)
         per_chunk = instruments.time_per_output_chunk
         # One point per chunk after the first; a pathologically long stream is sampled at its
         # start rather than costing a metric point for each of its chunks.
         for previous, current in itertools.pairwise(times[: _MAX_CHUNK_GAPS + 1]):
-            per_chunk.record(current - previous, attributes)
+            per_chunk.record(current - previous, attributes, self.span)
 
     def _record_legacy_metrics(
         self,
@@ -339,6 +310,7 @@ def _record_token_usage(
     metric: _MetricAttributes,
     usage: TokenUsage | None,
     output_known: bool = True,
+    span: Span | None = None,
 ) -> None:
     """The usage counters on every inference call (0 when no usage came back, as the
     conventions ask), the per-call token histograms when usage is known. `output_known`
@@ -356,9 +328,9 @@ def _record_token_usage(
         instruments.usage_cache_write_tokens.add(usage.cache_write_tokens, key)
     if usage.reasoning_tokens:
         instruments.usage_reasoning_tokens.add(usage.reasoning_tokens, key)
-    instruments.operation_input_tokens.record(usage.input_tokens, metric.common)
+    instruments.operation_input_tokens.record(usage.input_tokens, metric.common, span)
     if output_known:
-        instruments.operation_output_tokens.record(usage.output_tokens, metric.common)
+        instruments.operation_output_tokens.record(usage.output_tokens, metric.common, span)
 
 
 @dataclass(frozen=True)
@@ -499,19 +471,21 @@ def _request_content(request: LLMRequest) -> dict[str, Any]:
     )
 
 
-def current_call() -> LLMCall | None:
+def current_call(ctx: otel_context.Context | None = None) -> LLMCall | None:
     """The LLM call being made in this context (its span is current), if any."""
-    value = otel_context.get_value(_CALL_KEY)
+    value = otel_context.get_value(_CALL_KEY, ctx)
     return value if isinstance(value, LLMCall) else None
 
 
-def _request_attributes(request: LLMRequest, with_run_id: bool = True) -> dict[str, AttributeValue]:
+def _request_attributes(
+    request: LLMRequest, with_run_id: bool = True, ctx: otel_context.Context | None = None
+) -> dict[str, AttributeValue]:
     attributes: dict[str, AttributeValue] = {
         sc.GEN_AI_OPERATION_NAME: request.operation,
         sc.GEN_AI_PROVIDER_NAME: request.provider,
     }
     if with_run_id:
-        attributes.update(run_id_attributes())
+        attributes.update(run_id_attributes(ctx))
     if request.model:
         attributes[sc.GEN_AI_REQUEST_MODEL] = request.model
     if request.stream:
@@ -571,213 +545,11 @@ def _drop_none(values: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in values.items() if v is not None}
 
 
-# -- transparent stream wrapping -------------------------------------------------------
-
-
-class _StreamState:
-    """Shared by a stream proxy and its GC finalizer: ends the call exactly once."""
-
-    def __init__(self, call: LLMCall, accumulator: StreamAccumulator) -> None:
-        self.call = call
-        self.accumulator = accumulator
-        self.add = accumulator.add  # bound once: it runs for every chunk
-        self.stamp = call.chunk_times.append
-
-    def on_chunk(self, chunk: Any) -> None:
-        """The per-chunk path, kept to a timestamp and the accumulator's own `add`."""
-        try:
-            self.stamp(time.monotonic())
-            self.add(chunk)
-        except Exception as exc:
-            report_internal_error("stream chunk", exc)
-
-    def end(self, exc: BaseException | None = None) -> None:
-        try:
-            response = self.accumulator.response()
-        except Exception as internal:
-            report_internal_error("stream response", internal)
-            response = None
-        self.call.finish(response, exc)
-
-
-# The proxies' methods are boundaries (the application calls them): each guards, in line,
-# every call into our code, so that a fault of ours never changes what the stream does.
-
-
-class SyncStreamProxy(wrapt.ObjectProxy[Any]):
-    """Looks and behaves like the client's stream; records chunks as they pass."""
-
-    def __init__(self, stream: Any, call: LLMCall, accumulator: StreamAccumulator) -> None:
-        super().__init__(stream)
-        state = _StreamState(call, accumulator)
-        self._self_state = state
-        # Ends the span if the application drops the stream without finishing it.
-        self._self_finalizer = weakref.finalize(self, state.end, None)
-
-    def __iter__(self) -> Iterator[Any]:
-        # A generator over the stream's own iterator: a `for` loop then costs one generator
-        # resumption per chunk, not two Python-level `__next__` calls (ours, the SDK's).
-        try:
-            return self._chunks()
-        except Exception as exc:
-            report_internal_error("stream iteration", exc)
-            return iter(self.__wrapped__)
-
-    def _chunks(self) -> Iterator[Any]:
-        state = self._self_state
-        add, stamp, now = state.add, state.stamp, time.monotonic
-        try:
-            for chunk in self.__wrapped__:
-                # `on_chunk`, inlined: this loop body is the whole per-chunk cost.
-                stamp(now())
-                try:
-                    add(chunk)
-                except Exception as exc:
-                    report_internal_error("stream chunk", exc)
-                yield chunk
-        except GeneratorExit:  # the loop was left early: the stream's close or GC ends it
-            raise
-        except BaseException as exc:
-            try:
-                state.end(exc)
-                self._self_finalizer.detach()
-            except Exception as internal:
-                report_internal_error("stream end", internal)
-            raise
-        try:
-            self._self_finalizer()
-        except Exception as internal:
-            report_internal_error("stream end", internal)
-
-    def __next__(self) -> Any:
-        try:
-            chunk = next(self.__wrapped__)
-        except StopIteration:
-            try:
-                self._self_finalizer()
-            except Exception as internal:
-                report_internal_error("stream end", internal)
-            raise
-        except BaseException as exc:
-            try:
-                self._self_state.end(exc)
-                self._self_finalizer.detach()
-            except Exception as internal:
-                report_internal_error("stream end", internal)
-            raise
-        try:
-            self._self_state.on_chunk(chunk)
-        except Exception as internal:
-            report_internal_error("stream chunk", internal)
-        return chunk
-
-    def __enter__(self) -> SyncStreamProxy:
-        self.__wrapped__.__enter__()
-        return self
-
-    def __exit__(self, *exc_info: Any) -> Any:
-        try:
-            return self.__wrapped__.__exit__(*exc_info)
-        finally:
-            try:
-                self._end_with(exc_info[1] if len(exc_info) > 1 else None)
-            except Exception as internal:
-                report_internal_error("stream end", internal)
-
-    def close(self) -> None:
-        try:
-            self.__wrapped__.close()
-        finally:
-            try:
-                self._self_finalizer()
-            except Exception as internal:
-                report_internal_error("stream end", internal)
-
-    def _end_with(self, exc: BaseException | None) -> None:
-        if exc is None:
-            self._self_finalizer()
-        else:
-            self._self_state.end(exc)
-            self._self_finalizer.detach()
-
-
-class AsyncStreamProxy(wrapt.ObjectProxy[Any]):
-    """The async twin of `SyncStreamProxy`."""
-
-    def __init__(self, stream: Any, call: LLMCall, accumulator: StreamAccumulator) -> None:
-        super().__init__(stream)
-        state = _StreamState(call, accumulator)
-        self._self_state = state
-        self._self_finalizer = weakref.finalize(self, state.end, None)
-
-    def __aiter__(self) -> AsyncStreamProxy:
-        return self
-
-    async def __anext__(self) -> Any:
-        try:
-            chunk = await self.__wrapped__.__anext__()
-        except StopAsyncIteration:
-            try:
-                self._self_finalizer()
-            except Exception as internal:
-                report_internal_error("stream end", internal)
-            raise
-        except BaseException as exc:
-            try:
-                self._self_state.end(exc)
-                self._self_finalizer.detach()
-            except Exception as internal:
-                report_internal_error("stream end", internal)
-            raise
-        try:
-            self._self_state.on_chunk(chunk)
-        except Exception as internal:
-            report_internal_error("stream chunk", internal)
-        return chunk
-
-    async def __aenter__(self) -> AsyncStreamProxy:
-        await self.__wrapped__.__aenter__()
-        return self
-
-    async def __aexit__(self, *exc_info: Any) -> Any:
-        try:
-            return await self.__wrapped__.__aexit__(*exc_info)
-        finally:
-            try:
-                exc = exc_info[1] if len(exc_info) > 1 else None
-                if exc is None:
-                    self._self_finalizer()
-                else:
-                    self._self_state.end(exc)
-                    self._self_finalizer.detach()
-            except Exception as internal:
-                report_internal_error("stream end", internal)
-
-    async def close(self) -> None:
-        try:
-            await self.__wrapped__.close()
-        finally:
-            try:
-                self._self_finalizer()
-            except Exception as internal:
-                report_internal_error("stream end", internal)
-
-
-def wrap_stream(stream: Any, call: LLMCall, accumulator: StreamAccumulator) -> Any:
-    """Wrap a client stream (sync or async) so its span ends exactly once."""
-    if hasattr(stream, "__anext__") or hasattr(stream, "__aiter__"):
-        return AsyncStreamProxy(stream, call, accumulator)
-    return SyncStreamProxy(stream, call, accumulator)
-
-
 __all__ = [
-    "AsyncStreamProxy",
     "LLMCall",
     "LLMRequest",
     "LLMResponse",
     "StreamAccumulator",
-    "SyncStreamProxy",
     "ToolCallRequest",
     "current_call",
-    "wrap_stream",
 ]

@@ -1,23 +1,28 @@
 """The run ledger: what one agent run has asked for, done and spent so far.
 
-A ledger lives in the OpenTelemetry context next to the run's root span, so it follows the
-run wherever context goes (nested agents, asyncio tasks, threads with context propagation).
+A ledger lives in the OpenTelemetry context next to the run's root span (and on the root
+`AgentRun` itself, for integrations that do not make it current), so it follows the run
+wherever context goes (nested agents, asyncio tasks, threads with context propagation).
 Code outside any agent run still gets a ledger per trace, so that an LLM call and the tool
 it asked for are linked even in a plain script.
 
-Everything here is in memory and bounded; methods take a lock because threads of one run
-share the ledger.
+The ledger is a set of pieces, each with one job:
+
+- `requests` (`RequestBoard`): the tool calls models asked for, until executed; inference
+  calls post them, tool executions claim them;
+- `attempts` (`Attempts`): attempt number and failures per call fingerprint; written by
+  tool executions;
+- `totals` (`RunTotals`): tokens, cost, calls, retries, failures, anomalies; each
+  invocation kind adds its own;
+- `handoffs` (`HandoffChain`): who handed work to whom, in order; written by handoffs.
+
+The run's root agent span carries the totals when it ends; the store reads them from
+there. Everything is in memory and bounded; each piece takes its own lock, because threads
+of one run share the ledger.
 """
 
 from __future__ import annotations
 
-import datetime
-import decimal
-import enum
-import hashlib
-import itertools
-import json
-import pathlib
 import threading
 import time
 import uuid
@@ -28,31 +33,61 @@ from typing import Any, TypeVar, cast
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.trace import SpanContext
 
-from otel_agents.runtime import report_internal_error
+from otel_agents.core.arguments import (
+    ArgumentDigest as ArgumentDigest,
+)
+from otel_agents.core.arguments import (
+    canonical_arguments as canonical_arguments,
+)
+from otel_agents.core.arguments import (
+    fingerprint as fingerprint,
+)
+from otel_agents.core.requests import RequestBoard
 
 _LEDGER_KEY = otel_context.create_key("otel_agents.core.ledger")
-_MAX_REQUESTED_CALLS = 512
 _MAX_FINGERPRINTS = 4096
 _MAX_TRACE_LEDGERS = 1024
+_MAX_HANDOFFS = 64
 T = TypeVar("T")
 
 
-@dataclass
-class RequestedToolCall:
-    """A tool call a model asked for (or the application declared), waiting to be executed."""
+class Attempts:
+    """Attempts and failures per call fingerprint (tool name + arguments) within a run."""
 
-    name: str | None
-    call_id: str | None = None
-    arguments_key: str | None = None
-    reasoning: str | None = None
-    reasoning_source: str | None = None
-    requested_by: SpanContext | None = None
+    def __init__(self) -> None:
+        self._attempts: OrderedDict[str, int] = OrderedDict()
+        self._failures: OrderedDict[str, int] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def next(self, fingerprint: str) -> int:
+        """The attempt number of a new call with this fingerprint (1-based)."""
+        with self._lock:
+            return _bump(self._attempts, fingerprint)
+
+    def note_failure(self, fingerprint: str) -> int:
+        """Count a failed call with this fingerprint; returns its failures so far."""
+        with self._lock:
+            return _bump(self._failures, fingerprint)
+
+    def failures(self, fingerprint: str) -> int:
+        """How often a call with this fingerprint has failed in the run so far."""
+        return self._failures.get(fingerprint, 0)
+
+
+def _bump(counts: OrderedDict[str, int], key: str) -> int:
+    count = counts.get(key, 0) + 1
+    counts[key] = count
+    counts.move_to_end(key)
+    while len(counts) > _MAX_FINGERPRINTS:
+        counts.popitem(last=False)
+    return count
 
 
 @dataclass
 class RunTotals:
+    """The run's running totals. Kept here only: the root span reports them at the end."""
+
     cost_usd: float = 0.0
     cost_known: bool = False
     input_tokens: int = 0
@@ -64,107 +99,77 @@ class RunTotals:
     tool_failures: int = 0
     anomalies: int = 0
     tool_cost_usd: float = 0.0  # declared cost of the run's successful tool calls
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def add_llm_call(self, input_tokens: int, output_tokens: int, cost_usd: float | None) -> None:
+        with self._lock:
+            self.llm_calls += 1
+            self.input_tokens += input_tokens
+            self.output_tokens += output_tokens
+            if cost_usd is not None:
+                self.cost_usd += cost_usd
+                self.cost_known = True
+
+    def add_tool_call(self, attempt: int) -> None:
+        with self._lock:
+            self.tool_calls += 1
+            if attempt > 1:
+                self.retries += 1
+
+    def add_tool_failure(self) -> None:
+        """A tool call failed (a refusal by policy is not the tool failing: not counted)."""
+        with self._lock:
+            self.tool_failures += 1
+
+    def add_tool_cost(self, cost_usd: float) -> None:
+        """Book (or, negative, give back) the declared cost of a tool call."""
+        with self._lock:
+            self.tool_cost_usd += cost_usd
+
+    def add_handoff(self) -> None:
+        with self._lock:
+            self.handoffs += 1
+
+    def add_anomalies(self, count: int = 1) -> None:
+        with self._lock:
+            self.anomalies += count
+
+    @property
+    def spent_usd(self) -> float:
+        """What the run has spent so far: LLM calls plus declared tool costs."""
+        return self.cost_usd + self.tool_cost_usd
+
+
+class HandoffChain:
+    """Who handed work to whom in the run, in order (the latest `_MAX_HANDOFFS`)."""
+
+    def __init__(self) -> None:
+        self._chain: list[tuple[str, str]] = []
+        self._lock = threading.Lock()
+
+    def add(self, source: str, target: str) -> None:
+        with self._lock:
+            self._chain.append((source, target))
+            del self._chain[:-_MAX_HANDOFFS]
+
+    def recent(self) -> list[tuple[str, str]]:
+        with self._lock:
+            return list(self._chain)
 
 
 @dataclass
 class RunLedger:
+    """One run's pieces (see the module's table), its id and the state observers keep."""
+
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     root_agent: str | None = None
+    requests: RequestBoard = field(default_factory=RequestBoard)
+    attempts: Attempts = field(default_factory=Attempts)
     totals: RunTotals = field(default_factory=RunTotals)
-    handoff_chain: list[tuple[str, str]] = field(default_factory=list)
-    _requested: OrderedDict[int, RequestedToolCall] = field(default_factory=OrderedDict)
-    _next_key: int = 0
-    _attempts: OrderedDict[str, int] = field(default_factory=OrderedDict)
-    _failures: OrderedDict[str, int] = field(default_factory=OrderedDict)
-    _observer_state: dict[str, Any] = field(default_factory=dict)
+    handoffs: HandoffChain = field(default_factory=HandoffChain)
     started: float = field(default_factory=time.monotonic)
+    _observer_state: dict[str, Any] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
-
-    # -- the decision path -------------------------------------------------------------
-
-    def note_requested_call(self, call: RequestedToolCall) -> None:
-        """Remember a tool call that a model (or the application) asked for."""
-        with self._lock:
-            self._requested[self._next_key] = call
-            self._next_key += 1
-            while len(self._requested) > _MAX_REQUESTED_CALLS:
-                self._requested.popitem(last=False)
-
-    def claim_requested_call(
-        self, call_id: str | None, name: str, arguments_key: str | None
-    ) -> tuple[RequestedToolCall | None, str | None]:
-        """Find (and consume) the request behind a tool execution.
-
-        Returns the request and how it matched: by call id, by name and arguments, by name
-        alone (oldest first), or an unnamed request the application attached to "the next
-        action". Returns (None, None) when nothing matches.
-        """
-
-        def by_id(call: RequestedToolCall) -> bool:
-            return call_id is not None and call.call_id == call_id
-
-        def by_arguments(call: RequestedToolCall) -> bool:
-            return (
-                call.name == name
-                and arguments_key is not None
-                and call.arguments_key == arguments_key
-            )
-
-        def by_name(call: RequestedToolCall) -> bool:
-            return call.name == name and call_id is None
-
-        def next_action(call: RequestedToolCall) -> bool:
-            return call.name is None and call.call_id is None
-
-        matchers: tuple[tuple[str, Callable[[RequestedToolCall], bool]], ...] = (
-            ("call_id", by_id),
-            ("name_and_arguments", by_arguments),
-            ("name", by_name),
-            ("name", next_action),
-        )
-        with self._lock:
-            for match, test in matchers:
-                for key, call in self._requested.items():
-                    if test(call):
-                        del self._requested[key]
-                        return call, match
-        return None, None
-
-    # -- retries -----------------------------------------------------------------------
-
-    def next_attempt(self, fingerprint: str) -> int:
-        """The attempt number of a call with this fingerprint within the run (1-based)."""
-        with self._lock:
-            attempt = self._attempts.get(fingerprint, 0) + 1
-            self._attempts[fingerprint] = attempt
-            self._attempts.move_to_end(fingerprint)
-            while len(self._attempts) > _MAX_FINGERPRINTS:
-                self._attempts.popitem(last=False)
-            self.totals.tool_calls += 1
-            if attempt > 1:
-                self.totals.retries += 1
-            return attempt
-
-    def note_failure(self, fingerprint: str, refused: bool = False) -> int:
-        """Count a failed call with this fingerprint; returns its failures so far in the run.
-
-        `refused`: the call was stopped on purpose (a policy), so the run's total of tool
-        failures (`otel_agents.run.tool_failures`) leaves it out."""
-        with self._lock:
-            if not refused:
-                self.totals.tool_failures += 1
-            failures = self._failures.get(fingerprint, 0) + 1
-            self._failures[fingerprint] = failures
-            self._failures.move_to_end(fingerprint)
-            while len(self._failures) > _MAX_FINGERPRINTS:
-                self._failures.popitem(last=False)
-            return failures
-
-    def failures(self, fingerprint: str) -> int:
-        """How often a call with this fingerprint has failed in the run so far."""
-        return self._failures.get(fingerprint, 0)
-
-    # -- state that observers keep per run ---------------------------------------------
 
     def observer_state(self, key: str, factory: Callable[[], T]) -> T:
         """The per-run state an observer keeps under `key`, created by `factory` on first
@@ -174,362 +179,6 @@ class RunLedger:
             if state is None:
                 state = self._observer_state[key] = factory()
             return cast(T, state)
-
-    # -- money and tokens --------------------------------------------------------------
-
-    def add_llm_call(self, input_tokens: int, output_tokens: int, cost_usd: float | None) -> None:
-        with self._lock:
-            totals = self.totals
-            totals.llm_calls += 1
-            totals.input_tokens += input_tokens
-            totals.output_tokens += output_tokens
-            if cost_usd is not None:
-                totals.cost_usd += cost_usd
-                totals.cost_known = True
-
-    def add_tool_cost(self, cost_usd: float) -> None:
-        """Book (or, negative, give back) the declared cost of a tool call."""
-        with self._lock:
-            self.totals.tool_cost_usd += cost_usd
-
-    @property
-    def spent_usd(self) -> float:
-        """What the run has spent so far: LLM calls plus declared tool costs."""
-        return self.totals.cost_usd + self.totals.tool_cost_usd
-
-    def add_handoff(self, source: str, target: str) -> None:
-        with self._lock:
-            self.totals.handoffs += 1
-            self.handoff_chain.append((source, target))
-            del self.handoff_chain[:-64]
-
-    def add_anomalies(self, count: int = 1) -> None:
-        with self._lock:
-            self.totals.anomalies += count
-
-
-def fingerprint(name: str, arguments_key: str | None) -> str:
-    """A short, stable hash of a tool name and its arguments' key."""
-    digest = hashlib.blake2b(digest_size=8)
-    digest.update(name.encode("utf-8", "replace"))
-    digest.update(b"\x00")
-    digest.update((arguments_key or "").encode("utf-8", "replace"))
-    return digest.hexdigest()
-
-
-def canonical_arguments(arguments: Any) -> str | None:
-    """A digest of the arguments, for matching requests to executions and fingerprints.
-
-    Equal arguments give equal keys whatever the key order, and a JSON string (as models
-    send tool arguments) is parsed first, so the model's `'{"b": 1, "a": 2}'` and the
-    application's `{"a": 2, "b": 1}` match. The work is bounded whatever the value (see
-    `ArgumentDigest`), and no code of the value's own type runs. Never raises.
-    """
-    if arguments is None:
-        return None
-    try:
-        arguments = _parsed_json(arguments)
-        if type(arguments) is dict:
-            plain = _plain_dict_text(arguments)  # the common case, at C speed
-            if plain is not None:
-                return _digest(plain)
-    except Exception as exc:  # not expected: the full walk guards each step
-        report_internal_error("argument key", exc)
-    return ArgumentDigest.of(arguments).key
-
-
-_PLAIN_ITEMS = 32
-_PLAIN_SCALARS = (int, float, bool, type(None))
-
-
-def _plain_dict_text(arguments: dict[Any, Any]) -> str | None:
-    """Text of a small dict of string keys and plain scalar values (what tools take most
-    often), or None. Every `repr` here is the built-in one of an exact built-in type."""
-    if dict.__len__(arguments) > _PLAIN_ITEMS:
-        return None
-    for key, value in dict.items(arguments):
-        kind = type(value)
-        if type(key) is not str or len(key) > _SAMPLED:
-            return None
-        if kind is str:
-            if len(value) > _SAMPLED:
-                return None
-        elif kind not in _PLAIN_SCALARS or (kind is int and not -_SMALL_INT < value < _SMALL_INT):
-            return None
-    return "P" + repr(sorted(dict.items(arguments)))
-
-
-def _digest(text: str) -> str:
-    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
-
-
-# Bounds of one pass over an argument set: a hostile value (a 10 MB blob, a million items,
-# ten thousand levels) costs about what a large ordinary one does. Values past a bound
-# still count by their size, so identical calls keep matching and most different ones
-# still differ.
-MAX_KEY_NODES = 256  # values visited
-MAX_KEY_DEPTH = 32  # levels of nesting followed
-MAX_KEY_CHARS = 32_768  # characters (or bytes) of strings and blobs read
-MAX_JSON_PARSE = 16_384  # a longer JSON string is keyed as text, not parsed
-_SAMPLED = 1_024  # a longer string or blob is read as head, tail and spaced samples
-_SAMPLE_WINDOWS = 8
-_SAMPLE_WIDTH = 64
-_SMALL_INT = 2**63
-
-
-class ArgumentDigest:
-    """One bounded pass over a value, feeding a canonical text form into a hash.
-
-    It reads values with the built-in types' own methods (`dict.items(d)`, never `d.items()`
-    of a subclass) and never calls `repr`, `str`, `__eq__`, `__hash__` or iteration of a
-    type it does not know: an unknown object counts by its type and instance attributes.
-    `nodes`, `depth` and `chars` say how much was read, `complete` whether all of it.
-    """
-
-    __slots__ = ("_parts", "chars", "complete", "depth", "key", "nodes")
-
-    def __init__(self) -> None:
-        self.nodes = 0
-        self.depth = 0
-        self.chars = 0
-        self.complete = True
-        self.key: str | None = None
-        self._parts: list[str] = []
-
-    @classmethod
-    def of(cls, arguments: Any) -> ArgumentDigest:
-        digest = cls()
-        if arguments is None:
-            return digest
-        try:
-            digest._add(_parsed_json(arguments), 0)
-            text = "\x1f".join(digest._parts)
-        except Exception as exc:  # not expected: key by type only
-            report_internal_error("argument key", exc)
-            text, digest.complete = f"?{type(arguments).__qualname__}", False
-        digest.key = _digest(text)
-        digest._parts = []
-        return digest
-
-    def _add(self, value: Any, depth: int) -> None:
-        parts = self._parts
-        self.nodes += 1
-        if self.nodes > MAX_KEY_NODES or depth > MAX_KEY_DEPTH:
-            self.complete = False
-            parts.append("~")
-            return
-        if depth > self.depth:
-            self.depth = depth
-        cls = type(value)
-        if cls is str:
-            self._text("s", value)
-        elif cls is bool or value is None:
-            parts.append(f"b{value}")
-        elif cls is int:
-            if -_SMALL_INT < value < _SMALL_INT:
-                parts.append(f"i{value}")
-            else:
-                self.complete = False
-                parts.append(_big_int(value))
-        elif cls is float:
-            parts.append(f"f{float.__repr__(value)}")
-        elif isinstance(value, dict):
-            self._mapping(dict.items(value), dict.__len__(value), depth)
-        elif isinstance(value, (list, tuple)):
-            length = list.__len__(value) if isinstance(value, list) else tuple.__len__(value)
-            items = list.__iter__(value) if isinstance(value, list) else tuple.__iter__(value)
-            self._sequence(items, length, depth)
-        else:
-            self._other(value, depth)
-
-    def _text(self, tag: str, text: str) -> None:
-        """A string: whole if short, else sampled; the length always counts. A subclass's
-        own `__len__` and `__getitem__` are not called."""
-        length = str.__len__(text)
-        budget = MAX_KEY_CHARS - self.chars
-        if length <= min(_SAMPLED, budget):
-            self.chars += length
-            self._parts.append(tag + str.__getitem__(text, slice(None)))
-            return
-        self.complete = False
-        if budget < _SAMPLED:
-            self._parts.append(f"{tag}#{length}")
-            return
-        self.chars += _SAMPLED
-        pieces = _sample_ranges(length)
-        self._parts.append(
-            f"{tag}#{length}:" + "|".join(str.__getitem__(text, slice(a, b)) for a, b in pieces)
-        )
-
-    def _mapping(self, items: Any, length: int, depth: int) -> None:
-        room = MAX_KEY_NODES - self.nodes
-        taken = list(itertools.islice(items, max(room, 0)))
-        if len(taken) < length:
-            self.complete = False
-        if all(type(key) is str for key, _ in taken):
-            taken.sort(key=_first)
-        else:
-            taken.sort(key=lambda item: _sort_text(item[0]))
-        self._parts.append(f"{{{length}")
-        for key, item in taken:
-            if type(key) is str:
-                self._text("k", key)
-            else:
-                self._parts.append("k" + _sort_text(key))
-            self._add(item, depth + 1)
-        self._parts.append("}")
-
-    def _sequence(self, items: Any, length: int, depth: int) -> None:
-        self._parts.append(f"[{length}")
-        room = MAX_KEY_NODES - self.nodes
-        if length > room:
-            self.complete = False
-        for item in itertools.islice(items, max(room, 0)):
-            self._add(item, depth + 1)
-        self._parts.append("]")
-
-    def _other(self, value: Any, depth: int) -> None:
-        """Subclasses of the plain types by their base type's methods, well-known standard
-        types by their text form, anything else by type name and instance attributes."""
-        parts = self._parts
-        if isinstance(value, str):  # str enums and other subclasses
-            self._text("s", value)
-        elif isinstance(value, int):
-            parts.append(f"i{int.__repr__(int.__int__(value))}")
-        elif isinstance(value, float):
-            parts.append(f"f{float.__repr__(value)}")
-        elif isinstance(value, (bytes, bytearray, memoryview)):
-            self._blob(value)
-        elif isinstance(value, (set, frozenset)):
-            self._set(value, depth)
-        elif type(value) in _STANDARD_TEXT_TYPES:  # exact types: their `str` is the stdlib's
-            parts.append(f"t{_type_name(value)}:{value}")
-        elif isinstance(value, enum.Enum):
-            parts.append(f"e{_type_name(value)}:{object.__getattribute__(value, '_name_')}")
-        else:
-            parts.append(f"o{_type_name(value)}")
-            state = _instance_dict(value)
-            if state is not None:
-                self._add(state, depth + 1)
-
-    def _blob(self, value: bytes | bytearray | memoryview) -> None:
-        """Bytes through a flat memoryview: no copy of the whole, no subclass methods."""
-        try:
-            view = memoryview(value)
-            if view.ndim != 1 or view.format != "B":
-                view = view.cast("B")  # raises for a view that is not contiguous
-        except (TypeError, ValueError):
-            self.complete = False
-            self._parts.append(f"x?{_type_name(value)}")
-            return
-        length = view.nbytes
-        budget = MAX_KEY_CHARS - self.chars
-        if length <= min(_SAMPLED, budget):
-            self.chars += length
-            self._parts.append("x" + view.hex())
-            return
-        self.complete = False
-        if budget < _SAMPLED:
-            self._parts.append(f"x#{length}")
-            return
-        self.chars += _SAMPLED
-        pieces = _sample_ranges(length)
-        self._parts.append(f"x#{length}:" + "|".join(view[a:b].hex() for a, b in pieces))
-
-    def _set(self, value: set[Any] | frozenset[Any], depth: int) -> None:
-        if isinstance(value, set):
-            length, members = set.__len__(value), set.__iter__(value)
-        else:
-            length, members = frozenset.__len__(value), frozenset.__iter__(value)
-        room = MAX_KEY_NODES - self.nodes
-        taken = sorted(itertools.islice(members, max(room, 0)), key=_sort_text)
-        if len(taken) < length:
-            self.complete = False
-        self._parts.append(f"<{length}")
-        for item in taken:
-            self._add(item, depth + 1)
-        self._parts.append(">")
-
-
-_STANDARD_TEXT_TYPES = frozenset(
-    {
-        datetime.datetime,
-        datetime.date,
-        datetime.time,
-        datetime.timedelta,
-        decimal.Decimal,
-        uuid.UUID,
-        pathlib.PurePosixPath,
-        pathlib.PureWindowsPath,
-        pathlib.PosixPath,
-        pathlib.WindowsPath,
-    }
-)
-
-
-def _first(item: tuple[str, Any]) -> str:
-    return item[0]
-
-
-def _sample_ranges(length: int) -> list[tuple[int, int]]:
-    """Head, tail and evenly spaced windows of a long string or blob, `_SAMPLED` in all."""
-    edge = (_SAMPLED - _SAMPLE_WINDOWS * _SAMPLE_WIDTH) // 2
-    step = (length - 2 * edge) // (_SAMPLE_WINDOWS + 1)
-    ranges = [(0, edge), (length - edge, length)]
-    ranges.extend(
-        (edge + step * i, edge + step * i + _SAMPLE_WIDTH) for i in range(1, _SAMPLE_WINDOWS + 1)
-    )
-    return ranges
-
-
-def _big_int(value: int) -> str:
-    """A huge int without its decimal text (slow, and capped by the interpreter)."""
-    bits = value.bit_length()
-    mask = (1 << 64) - 1
-    return f"I{'-' if value < 0 else ''}{bits}:{abs(value) & mask}:{abs(value) >> (bits - 64)}"
-
-
-def _sort_text(value: Any) -> str:
-    """A stable text to order keys and set members by, without their own methods."""
-    cls = type(value)
-    if cls is str:
-        return "s" + str.__getitem__(value, slice(_SAMPLED))
-    if cls is bool or value is None:
-        return f"b{value}"
-    if cls is int:
-        return f"i{value}" if -_SMALL_INT < value < _SMALL_INT else _big_int(value)
-    if cls is float:
-        return f"f{float.__repr__(value)}"
-    return "o" + _type_name(value)
-
-
-def _type_name(value: Any) -> str:
-    cls = type(value)
-    try:
-        module = type.__getattribute__(cls, "__module__")
-        return f"{module}.{type.__getattribute__(cls, '__qualname__')}"
-    except Exception:
-        return "?"
-
-
-def _instance_dict(value: Any) -> dict[str, Any] | None:
-    """An object's own attributes (pydantic models and dataclasses keep their fields
-    there), read without its `__getattr__`; None if it has none."""
-    try:
-        state = object.__getattribute__(value, "__dict__")
-    except Exception:
-        return None
-    return state if type(state) is dict else None
-
-
-def _parsed_json(arguments: Any) -> Any:
-    """A JSON string (or bytes) of modest size as the value it encodes; else unchanged."""
-    if type(arguments) not in (str, bytes) or len(arguments) > MAX_JSON_PARSE:
-        return arguments
-    try:
-        return json.loads(arguments)
-    except (ValueError, TypeError, RecursionError):
-        return arguments
 
 
 # -- finding the ledger ----------------------------------------------------------------

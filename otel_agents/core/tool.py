@@ -19,11 +19,12 @@ from typing import Any, TypeVar, overload
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.trace import INVALID_SPAN, Link, Span, SpanKind
+from opentelemetry.trace import INVALID_SPAN, Link, SpanKind
 from opentelemetry.util.types import AttributeValue
 
 from otel_agents import semconv as sc
 from otel_agents.capture import summarize
+from otel_agents.core.arguments import canonical_arguments, fingerprint
 from otel_agents.core.common import (
     capture_content,
     current_agent,
@@ -32,13 +33,9 @@ from otel_agents.core.common import (
     run_id_attributes,
     wrap_callable,
 )
-from otel_agents.core.ledger import (
-    RequestedToolCall,
-    RunLedger,
-    canonical_arguments,
-    current_ledger,
-    fingerprint,
-)
+from otel_agents.core.invocation import Invocation
+from otel_agents.core.ledger import RunLedger, current_ledger
+from otel_agents.core.requests import ToolCallRequest
 from otel_agents.errors import Intervention
 from otel_agents.runtime import (
     built_runtime,
@@ -46,6 +43,7 @@ from otel_agents.runtime import (
     opening_failures,
     report_internal_error,
 )
+from otel_agents.summing_counter import attribute_key
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -123,51 +121,53 @@ class ToolSpec:
         return attributes
 
 
-class ToolInvocation:
-    """One execution of a tool: its span, arguments, decision path and outcome."""
+@dataclass
+class ToolDecision:
+    """What the policy gate decided about one tool call, returned by its `on_tool_start`
+    (or carried by the `Intervention` that stopped the call). The invocation keeps it for
+    the end of the call: the verdict labels the tool-calls metric, the detectors read the
+    contract status, and the gate gets its own per-call state back in `on_tool_end`."""
+
+    verdict: str | None = None
+    contract_status: str | None = None  # passed, input_violation, output_violation
+    gate_state: Any = None
+
+
+class ToolInvocation(Invocation):
+    """One execution of a tool (`execute_tool`): arguments, decision path and outcome."""
 
     # Defaults at class level too, so that a failure path can make a usable instance
     # without `__init__` (which may be what failed).
-    span: Span = INVALID_SPAN
     call_id: str | None = None
     ledger: RunLedger | None = None
-    request: RequestedToolCall | None = None
+    request: ToolCallRequest | None = None
     match: str | None = None
     fingerprint: str | None = None
     attempt = 1
     agent_name: str | None = None
     result: Any = None
     exception: BaseException | None = None
-    verdict: str | None = None
-    contract_status: str | None = None
-    policy_state: Any = None
-    finished = False
-    _started = 0.0
+    decision: ToolDecision | None = None
     _token: object | None = None
 
-    def __init__(self, spec: ToolSpec, arguments: Any, span: Span = INVALID_SPAN) -> None:
+    def __init__(self, spec: ToolSpec, arguments: Any) -> None:
+        super().__init__()
         self.spec = spec
         self.arguments = arguments
-        self.span = span
         self.call_id: str | None = None
         self.ledger: RunLedger | None = None
-        self.request: RequestedToolCall | None = None
+        self.request: ToolCallRequest | None = None
         self.match: str | None = None
         self.fingerprint: str | None = None
         self.attempt = 1
         self.agent_name: str | None = None
         self.result: Any = None
         self.exception: BaseException | None = None
-        # Set by the policy gate: the verdict (for the tool-calls metric), the contract
-        # check's outcome (for the silent-failure detector), and its own per-call state.
-        self.verdict: str | None = None
-        self.contract_status: str | None = None
-        self.policy_state: Any = None
+        # What the policy gate decided (see `ToolDecision`), None without a gate's answer.
+        self.decision: ToolDecision | None = None
         # Internal errors while the call was being opened, up to the gate's verdict: the
         # gate decides on them by `on_error` (fail closed: the call is refused).
         self.open_failures: list[BaseException] = []
-        self.finished = False
-        self._started = time.monotonic()
         self._token: object | None = None
 
     @classmethod
@@ -177,31 +177,39 @@ class ToolInvocation:
         arguments: Any,
         call_id: str | None = None,
         failures: Sequence[BaseException] = (),
+        *,
+        parent: Invocation | otel_context.Context | None = None,
+        make_current: bool = True,
     ) -> ToolInvocation:
         """Open the `execute_tool` span and run the observers' pre-checks (the gate).
 
         Raises only an `Intervention` (a deliberate stop, such as a policy deny, or the
         refusal of a call that could not be checked under fail-closed); the span then
         records it and is ended. `failures` are errors met before this (reading the
-        arguments), for the gate to decide on.
+        arguments), for the gate to decide on. `parent` (default: the current context)
+        is where the call runs: its run ledger and agent; `make_current=False` leaves the
+        context alone (a callback API finishes the call later, perhaps elsewhere).
         """
         invocation = cls(spec, arguments)
         invocation.open_failures.extend(failures)
         watching = opening_failures.set(invocation.open_failures)
         try:
             try:
-                invocation._open(call_id)
+                invocation.parent_context = Invocation.resolve_parent(parent)
+                invocation._open(call_id, make_current)
             except Exception as exc:
                 report_internal_error("tool start", exc)
                 invocation.ensure_span()
-            get_runtime().check_tool(invocation)
+            invocation.decision = get_runtime().check_tool(invocation)
         except Intervention as stop:
+            invocation.decision = stop.decision or invocation.decision
             invocation._stop(stop)
             raise
         except Exception as exc:  # the observers could not be asked: the gate was skipped
             report_internal_error("tool observers", exc)
             refusal = invocation._refusal(exc)
             if refusal is not None:
+                invocation.decision = refusal.decision
                 invocation._stop(refusal)
                 raise refusal from None
         finally:
@@ -214,15 +222,16 @@ class ToolInvocation:
         else an invocation that records nothing, so that the tool runs as it would."""
         invocation = cls.__new__(cls)
         invocation.spec, invocation.arguments, invocation.open_failures = spec, None, [exc]
-        invocation._started = time.monotonic()
+        invocation.started = time.monotonic()
         stop = invocation._refusal(exc)
         if stop is not None:
+            invocation.decision = stop.decision
             invocation._stop(stop)
             raise stop from None
-        invocation.finished = True
+        invocation._finished = True
         return invocation
 
-    def _open(self, explicit_call_id: str | None) -> None:
+    def _open(self, explicit_call_id: str | None, make_current: bool = True) -> None:
         runtime = get_runtime()
         spec = self.spec
         attributes = dict(spec.attributes)
@@ -234,8 +243,8 @@ class ToolInvocation:
             links, reasoning = self._decision_path(attributes, explicit_call_id)
         except Exception as exc:
             report_internal_error("tool decision path", exc)
-        self.span = span = runtime.tracer.start_span(
-            f"execute_tool {spec.name}", kind=SpanKind.INTERNAL, attributes=attributes, links=links
+        span = self.start_span(
+            runtime, f"execute_tool {spec.name}", SpanKind.INTERNAL, attributes, links
         )
         if runtime.settings.capture_content.enabled:
             content: dict[str, Any] = {}
@@ -244,7 +253,8 @@ class ToolInvocation:
             if reasoning:
                 content[sc.DECISION_REASONING] = reasoning
             capture_content(span, runtime, content)
-        self._token = otel_context.attach(trace.set_span_in_context(span))
+        if make_current:
+            self._token = self.make_current()
 
     def _decision_path(
         self, attributes: dict[str, AttributeValue], explicit_call_id: str | None
@@ -252,7 +262,7 @@ class ToolInvocation:
         """Who asked for this call and why, and which attempt it is: onto `attributes`;
         returns the link to the requesting LLM span and the reasoning."""
         spec = self.spec
-        ctx = otel_context.get_current()
+        ctx = self.parent_context or otel_context.get_current()
         self.call_id = explicit_call_id or _explicit_call_id(ctx)
         frame = current_agent(ctx)
         self.agent_name = frame.name if frame is not None else None
@@ -262,11 +272,12 @@ class ToolInvocation:
         self.ledger = ledger = current_ledger(ctx)
         if ledger is not None:
             arguments_key = canonical_arguments(self.arguments)
-            self.request, self.match = ledger.claim_requested_call(
+            self.request, self.match = ledger.requests.claim(
                 self.call_id, spec.name, arguments_key
             )
             self.fingerprint = fingerprint(spec.name, arguments_key)
-            self.attempt = ledger.next_attempt(self.fingerprint)
+            self.attempt = ledger.attempts.next(self.fingerprint)
+            ledger.totals.add_tool_call(self.attempt)
             attributes[sc.TOOL_CALL_FINGERPRINT] = self.fingerprint
         # Without a run or a trace to count in, every call is a first attempt.
         attributes[sc.TOOL_CALL_ATTEMPT] = self.attempt
@@ -297,6 +308,7 @@ class ToolInvocation:
             if runtime is not None:
                 self.span = runtime.tracer.start_span(
                     f"execute_tool {self.spec.name}",
+                    context=self.parent_context,
                     kind=SpanKind.INTERNAL,
                     attributes=self.spec.attributes,
                 )
@@ -323,45 +335,41 @@ class ToolInvocation:
             report_internal_error("tool stop", internal)
             self._end_quietly()
 
+    @property
+    def verdict(self) -> str | None:
+        return self.decision.verdict if self.decision is not None else None
+
+    @property
+    def contract_status(self) -> str | None:
+        return self.decision.contract_status if self.decision is not None else None
+
     def _end_quietly(self) -> None:
-        with contextlib.suppress(Exception):
-            if self._token is not None:
-                otel_context.detach(self._token)  # type: ignore[arg-type]
-                self._token = None
-            self.span.end()
+        self.stop_current(self._token)
+        self._token = None
+        self.abandon()
 
     def finish(self, exc: BaseException | None, result: Any = None) -> None:
         """Record the outcome and end the span. Safe to call more than once."""
         if self.finished:
             return
-        self.finished = True
         self.exception, self.result = exc, result
         try:
-            self._record_outcome()
-        except Exception as internal:
-            report_internal_error("tool finish", internal)
+            self.complete(exc)
         finally:
             self._detach()
 
-    def _record_outcome(self) -> None:
-        if self.span is INVALID_SPAN:
-            return
-        try:
-            self._record_result()
-        finally:
-            self.span.end()  # whatever failed above, the span is not left open
-
-    def _record_result(self) -> None:
+    def _record_end(self, exc: BaseException | None) -> None:
         runtime = get_runtime()
-        exc = self.exception
         if exc is not None:
             record_error(self.span, exc, runtime)
             if self.ledger is not None and self.fingerprint is not None:
                 # Policies and detectors count these; a refusal is not the tool failing.
-                self.ledger.note_failure(self.fingerprint, refused=isinstance(exc, Intervention))
+                self.ledger.attempts.note_failure(self.fingerprint)
+                if not isinstance(exc, Intervention):
+                    self.ledger.totals.add_tool_failure()
         elif self.result is not None:
             capture_content(self.span, runtime, {sc.GEN_AI_TOOL_CALL_RESULT: self.result})
-        runtime.notify("on_tool_end", self)
+        runtime.notify(lambda observer: observer.on_tool_end(self), "on_tool_end")
         metric_attributes: dict[str, AttributeValue] = {sc.GEN_AI_TOOL_NAME: self.spec.name}
         if self.agent_name:
             metric_attributes[sc.GEN_AI_AGENT_NAME] = self.agent_name
@@ -369,22 +377,19 @@ class ToolInvocation:
             metric_attributes[sc.ERROR_TYPE] = error_type(exc)
         if self.verdict is not None:
             metric_attributes[sc.POLICY_VERDICT] = self.verdict
-        runtime.instruments.tool_calls.add(1, metric_attributes)
+        runtime.instruments.tool_calls.add(1, attribute_key(metric_attributes))
         runtime.instruments.tool_duration.record(
-            time.monotonic() - self._started,
+            time.monotonic() - self.started,
             {
                 sc.GEN_AI_OPERATION_NAME: sc.GenAiOperationNameValues.EXECUTE_TOOL,
                 sc.GEN_AI_TOOL_TYPE: self.spec.tool_type,
                 **metric_attributes,
             },
+            self.span,
         )
 
     def _detach(self) -> None:
-        try:
-            if self._token is not None:
-                otel_context.detach(self._token)  # type: ignore[arg-type]
-        except Exception as internal:
-            report_internal_error("tool detach", internal)
+        self.stop_current(self._token)
         self._token = None
 
 

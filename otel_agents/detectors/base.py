@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Hashable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry.metrics import Meter
 from opentelemetry.trace import Span
@@ -20,6 +20,12 @@ from otel_agents import semconv as sc
 from otel_agents.core.ledger import RunLedger
 from otel_agents.detectors.settings import DetectorSettings
 from otel_agents.runtime import Observer, report_internal_error
+
+if TYPE_CHECKING:
+    from otel_agents.core.agent import AgentRun
+    from otel_agents.core.handoff import Handoff
+    from otel_agents.core.inference import LLMCall
+    from otel_agents.core.tool import ToolInvocation
 
 _FIRED_KEY = "detectors:fired"
 
@@ -61,7 +67,7 @@ class AnomalyReporter:
             if detector not in kinds:
                 span.set_attribute(sc.ANOMALY, [*kinds, detector])
         if ledger is not None:
-            ledger.add_anomalies()
+            ledger.totals.add_anomalies()
         metric: dict[str, AttributeValue] = {sc.DETECTOR_NAME: detector}
         if agent:
             metric[sc.GEN_AI_AGENT_NAME] = agent
@@ -124,19 +130,19 @@ class DetectorSet(Observer):
             for event in _EVENTS
         }
 
-    def on_tool_start(self, invocation: Any) -> None:
+    def on_tool_start(self, invocation: ToolInvocation) -> None:
         self._dispatch("on_tool_start", invocation)
 
-    def on_tool_end(self, invocation: Any) -> None:
+    def on_tool_end(self, invocation: ToolInvocation) -> None:
         self._dispatch("on_tool_end", invocation)
 
-    def on_llm_call_end(self, call: Any) -> None:
+    def on_llm_call_end(self, call: LLMCall) -> None:
         self._dispatch("on_llm_call_end", call)
 
-    def on_handoff_end(self, handoff: Any) -> None:
+    def on_handoff_end(self, handoff: Handoff) -> None:
         self._dispatch("on_handoff_end", handoff)
 
-    def on_run_end(self, run: Any) -> None:
+    def on_run_end(self, run: AgentRun) -> None:
         self._dispatch("on_run_end", run)
 
     def _dispatch(self, event: str, subject: Any) -> None:

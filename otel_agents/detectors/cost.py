@@ -5,7 +5,7 @@ from __future__ import annotations
 import bisect
 import threading
 from collections import OrderedDict, deque
-from typing import Any
+from typing import TYPE_CHECKING
 
 from opentelemetry.trace import Span
 
@@ -13,6 +13,10 @@ from otel_agents import semconv as sc
 from otel_agents.core.ledger import RunLedger
 from otel_agents.detectors.base import AnomalyReporter, Detector
 from otel_agents.detectors.settings import DetectorSettings
+
+if TYPE_CHECKING:
+    from otel_agents.core.inference import LLMCall
+    from otel_agents.core.tool import ToolInvocation
 
 _BUDGET = sc.DetectorNameValues.BUDGET_EXCEEDED
 _SPIKE = sc.DetectorNameValues.COST_SPIKE
@@ -26,10 +30,10 @@ class BudgetDetector(Detector):
 
     name = _BUDGET
 
-    def on_llm_call_end(self, call: Any) -> None:
+    def on_llm_call_end(self, call: LLMCall) -> None:
         self._check(call.span, call.ledger, call.agent_name)
 
-    def on_tool_end(self, invocation: Any) -> None:
+    def on_tool_end(self, invocation: ToolInvocation) -> None:
         self._check(invocation.span, invocation.ledger, invocation.agent_name)
 
     def _check(self, span: Span, ledger: RunLedger | None, agent: str | None) -> None:
@@ -37,7 +41,7 @@ class BudgetDetector(Detector):
             return
         budget_usd = self.settings.run_budget_usd
         if budget_usd is not None:
-            spent = ledger.spent_usd
+            spent = ledger.totals.spent_usd
             # A sum of float prices: $0.10 three times is 0.30000000000000004, not over $0.30.
             if spent > budget_usd + _TOLERANCE_USD and self.first_time(ledger, (_BUDGET, "usd")):
                 self.reporter.report(
@@ -78,7 +82,7 @@ class CostSpikeDetector(Detector):
         self._baselines: OrderedDict[tuple[str | None, str | None], _Window] = OrderedDict()
         self._lock = threading.Lock()
 
-    def on_llm_call_end(self, call: Any) -> None:
+    def on_llm_call_end(self, call: LLMCall) -> None:
         cost: float | None = call.cost_usd
         if cost is None:
             return

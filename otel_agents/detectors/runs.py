@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING
 
 from opentelemetry.trace import Span
 
 from otel_agents import semconv as sc
 from otel_agents.core.ledger import RunLedger, current_ledger
 from otel_agents.detectors.base import Detector
+
+if TYPE_CHECKING:
+    from otel_agents.core.agent import AgentRun
+    from otel_agents.core.handoff import Handoff
+    from otel_agents.core.inference import LLMCall
+    from otel_agents.core.tool import ToolInvocation
 
 _PING_PONG = sc.DetectorNameValues.HANDOFF_PING_PONG
 _RUNAWAY = sc.DetectorNameValues.RUNAWAY_RUN
@@ -34,11 +40,11 @@ class PingPongDetector(Detector):
 
     name = _PING_PONG
 
-    def on_handoff_end(self, handoff: Any) -> None:
+    def on_handoff_end(self, handoff: Handoff) -> None:
         ledger = current_ledger()
         if ledger is None:
             return
-        chain = list(ledger.handoff_chain)
+        chain = ledger.handoffs.recent()
         count = bounces(chain)
         limit = self.settings.ping_pong_handoffs
         if count < limit:
@@ -67,7 +73,7 @@ class RunawayRunDetector(Detector):
 
     name = _RUNAWAY
 
-    def on_llm_call_end(self, call: Any) -> None:
+    def on_llm_call_end(self, call: LLMCall) -> None:
         ledger: RunLedger | None = call.ledger
         if ledger is None:
             return
@@ -77,7 +83,7 @@ class RunawayRunDetector(Detector):
         )
         self._check_duration(call.span, ledger, call.agent_name)
 
-    def on_tool_end(self, invocation: Any) -> None:
+    def on_tool_end(self, invocation: ToolInvocation) -> None:
         ledger: RunLedger | None = invocation.ledger
         if ledger is None:
             return
@@ -91,7 +97,7 @@ class RunawayRunDetector(Detector):
         )
         self._check_duration(invocation.span, ledger, invocation.agent_name)
 
-    def on_run_end(self, run: Any) -> None:
+    def on_run_end(self, run: AgentRun) -> None:
         if run.ledger is not None:
             self._check_duration(run.span, run.ledger, run.name)
 

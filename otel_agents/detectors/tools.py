@@ -5,13 +5,16 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry.trace import StatusCode
 
 from otel_agents import semconv as sc
 from otel_agents.core.ledger import RunLedger
 from otel_agents.detectors.base import Detector
+
+if TYPE_CHECKING:
+    from otel_agents.core.tool import ToolInvocation
 
 _RETRY = sc.DetectorNameValues.RETRY_LOOP
 _SILENT = sc.DetectorNameValues.SILENT_TOOL_FAILURE
@@ -24,7 +27,7 @@ class RetryLoopDetector(Detector):
 
     name = _RETRY
 
-    def on_tool_end(self, invocation: Any) -> None:
+    def on_tool_end(self, invocation: ToolInvocation) -> None:
         ledger: RunLedger | None = invocation.ledger
         if ledger is None:
             return
@@ -41,7 +44,7 @@ class RetryLoopDetector(Detector):
                 invocation.attempt,
             )
         if failed and invocation.fingerprint:
-            failures = ledger.failures(invocation.fingerprint)
+            failures = ledger.attempts.failures(invocation.fingerprint)
             if failures == settings.retry_loop_failures:
                 self._report(
                     invocation,
@@ -143,7 +146,7 @@ class SilentFailureDetector(Detector):
 
     name = _SILENT
 
-    def on_tool_end(self, invocation: Any) -> None:
+    def on_tool_end(self, invocation: ToolInvocation) -> None:
         if invocation.exception is not None:
             return
         span = invocation.span

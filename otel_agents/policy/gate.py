@@ -25,7 +25,7 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry.metrics import Meter
 from opentelemetry.trace import SpanKind, Status, StatusCode
@@ -34,6 +34,7 @@ from opentelemetry.util.types import AttributeValue
 from otel_agents import semconv as sc
 from otel_agents.core.common import error_type
 from otel_agents.core.ledger import RunLedger
+from otel_agents.core.tool import ToolDecision
 from otel_agents.errors import (
     ApprovalRejected,
     ContractViolation,
@@ -60,6 +61,9 @@ from otel_agents.policy.evaluator import (
 from otel_agents.policy.model import Mode, OnError, Outcome, Policy, Verdict
 from otel_agents.runtime import Observer, get_runtime, report_internal_error
 from otel_agents.summing_counter import AttributeKey, SummingCounter, attribute_key
+
+if TYPE_CHECKING:
+    from otel_agents.core.tool import ToolInvocation
 
 _SPEND_LOCK_KEY = "policy-gate:spend-lock"
 _PASSED = sc.ContractStatusValues.PASSED
@@ -209,12 +213,12 @@ class PolicyGate(Observer):
 
     # -- before the call ---------------------------------------------------------------
 
-    def on_tool_start(self, invocation: Any) -> None:
+    def on_tool_start(self, invocation: ToolInvocation) -> ToolDecision | None:
         try:
             plan = self._plan(invocation.spec)
             if plan is None:
-                return  # nothing to decide or check: the common, fast case
-            self._gate(invocation, plan)
+                return None  # nothing to decide or check: the common, fast case
+            return self._gate(invocation, plan)
         except Intervention:
             raise
         except Exception as exc:
@@ -223,14 +227,16 @@ class PolicyGate(Observer):
             stop = self.refusal(invocation, exc)
             if stop is not None:
                 raise stop from None
+        return None
 
-    def refusal(self, invocation: Any, exc: BaseException) -> Intervention | None:
+    def refusal(self, invocation: ToolInvocation, exc: BaseException) -> Intervention | None:
         """Fail closed: the call could not be checked, so it is denied (and the denial put
         on its span, for the audit log). None when the policy fails open."""
         if not self.fails_closed:
             return None
         name = getattr(getattr(invocation, "spec", None), "name", "?")
         reason = f"the policy gate failed ({type(exc).__name__}); on_error is fail_closed"
+        outcome = ToolDecision()
         try:
             ensure_span = getattr(invocation, "ensure_span", None)
             if callable(ensure_span):
@@ -238,11 +244,13 @@ class PolicyGate(Observer):
             if self.evaluator is not None:
                 decision = self.evaluator.internal_error(exc, "the policy gate")
                 reason = decision.reason
-                invocation.verdict = decision.verdict.value
+                outcome.verdict = decision.verdict.value
                 invocation.span.set_attributes(decision.attributes)
         except Exception as internal:
             report_internal_error("policy gate refusal", internal)
-        return ToolCallDenied(name, RULE_INTERNAL_ERROR, reason)
+        stop = ToolCallDenied(name, RULE_INTERNAL_ERROR, reason)
+        stop.decision = outcome
+        return stop
 
     def _plan(self, spec: Any) -> _ToolPlan | None:
         """The tool's plan, or None when the gate has nothing to do for this tool."""
@@ -253,21 +261,29 @@ class PolicyGate(Observer):
         idle = self.evaluator is None and plan.contract is None and not plan.declares_facts
         return None if idle else plan
 
-    def _gate(self, invocation: Any, plan: _ToolPlan) -> None:
+    def _gate(self, invocation: Any, plan: _ToolPlan) -> ToolDecision:
+        """Decide, check, record; stop the call if the verdict says so. Returns the
+        decision (or hands it over on the stop it raises)."""
         raw = invocation.arguments
         arguments = raw if type(raw) is dict or isinstance(raw, Mapping) else None
         state = _CallState(plan.contract)
+        outcome = ToolDecision()
         decision, facts = self._evaluate(invocation, plan, arguments, state)
-        violation = self._check_input(invocation, plan.contract, arguments)
+        violation = self._check_input(outcome, plan.contract, arguments)
         failures: list[BaseException] | None = getattr(invocation, "open_failures", None)
         if failures and self.evaluator is not None:
             decision = _with_failure(decision, self.evaluator.internal_error(failures[0], _OPENING))
             if not _may_run(decision):
                 _refund(invocation, state)
-        self._record(invocation, plan, decision, facts, violation)
+        self._record(invocation, outcome, plan, decision, facts, violation)
         if plan.contract is not None or state.reserved_usd:
-            invocation.policy_state = state  # for on_tool_end
-        self._enforce(invocation, decision, violation, facts, state)
+            outcome.gate_state = state  # for on_tool_end
+        try:
+            self._enforce(invocation, decision, violation, facts, state)
+        except Intervention as stop:
+            stop.decision = outcome
+            raise
+        return outcome
 
     def _evaluate(
         self,
@@ -288,10 +304,10 @@ class PolicyGate(Observer):
         # Decide and reserve together, so concurrent calls of one run cannot all slip
         # under the per-run limit.
         with ledger.observer_state(_SPEND_LOCK_KEY, threading.Lock):
-            facts.run_spend_usd = ledger.spent_usd
+            facts.run_spend_usd = ledger.totals.spent_usd
             decision = self._decide(facts)
             if _may_run(decision):
-                ledger.add_tool_cost(facts.cost_usd)
+                ledger.totals.add_tool_cost(facts.cost_usd)
                 state.reserved_usd = facts.cost_usd
         return decision, facts
 
@@ -306,7 +322,10 @@ class PolicyGate(Observer):
             return evaluator.internal_error(exc)
 
     def _check_input(
-        self, invocation: Any, contract: ToolContract | None, arguments: Mapping[str, Any] | None
+        self,
+        outcome: ToolDecision,
+        contract: ToolContract | None,
+        arguments: Mapping[str, Any] | None,
     ) -> str | None:
         """The input contract's verdict on the arguments; sets the call's contract status."""
         if contract is None or contract.input_check is None or arguments is None:
@@ -316,12 +335,13 @@ class PolicyGate(Observer):
         except Exception as exc:
             report_internal_error("contract input check", exc)
             return None
-        invocation.contract_status = _PASSED if violation is None else _INPUT_VIOLATION
+        outcome.contract_status = _PASSED if violation is None else _INPUT_VIOLATION
         return violation
 
     def _record(
         self,
         invocation: Any,
+        outcome: ToolDecision,
         plan: _ToolPlan,
         decision: PolicyDecision | None,
         facts: CallFacts | None,
@@ -334,13 +354,13 @@ class PolicyGate(Observer):
                 attributes[sc.TOOL_CALL_RECORDS] = facts.records
             if facts.cost_usd is not None:
                 attributes[sc.TOOL_CALL_COST_USD] = facts.cost_usd
-        if invocation.contract_status is not None:
-            attributes[sc.CONTRACT_STATUS] = invocation.contract_status
+        if outcome.contract_status is not None:
+            attributes[sc.CONTRACT_STATUS] = outcome.contract_status
         if violation is not None:
             attributes[sc.CONTRACT_VIOLATION] = f"input (agent's fault): {violation}"
         if decision is not None:
             attributes.update(decision.attributes)
-            invocation.verdict = decision.verdict.value
+            outcome.verdict = decision.verdict.value
             self._verdicts.add(1, decision.metric_key + plan.metric_key)
         if attributes:
             invocation.span.set_attributes(attributes)
@@ -420,27 +440,28 @@ class PolicyGate(Observer):
 
     # -- after the call ----------------------------------------------------------------
 
-    def on_tool_end(self, invocation: Any) -> None:
-        state: _CallState | None = invocation.policy_state
-        if state is None:
+    def on_tool_end(self, invocation: ToolInvocation) -> None:
+        outcome: ToolDecision | None = invocation.decision
+        state: _CallState | None = outcome.gate_state if outcome is not None else None
+        if outcome is None or state is None:
             return
-        invocation.policy_state = None
+        outcome.gate_state = None
         exc = invocation.exception
         if exc is not None:
             _refund(invocation, state)
-        if state.contract is None or invocation.contract_status == _INPUT_VIOLATION:
+        if state.contract is None or outcome.contract_status == _INPUT_VIOLATION:
             return  # no contract, or the input side already broke it: that is what to report
         violation = _output_violation(state.contract, invocation)
         if violation is not None:
-            invocation.contract_status = _OUTPUT_VIOLATION
+            outcome.contract_status = _OUTPUT_VIOLATION
             invocation.span.set_attributes(
                 {
                     sc.CONTRACT_STATUS: _OUTPUT_VIOLATION,
                     sc.CONTRACT_VIOLATION: f"output (tool's fault): {violation}",
                 }
             )
-        elif invocation.contract_status is None and exc is None and state.contract.output_check:
-            invocation.contract_status = _PASSED
+        elif outcome.contract_status is None and exc is None and state.contract.output_check:
+            outcome.contract_status = _PASSED
             invocation.span.set_attribute(sc.CONTRACT_STATUS, _PASSED)
 
 
@@ -471,7 +492,7 @@ def _refund(invocation: Any, state: _CallState) -> None:
     """Give back a cost booked for a call that did not run or failed (once)."""
     ledger: RunLedger | None = invocation.ledger
     if state.reserved_usd and ledger is not None:
-        ledger.add_tool_cost(-state.reserved_usd)
+        ledger.totals.add_tool_cost(-state.reserved_usd)
         state.reserved_usd = 0.0
 
 
@@ -481,14 +502,14 @@ def _gather_facts(
     ledger: RunLedger | None = invocation.ledger
     failures = 0
     if ledger is not None and invocation.fingerprint:
-        failures = ledger.failures(invocation.fingerprint)
+        failures = ledger.attempts.failures(invocation.fingerprint)
     return CallFacts(
         profile=plan.profile(invocation.agent_name),
         arguments=arguments,
         records=declared_records(plan.records, arguments),
         cost_usd=declared_cost(plan.cost_usd, arguments),
         failures=failures,
-        run_spend_usd=ledger.spent_usd if ledger is not None else 0.0,
+        run_spend_usd=ledger.totals.spent_usd if ledger is not None else 0.0,
     )
 
 

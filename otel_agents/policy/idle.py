@@ -10,11 +10,14 @@ rules, loader, approvers) the first time a tool declares something, so that
 from __future__ import annotations
 
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry.metrics import Meter
 
 from otel_agents.errors import Intervention
+
+if TYPE_CHECKING:
+    from otel_agents.core.tool import ToolDecision, ToolInvocation
 from otel_agents.runtime import Observer
 
 # The tool options `PolicyGate` acts on without a policy.
@@ -42,20 +45,20 @@ class IdleGate(Observer):
         """The real gate, once a tool needed it."""
         return self._gate
 
-    def on_tool_start(self, invocation: Any) -> None:
+    def on_tool_start(self, invocation: ToolInvocation) -> ToolDecision | None:
         gate = self._gate
         if gate is None:
             if not declares_something(getattr(invocation, "spec", None)):
-                return
+                return None
             gate = self._build()
-        gate.on_tool_start(invocation)
+        return gate.on_tool_start(invocation)
 
-    def on_tool_end(self, invocation: Any) -> None:
+    def on_tool_end(self, invocation: ToolInvocation) -> None:
         gate = self._gate
         if gate is not None:
             gate.on_tool_end(invocation)
 
-    def refusal(self, invocation: Any, exc: BaseException) -> Intervention | None:
+    def refusal(self, invocation: ToolInvocation, exc: BaseException) -> Intervention | None:
         return None  # without a policy nothing fails closed
 
     def _build(self) -> Observer:

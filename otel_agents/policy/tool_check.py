@@ -12,11 +12,15 @@ import difflib
 import fnmatch
 import logging
 import threading
-from typing import Any
+from typing import TYPE_CHECKING
 
 from otel_agents.core.tool import registered_tool_names
 from otel_agents.policy.model import Policy, Rule
 from otel_agents.runtime import Observer
+
+if TYPE_CHECKING:
+    from otel_agents.core.agent import AgentRun
+    from otel_agents.core.tool import ToolInvocation
 
 _logger = logging.getLogger("otel_agents")
 _MAX_SEEN = 10_000
@@ -32,14 +36,14 @@ class UnknownToolCheck(Observer):
         self._done = not self._rules
         self._lock = threading.Lock()
 
-    def on_tool_start(self, invocation: Any) -> None:
+    def on_tool_start(self, invocation: ToolInvocation) -> None:
         if self._done or len(self._seen) >= _MAX_SEEN:
             return
         name = getattr(getattr(invocation, "spec", None), "name", None)
         if isinstance(name, str):
             self._seen.add(name)
 
-    def on_run_end(self, run: Any) -> None:
+    def on_run_end(self, run: AgentRun) -> None:
         with self._lock:
             if self._done:
                 return

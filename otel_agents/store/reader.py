@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from otel_agents import semconv as sc
 from otel_agents.store import audit, schema
 from otel_agents.store.records import SpanRow
 from otel_agents.store.writer import RUN_FIELDS
@@ -204,8 +205,10 @@ class Store:
         if f.agent:
             where.append("agent = ?")
             params.append(f.agent)
-        if f.anomalies_only:
-            where.append("anomalies > 0")
+        if f.anomalies_only:  # an unfinished run's count is in its anomaly rows
+            where.append(
+                "(anomalies > 0 OR (finished = 0 AND run_id IN (SELECT run_id FROM anomalies)))"
+            )
         if f.since_ns is not None:
             where.append("start_ns >= ?")
             params.append(f.since_ns)
@@ -242,6 +245,7 @@ class Store:
         finished = bool(data.pop("finished"))
         open_spans, alive = 0, None
         if not finished:
+            data.update(partial_totals(self._stored_spans(data["run_id"])))
             open_spans, alive = self._open_state(data["run_id"])
             quiet = now_ns - int(data["end_ns"])
             if alive is None:
@@ -249,6 +253,10 @@ class Store:
             else:
                 data["status"] = "running" if alive else "incomplete"
         return RunSummary(**data, open_spans=open_spans, process_alive=alive)
+
+    def _stored_spans(self, run_id: str) -> list[SpanRow]:
+        rows = self._query(_SPAN_SELECT + " WHERE s.run_id = ?", (run_id,))
+        return [SpanRow.from_db(row, {}) for row in rows]
 
     def _open_state(self, run_id: str) -> tuple[int, bool | None]:
         """(open spans, whether a process that started them still runs) of a run."""
@@ -450,6 +458,44 @@ _OPEN_SELECT = (
     " s.attributes, s.events, s.links, s.resource_id, s.scope FROM open_spans s"
 )
 _HOST = socket.gethostname()
+
+
+def partial_totals(spans: list[SpanRow]) -> dict[str, Any]:
+    """The totals of a run whose root span never ended (it crashed, or still runs), from
+    the spans it wrote: a view computed when read, not totals kept beside the ledger's."""
+    totals: dict[str, Any] = dict.fromkeys(_COUNTED, 0)
+    cost: float | None = None
+    for span in spans:
+        if span.is_llm:
+            totals["llm_calls"] += 1
+            totals["input_tokens"] += _whole(span.get(sc.GEN_AI_USAGE_INPUT_TOKENS))
+            totals["output_tokens"] += _whole(span.get(sc.GEN_AI_USAGE_OUTPUT_TOKENS))
+            value = span.get(sc.COST_USD)
+            if isinstance(value, (int, float)):
+                cost = (cost or 0.0) + float(value)
+        if span.is_tool:
+            totals["tool_calls"] += 1
+            totals["retries"] += _whole(span.get(sc.TOOL_CALL_ATTEMPT)) > 1
+        if span.is_handoff:
+            totals["handoffs"] += 1
+        totals["anomalies"] += len(span.events_named(sc.EVENT_ANOMALY))
+    totals["cost_usd"] = cost
+    return totals
+
+
+_COUNTED = (
+    "input_tokens",
+    "output_tokens",
+    "llm_calls",
+    "tool_calls",
+    "handoffs",
+    "retries",
+    "anomalies",
+)
+
+
+def _whole(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
 def _process_alive(pid: int) -> bool:

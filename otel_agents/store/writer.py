@@ -68,25 +68,15 @@ class RunRow:
     anomalies: int = 0
 
     def add_span(self, span: SpanRow) -> None:
-        """Count what one span of the run contributes, until the root reports totals."""
+        """Widen the run's time range with one of its spans; take the totals when the
+        span is the run's root. Totals are counted once, by the run ledger in the process,
+        and reported by the root span: a run whose root never ended (a crash) gets partial
+        totals from its stored spans when it is read (`reader.partial_totals`)."""
         self.start_ns = min(self.start_ns, span.start_ns) if self.start_ns else span.start_ns
         self.end_ns = max(self.end_ns, span.end_ns)
         self.service = self.service or span.service
         if span.is_agent and self.agent is None:
             self.agent = _str(span.get(sc.GEN_AI_AGENT_NAME))
-        if span.is_llm:
-            self.llm_calls += 1
-            self.input_tokens += _int(span.get(sc.GEN_AI_USAGE_INPUT_TOKENS))
-            self.output_tokens += _int(span.get(sc.GEN_AI_USAGE_OUTPUT_TOKENS))
-            cost = span.get(sc.COST_USD)
-            if isinstance(cost, (int, float)):
-                self.cost_usd = (self.cost_usd or 0.0) + float(cost)
-        if span.is_tool:
-            self.tool_calls += 1
-            self.retries += _int(span.get(sc.TOOL_CALL_ATTEMPT)) > 1
-        if span.is_handoff:
-            self.handoffs += 1
-        self.anomalies += len(span.events_named(sc.EVENT_ANOMALY))
         if span.is_run_root:
             self._take_root_totals(span)
 
@@ -104,7 +94,7 @@ class RunRow:
         self.tool_calls = _int(root.get(sc.RUN_TOOL_CALLS))
         self.handoffs = _int(root.get(sc.RUN_HANDOFFS))
         self.retries = _int(root.get(sc.RUN_RETRIES))
-        self.anomalies = max(_int(root.get(sc.RUN_ANOMALIES)), self.anomalies)
+        self.anomalies = _int(root.get(sc.RUN_ANOMALIES))
 
     def merge_into(self, stored: RunRow) -> RunRow:
         """This batch's contribution on top of what the store already has."""
@@ -118,18 +108,6 @@ class RunRow:
             stored.start_ns = min(stored.start_ns, self.start_ns)
             stored.end_ns = max(stored.end_ns, self.end_ns)
             return stored
-        for name in (
-            "input_tokens",
-            "output_tokens",
-            "llm_calls",
-            "tool_calls",
-            "handoffs",
-            "retries",
-            "anomalies",
-        ):
-            setattr(stored, name, getattr(stored, name) + getattr(self, name))
-        if self.cost_usd is not None:
-            stored.cost_usd = (stored.cost_usd or 0.0) + self.cost_usd
         stored.start_ns = min(stored.start_ns, self.start_ns)
         stored.end_ns = max(stored.end_ns, self.end_ns)
         stored.agent = stored.agent or self.agent

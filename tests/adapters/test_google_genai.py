@@ -1,47 +1,38 @@
-"""The `google-genai` adapter: the real SDK over its real HTTP path (an httpx/httpx2
-MockTransport serving the Gemini API's wire bodies and `?alt=sse` streams) and the real
-OpenTelemetry SDK with in-memory exporters. Gemini API and Vertex AI clients both."""
+"""The `google-genai` adapter: the real SDK over its real HTTP layer (httpx2, scripted
+wire-format fixtures of the Gemini API) and the real OpenTelemetry SDK with in-memory
+exporters. Reader unit tests run on the same recorded payloads."""
 
 from __future__ import annotations
 
-import asyncio
-import gc
-import inspect
 import json
-import os
-import subprocess
-import sys
-import typing
-from collections.abc import Callable
+from collections.abc import Iterator
 from typing import Any
 
+import httpx2
 import pytest
-from agents_testing import Telemetry
+from agents_testing import Telemetry, instrumented
 from genai_prices import Usage, calc_price
 from google import genai
 from google.genai import errors, types
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind, StatusCode
-from wire.google_genai import Server, body, gemini, ok, options, vertex
+from wire import ScriptedResponse, ScriptedTransport, load_fixture, load_json_fixture
 
 import otel_agents
 from otel_agents import semconv as sc
 from otel_agents.adapters import google_genai as adapter
-from otel_agents.pricing import PriceBook, TokenUsage, provider_from_url
 
 MODEL = "gemini-2.5-flash"
-SPAN = f"generate_content {MODEL}"
-PROMPT = "What's the weather in Paris?"
-WEATHER_ARGS = {"city": "Paris", "unit": "celsius"}
-THOUGHT = (
-    "**Checking the weather**\n\nThe user wants the weather in Paris. I have a get_weather"
-    " tool taking a city and a unit; Europe uses Celsius."
-)
+BASE_URL = "https://generativelanguage.googleapis.com"
+THOUGHT_CALL = "google_genai/generate_thought_function_call.json"
+TEXT = "google_genai/generate_text.json"
+STREAM = "google_genai/stream_text.sse"
+BLOCKED = "google_genai/blocked_prompt.json"
 WEATHER_TOOL = types.Tool(
     function_declarations=[
         types.FunctionDeclaration(
             name="get_weather",
-            description="Current weather in a city",
+            description="Current weather for a city.",
             parameters_json_schema={
                 "type": "object",
                 "properties": {"city": {"type": "string"}, "unit": {"type": "string"}},
@@ -49,6 +40,29 @@ WEATHER_TOOL = types.Tool(
         )
     ]
 )
+CONFIG = types.GenerateContentConfig(
+    tools=[WEATHER_TOOL],
+    temperature=0.2,
+    max_output_tokens=512,
+    system_instruction="You are a weather assistant.",
+    automatic_function_calling=types.AutomaticFunctionCallingConfig(disable=True),
+)
+
+
+def scripted(*names: str) -> ScriptedTransport:
+    return ScriptedTransport([ScriptedResponse.fixture(name) for name in names])
+
+
+def gemini(transport: ScriptedTransport, **options: Any) -> genai.Client:
+    return genai.Client(
+        api_key="test-key",
+        http_options=types.HttpOptions(
+            base_url=BASE_URL,
+            httpx_client=httpx2.Client(transport=transport),
+            httpx_async_client=httpx2.AsyncClient(transport=transport),
+            **options,
+        ),
+    )
 
 
 def attrs(span: ReadableSpan) -> dict[str, Any]:
@@ -56,510 +70,263 @@ def attrs(span: ReadableSpan) -> dict[str, Any]:
 
 
 def only_span(telemetry: Telemetry) -> ReadableSpan:
-    (span,) = telemetry.spans()
-    return span
+    spans = telemetry.spans()
+    assert len(spans) == 1, [s.name for s in spans]
+    return spans[0]
 
 
-def content(span: ReadableSpan, key: str) -> Any:
-    return json.loads(attrs(span)[key])
+@pytest.fixture
+def content_telemetry(monkeypatch: pytest.MonkeyPatch) -> Iterator[Telemetry]:
+    yield from instrumented(monkeypatch, capture_content="SPAN_ONLY")
 
 
-# -- plain calls --------------------------------------------------------------------------
+# -- readers, on recorded payloads ---------------------------------------------------------
 
 
-def test_gemini_api_call_is_one_generate_content_span(telemetry: Telemetry) -> None:
-    client, server = gemini(ok("text.json"))
-    config = types.GenerateContentConfig(
-        temperature=0.2,
-        top_p=0.9,
-        top_k=40,
-        max_output_tokens=256,
-        stop_sequences=["END"],
-        candidate_count=1,
-        seed=7,
-        response_mime_type="text/plain",
-    )
-    result = client.models.generate_content(model=MODEL, contents=PROMPT, config=config)
-
-    assert type(result) is types.GenerateContentResponse
-    assert result.text == "It is 18 degrees Celsius and sunny in Paris."
-    assert str(server.requests[0].url).endswith(f"models/{MODEL}:generateContent")
-    span = only_span(telemetry)
-    assert span.name == SPAN and span.kind is SpanKind.CLIENT
-    a = attrs(span)
-    assert a[sc.GEN_AI_PROVIDER_NAME] == sc.GenAiProviderNameValues.GCP_GEMINI
-    assert a[sc.GEN_AI_OPERATION_NAME] == "generate_content"
-    assert a[sc.SERVER_ADDRESS] == "generativelanguage.googleapis.com"
-    assert a[sc.SERVER_PORT] == 443
-    assert a[sc.GEN_AI_REQUEST_MODEL] == MODEL
-    assert a[sc.GEN_AI_RESPONSE_MODEL] == MODEL
-    assert a[sc.GEN_AI_RESPONSE_ID] == "0J1xaKuBHpOjxN8PgZ6A8Q4"
-    assert a[sc.GEN_AI_RESPONSE_FINISH_REASONS] == ("stop",)
-    assert a[sc.GEN_AI_USAGE_INPUT_TOKENS] == 57
-    assert a[sc.GEN_AI_USAGE_OUTPUT_TOKENS] == 12
-    assert a[sc.GEN_AI_REQUEST_TEMPERATURE] == 0.2
-    assert a[sc.GEN_AI_REQUEST_TOP_P] == 0.9
-    assert a[sc.GEN_AI_REQUEST_TOP_K] == 40
-    assert a[sc.GEN_AI_REQUEST_MAX_TOKENS] == 256
-    assert a[sc.GEN_AI_REQUEST_STOP_SEQUENCES] == ("END",)
-    assert a[sc.GEN_AI_REQUEST_CHOICE_COUNT] == 1
-    assert a[sc.GEN_AI_REQUEST_SEED] == 7
-    assert a[sc.GEN_AI_OUTPUT_TYPE] == "text"
-    for key in (sc.GEN_AI_INPUT_MESSAGES, sc.GEN_AI_OUTPUT_MESSAGES):
-        assert key not in a  # content capture is off by default
-
-
-@pytest.mark.skipif(
-    "thinking_level" not in types.ThinkingConfig.model_fields, reason="SDK without levels"
-)
-def test_thinking_level_is_the_reasoning_level_and_a_budget_is_not(telemetry: Telemetry) -> None:
-    client, _ = gemini(ok("text.json"), ok("text.json"))
-    for thinking in (
-        types.ThinkingConfig(thinking_level=types.ThinkingLevel.LOW),
-        types.ThinkingConfig(thinking_budget=1024),
-    ):
-        config = types.GenerateContentConfig(thinking_config=thinking)
-        client.models.generate_content(model=MODEL, contents=PROMPT, config=config)
-    levels = [attrs(s).get(sc.GEN_AI_REQUEST_REASONING_LEVEL) for s in telemetry.spans()]
-    assert levels == ["low", None]
-
-
-def test_json_output_type(telemetry: Telemetry) -> None:
-    client, _ = gemini(ok("text.json"))
-    config = types.GenerateContentConfig(response_mime_type="application/json")
-    client.models.generate_content(model=MODEL, contents=PROMPT, config=config)
-    assert attrs(only_span(telemetry))[sc.GEN_AI_OUTPUT_TYPE] == "json"
-
-
-def test_vertex_ai_client_names_its_provider_and_server(telemetry: Telemetry) -> None:
-    client, server = vertex(ok("vertex_text.json"))
-    result = client.models.generate_content(model=MODEL, contents=PROMPT)
-
-    assert result.text == "It is 18 degrees Celsius and sunny in Paris."
-    assert server.requests[0].url.host == "europe-west4-aiplatform.googleapis.com"
-    assert server.requests[0].headers["authorization"] == "Bearer test-token"
-    a = attrs(only_span(telemetry))
-    assert a[sc.GEN_AI_PROVIDER_NAME] == sc.GenAiProviderNameValues.GCP_VERTEX_AI
-    assert a[sc.SERVER_ADDRESS] == "europe-west4-aiplatform.googleapis.com"
-    assert a[sc.GEN_AI_RESPONSE_ID] == "g2RxaJ2fHsqu2PgPvZ6L8QU"
-    assert a[sc.GEN_AI_RESPONSE_FINISH_REASONS] == ("stop",)
-
-
-def test_custom_base_url_is_the_server(telemetry: Telemetry) -> None:
-    server = Server(ok("text.json"))
-    client = genai.Client(
-        api_key="k", http_options=options(server, base_url="http://gemini-proxy.internal:8080/")
-    )
-    client.models.generate_content(model=MODEL, contents=PROMPT)
-    a = attrs(only_span(telemetry))
-    assert (a[sc.SERVER_ADDRESS], a[sc.SERVER_PORT]) == ("gemini-proxy.internal", 8080)
-
-
-def test_content_captured_when_asked(content_telemetry: Telemetry) -> None:
-    client, _ = gemini(ok("thought_function_call.json"))
-    config = types.GenerateContentConfig(
-        system_instruction="You are a weather assistant.", tools=[WEATHER_TOOL]
-    )
-    history = [
-        types.Content(role="user", parts=[types.Part(text=PROMPT)]),
-    ]
-    client.models.generate_content(model=MODEL, contents=history, config=config)
-
-    span = only_span(content_telemetry)
-    assert content(span, sc.GEN_AI_INPUT_MESSAGES) == [
-        {"role": "user", "parts": [{"type": "text", "content": PROMPT}]}
-    ]
-    assert content(span, sc.GEN_AI_SYSTEM_INSTRUCTIONS) == [
-        {"type": "text", "content": "You are a weather assistant."}
-    ]
-    (definition,) = content(span, sc.GEN_AI_TOOL_DEFINITIONS)
-    assert definition["type"] == "function" and definition["name"] == "get_weather"
-    assert definition["description"] == "Current weather in a city"
-    assert content(span, sc.GEN_AI_OUTPUT_MESSAGES) == [
-        {
-            "role": "assistant",
-            "parts": [
-                {"type": "reasoning", "content": THOUGHT},
-                {"type": "tool_call", "id": None, "name": "get_weather", "arguments": WEATHER_ARGS},
-            ],
-            "finish_reason": "stop",
-        }
-    ]
-
-
-def test_usage_cache_reads_and_thoughts(telemetry: Telemetry) -> None:
-    client, _ = gemini(ok("thought_function_call.json"))
-    client.models.generate_content(model=MODEL, contents=PROMPT)
-    a = attrs(only_span(telemetry))
-    assert a[sc.GEN_AI_USAGE_INPUT_TOKENS] == 2179  # prompt count, which includes the cache
-    assert a[sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] == 2048
-    assert a[sc.GEN_AI_USAGE_OUTPUT_TOKENS] == 21 + 89  # thoughts count as output
-    assert a[sc.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS] == 89
-
-
-def test_blocked_prompt_is_an_error_in_a_successful_response(telemetry: Telemetry) -> None:
-    client, _ = gemini(ok("blocked_prompt.json"))
-    result = client.models.generate_content(model=MODEL, contents=PROMPT)
-
-    assert result.prompt_feedback is not None and result.candidates is None
-    span = only_span(telemetry)
-    assert span.status.status_code is StatusCode.ERROR
-    assert attrs(span)[sc.ERROR_TYPE] == adapter.PROMPT_BLOCKED
-    assert "PROHIBITED_CONTENT" in (span.status.description or "")
-
-
-def test_api_error_keeps_its_exception(telemetry: Telemetry) -> None:
-    client, _ = gemini((400, "error_400.json"))
-    with pytest.raises(errors.ClientError) as caught:
-        client.models.generate_content(model=MODEL, contents=PROMPT)
-
-    assert type(caught.value) is errors.ClientError and caught.value.code == 400
-    span = only_span(telemetry)
-    assert span.status.status_code is StatusCode.ERROR
-    assert attrs(span)[sc.ERROR_TYPE] == "google.genai.errors.ClientError"
-
-
-# -- the decision path --------------------------------------------------------------------
-
-
-def _weather_tool() -> Callable[..., str]:
-    @otel_agents.tool
-    def get_weather(city: str, unit: str) -> str:
-        """Current weather in a city."""
-        return f"18 degrees {unit} in {city}"
-
-    # This module's annotations are strings (postponed); SDKs before 2.x pass them to
-    # isinstance when they run a function for automatic function calling.
-    for function in (get_weather, inspect.unwrap(get_weather)):
-        function.__annotations__ = typing.get_type_hints(inspect.unwrap(get_weather))
-    return get_weather
-
-
-def _assert_decision(telemetry: Telemetry, llm: ReadableSpan, match: str) -> None:
-    """The reasoning text is content: it is on the tool span with capture on."""
-    tool = telemetry.span("execute_tool get_weather")
-    a = attrs(tool)
-    assert a[sc.DECISION_MATCH] == match
-    assert a[sc.DECISION_REASONING_SOURCE] == sc.DecisionReasoningSourceValues.REASONING_SUMMARY
-    assert a[sc.DECISION_REASONING] == THOUGHT
-    assert [link.context.span_id for link in tool.links] == [llm.context.span_id]
-
-
-def test_function_call_links_the_tool_to_its_thought_summary(content_telemetry: Telemetry) -> None:
-    get_weather = _weather_tool()
-    client, _ = gemini(ok("thought_function_call.json"))
-    with otel_agents.agent("weather"):
-        result = client.models.generate_content(
-            model=MODEL, contents=PROMPT, config=types.GenerateContentConfig(tools=[WEATHER_TOOL])
-        )
-        (call,) = result.function_calls or []
-        get_weather(**(call.args or {}))
-
-    _assert_decision(
-        content_telemetry, content_telemetry.span(SPAN), sc.DecisionMatchValues.NAME_AND_ARGUMENTS
+def recorded(name: str) -> types.GenerateContentResponse:
+    """A fixture as the SDK parses it (the REST JSON into its response type)."""
+    return types.GenerateContentResponse._from_response(
+        response=load_json_fixture(name), kwargs={}
     )
 
 
-def test_function_call_id_when_the_api_gives_one(telemetry: Telemetry) -> None:
-    payload = json.loads(body("thought_function_call.json"))
-    payload["candidates"][0]["content"]["parts"][1]["functionCall"]["id"] = "call_7f3a"
-    response = types.GenerateContentResponse._from_response(response=payload, kwargs={})
-    read = adapter.read_response(response)
-    assert [(c.call_id, c.name) for c in read.tool_calls] == [("call_7f3a", "get_weather")]
-
-
-def test_automatic_function_calling_gives_a_span_per_model_call(
-    content_telemetry: Telemetry,
-) -> None:
-    get_weather = _weather_tool()
-    client, server = gemini(ok("thought_function_call.json"), ok("text.json"))
-    with otel_agents.agent("weather"):
-        result = client.models.generate_content(
-            model=MODEL, contents=PROMPT, config=types.GenerateContentConfig(tools=[get_weather])
-        )
-
-    assert result.text == "It is 18 degrees Celsius and sunny in Paris."
-    assert len(server.requests) == 2
-    llm_spans = [s for s in content_telemetry.spans() if s.name == SPAN]
-    assert [attrs(s)[sc.GEN_AI_RESPONSE_ID] for s in llm_spans] == [
-        "yJ1xaPvJOqL2xN8Pt4vFiQo",
-        "0J1xaKuBHpOjxN8PgZ6A8Q4",
+def test_the_response_reader_reads_tool_calls_reasoning_and_usage(telemetry: Telemetry) -> None:
+    response = adapter.read_response(recorded(THOUGHT_CALL))
+    assert [(c.call_id, c.name, c.arguments) for c in response.tool_calls] == [
+        ("fc_paris_1", "get_weather", {"city": "Paris", "unit": "celsius"})
     ]
-    _assert_decision(content_telemetry, llm_spans[0], sc.DecisionMatchValues.NAME_AND_ARGUMENTS)
+    assert response.reasoning and response.reasoning.startswith("The user wants the weather")
+    assert response.reasoning_source == sc.DecisionReasoningSourceValues.REASONING_SUMMARY
+    assert response.text is None
+    assert (response.response_id, response.response_model) == ("resp_gemini_1", MODEL)
+    assert response.finish_reasons == ["stop"]
+    usage = response.usage
+    assert usage is not None
+    # Input counts the cached part already; thinking is billed as output.
+    assert (usage.input_tokens, usage.cache_read_tokens) == (96, 32)
+    assert (usage.output_tokens, usage.reasoning_tokens) == (21 + 58, 58)
 
 
-def test_afc_off_is_one_call(telemetry: Telemetry) -> None:
-    client, server = gemini(ok("thought_function_call.json"))
-    config = types.GenerateContentConfig(
-        tools=[_weather_tool()],
-        automatic_function_calling=types.AutomaticFunctionCallingConfig(disable=True),
-    )
-    result = client.models.generate_content(model=MODEL, contents=PROMPT, config=config)
-    assert result.function_calls and len(server.requests) == 1
-    assert [s.name for s in telemetry.spans()] == [SPAN]
+def test_a_blocked_prompt_is_a_failed_call() -> None:
+    response = adapter.read_response(recorded(BLOCKED))
+    assert response.error_type == "blocked"
+    assert response.error_message is not None and "safety" in response.error_message
 
 
-# -- streams ------------------------------------------------------------------------------
-
-
-def _assert_stream_span(span: ReadableSpan) -> None:
-    a = attrs(span)
-    assert a[sc.GEN_AI_REQUEST_STREAM] is True
-    assert a[sc.GEN_AI_RESPONSE_ID] == "4J1xaI2qMYqExN8Pxr2K-Q0"
-    assert a[sc.GEN_AI_RESPONSE_FINISH_REASONS] == ("stop",)
-    assert a[sc.GEN_AI_USAGE_INPUT_TOKENS] == 57
-    assert a[sc.GEN_AI_USAGE_OUTPUT_TOKENS] == 12 + 43
-    assert a[sc.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS] == 43
-
-
-def test_stream_is_transparent_and_recorded(content_telemetry: Telemetry) -> None:
-    otel_agents.uninstrument()
-    # A client lives as long as the test holds it: a dropped one closes its HTTP client.
-    plain_client, _ = gemini(ok("stream_thought_text.sse"))
-    plain = plain_client.models.generate_content_stream(model=MODEL, contents=PROMPT)
-    expected = [chunk.model_dump() for chunk in plain]
-    content_telemetry_again = _reinstrument(content_telemetry)
-
-    client, server = gemini(ok("stream_thought_text.sse"))
-    stream = client.models.generate_content_stream(model=MODEL, contents=PROMPT)
-    chunks = [chunk.model_dump() for chunk in stream]
-
-    assert chunks == expected and len(chunks) == 4
-    assert "alt=sse" in str(server.requests[0].url)
-    span = only_span(content_telemetry_again)
-    _assert_stream_span(span)
-    (output,) = content(span, sc.GEN_AI_OUTPUT_MESSAGES)
-    assert output["parts"] == [
-        {
-            "type": "reasoning",
-            "content": "**Weighing the request**\n\nThe user asks about Paris; "
-            "I'll answer from the forecast.",
-        },
-        {"type": "text", "content": "It is 18 degrees Celsius and sunny in Paris."},
-    ]
-    (first_chunk,) = content_telemetry_again.metric_points(
-        sc.METRIC_GEN_AI_CLIENT_INFERENCE_TIME_TO_FIRST_CHUNK
-    )
-    assert first_chunk.count == 1  # type: ignore[attr-defined]
-
-
-def _reinstrument(telemetry: Telemetry) -> Telemetry:
-    otel_agents.instrument(
-        tracer_provider=telemetry.tracer_provider,
-        meter_provider=telemetry.meter_provider,
-        configure_sdk=False,
-        capture_content="SPAN_ONLY",
-    )
-    return telemetry
-
-
-def test_stream_closed_early_ends_the_span_with_what_arrived(telemetry: Telemetry) -> None:
-    client, _ = gemini(ok("stream_thought_text.sse"))
-    stream = client.models.generate_content_stream(model=MODEL, contents=PROMPT)
-    next(stream)
-    assert telemetry.spans() == []
-    stream.close()
-    a = attrs(only_span(telemetry))
-    assert a[sc.GEN_AI_RESPONSE_ID] == "4J1xaI2qMYqExN8Pxr2K-Q0"
-    assert sc.GEN_AI_RESPONSE_FINISH_REASONS not in a
-    assert sc.GEN_AI_USAGE_OUTPUT_TOKENS not in a  # never reported: not a guess
-
-
-def test_stream_dropped_ends_on_gc(telemetry: Telemetry) -> None:
-    client, _ = gemini(ok("stream_thought_text.sse"))
-    stream = client.models.generate_content_stream(model=MODEL, contents=PROMPT)
-    next(stream)
-    del stream
-    gc.collect()
-    assert attrs(only_span(telemetry))[sc.GEN_AI_RESPONSE_ID] == "4J1xaI2qMYqExN8Pxr2K-Q0"
-
-
-def test_stream_error_arrives_while_iterating(telemetry: Telemetry) -> None:
-    client, _ = gemini((400, "error_400.json"))
-    stream = client.models.generate_content_stream(model=MODEL, contents=PROMPT)
-    with pytest.raises(errors.ClientError):
-        list(stream)
-    span = only_span(telemetry)
-    assert span.status.status_code is StatusCode.ERROR
-    assert attrs(span)[sc.ERROR_TYPE] == "google.genai.errors.ClientError"
-
-
-# -- async --------------------------------------------------------------------------------
-
-
-def test_async_call(telemetry: Telemetry) -> None:
-    client, _ = gemini(ok("thought_function_call.json"))
-    result = asyncio.run(client.aio.models.generate_content(model=MODEL, contents=PROMPT))
-    assert type(result) is types.GenerateContentResponse
-    a = attrs(only_span(telemetry))
-    assert a[sc.GEN_AI_RESPONSE_ID] == "yJ1xaPvJOqL2xN8Pt4vFiQo"
-
-
-def test_async_stream(telemetry: Telemetry) -> None:
-    client, _ = vertex(ok("stream_thought_text.sse"))
-
-    async def consume() -> list[str | None]:
-        stream = await client.aio.models.generate_content_stream(model=MODEL, contents=PROMPT)
-        return [chunk.text async for chunk in stream]
-
-    texts = asyncio.run(consume())
-    assert texts[-2:] == ["It is 18 degrees ", "Celsius and sunny in Paris."]
-    span = only_span(telemetry)
-    _assert_stream_span(span)
-    assert attrs(span)[sc.GEN_AI_PROVIDER_NAME] == sc.GenAiProviderNameValues.GCP_VERTEX_AI
-
-
-def test_async_api_error(telemetry: Telemetry) -> None:
-    client, _ = gemini((400, "error_400.json"))
-    with pytest.raises(errors.ClientError):
-        asyncio.run(client.aio.models.generate_content(model=MODEL, contents=PROMPT))
-    assert attrs(only_span(telemetry))[sc.ERROR_TYPE] == "google.genai.errors.ClientError"
-
-
-# -- cost and metrics ---------------------------------------------------------------------
-
-
-def test_cost_is_the_price_tables(telemetry: Telemetry) -> None:
-    client, _ = gemini(ok("thought_function_call.json"))
-    client.models.generate_content(model=MODEL, contents=PROMPT)
-    usage = Usage(input_tokens=2179, output_tokens=110, cache_read_tokens=2048)
-    expected = float(calc_price(usage, model_ref=MODEL, provider_id="google").total_price)
-    a = attrs(only_span(telemetry))
-    assert expected > 0
-    assert a[sc.COST_USD] == pytest.approx(expected, rel=1e-9)
-    assert a[sc.COST_SOURCE] == sc.CostSourceValues.PRICE_TABLE
-
-
-def test_metrics(telemetry: Telemetry) -> None:
-    client, _ = gemini(ok("thought_function_call.json"))
-    client.models.generate_content(model=MODEL, contents=PROMPT)
-    (duration,) = telemetry.metric_points(sc.METRIC_GEN_AI_CLIENT_INFERENCE_DURATION)
-    assert duration.count == 1  # type: ignore[attr-defined]
-    assert duration.attributes[sc.GEN_AI_PROVIDER_NAME] == "gcp.gemini"  # type: ignore[attr-defined]
-    used = [
-        telemetry.metric_points(name)[0].value  # type: ignore[attr-defined]
-        for name in (
-            sc.METRIC_GEN_AI_CLIENT_INFERENCE_USAGE_INPUT_TOKENS,
-            sc.METRIC_GEN_AI_CLIENT_INFERENCE_USAGE_CACHE_READ_INPUT_TOKENS,
-            sc.METRIC_GEN_AI_CLIENT_INFERENCE_USAGE_OUTPUT_TOKENS,
-        )
-    ]
-    assert used == [2179, 2048, 110]
-
-
-# -- patching -----------------------------------------------------------------------------
-
-
-def test_uninstrument_restores_the_sdk_methods(telemetry: Telemetry) -> None:
-    from google.genai import models
-
-    names = [hook.target.split(".")[1] for hook in adapter.HOOKS]
-    owners = (models.Models, models.AsyncModels)
-    assert all(hasattr(vars(owner)[name], "__wrapped__") for owner in owners for name in names)
-    otel_agents.uninstrument()
-    assert not any(hasattr(vars(owner)[name], "__wrapped__") for owner in owners for name in names)
-    client, _ = gemini(ok("text.json"))
-    client.models.generate_content(model=MODEL, contents=PROMPT)
-    assert telemetry.spans() == []
-
-
-def test_disabled_by_the_standard_variable() -> None:
-    script = (
-        "import otel_agents; from google.genai import models;"
-        "otel_agents.instrument(configure_sdk=False);"
-        "print(hasattr(models.Models.__dict__['_generate_content'], '__wrapped__'))"
-    )
-    env_on = {**os.environ, "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS": ""}
-    env_off = {**env_on, "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS": "otel_agents_google_genai"}
-    outputs = [
-        subprocess.run(
-            [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True
-        ).stdout.strip()
-        for env in (env_on, env_off)
-    ]
-    assert outputs == ["True", "False"]
-
-
-# -- readers on recorded payloads ---------------------------------------------------------
-
-
-def test_stream_accumulator_matches_a_whole_response() -> None:
-    accumulator = adapter.StreamAccumulator()
-    for line in body("stream_thought_text.sse").split(b"\r\n\r\n"):
-        if line.startswith(b"data: "):
-            payload = json.loads(line[len(b"data: ") :])
+def test_the_accumulator_folds_chunks_into_the_shape_of_a_whole_response() -> None:
+    accumulator = adapter.ChunkAccumulator()
+    for line in load_fixture(STREAM).decode().split("\r\n\r\n"):
+        if line.startswith("data: "):
+            chunk = json.loads(line[len("data: ") :])
             accumulator.add(
-                types.GenerateContentResponse._from_response(response=payload, kwargs={})
+                types.GenerateContentResponse._from_response(response=chunk, kwargs={})
             )
-    read = accumulator.response()
-    assert read.text == "It is 18 degrees Celsius and sunny in Paris."
-    assert read.reasoning is not None and read.reasoning.endswith("forecast.")
-    assert read.finish_reasons == ["stop"]
+    response = accumulator.response()
+    assert response.text == "It is 18°C and sunny ☀️."
+    assert response.reasoning == "Checking the weather in Paris first."
+    assert response.usage is not None and response.usage.output_tokens == 9 + 12
+    assert response.finish_reasons == ["stop"]
 
 
-def test_model_names() -> None:
-    assert adapter.model_name("models/gemini-2.5-flash") == MODEL
-    assert adapter.model_name("publishers/google/models/gemini-2.5-flash") == MODEL
-    assert adapter.model_name("projects/p/locations/l/publishers/google/models/x") == "x"
-
-
-def test_both_google_providers_price_as_google_but_a_url_names_neither() -> None:
-    """Two of our providers map to genai-prices' `google`: telling a provider from an
-    OpenAI-compatible base URL must not pick one of them at random."""
-    book = PriceBook()
-    usage = TokenUsage(input_tokens=1000, output_tokens=100)
-    gemini_cost = book.cost(sc.GenAiProviderNameValues.GCP_GEMINI, MODEL, usage)
-    vertex_cost = book.cost(sc.GenAiProviderNameValues.GCP_VERTEX_AI, MODEL, usage)
-    assert gemini_cost is not None and gemini_cost[0] > 0 and gemini_cost == vertex_cost
-    assert provider_from_url("https://generativelanguage.googleapis.com/v1beta/openai/") == "google"
-
-
-def test_request_parameters_from_a_config_dict() -> None:
+def test_request_parameters_follow_the_conventions() -> None:
     parameters = adapter.request_parameters(
-        {"top_k": 40.0, "temperature": 1, "seed": 3, "stop_sequences": ["a", 1]}
+        types.GenerateContentConfig(
+            temperature=0.5,
+            top_p=0.9,
+            top_k=40,
+            max_output_tokens=100,
+            stop_sequences=["END"],
+            candidate_count=2,
+            seed=7,
+            response_mime_type="application/json",
+        )
     )
     assert parameters == {
+        sc.GEN_AI_REQUEST_TEMPERATURE: 0.5,
+        sc.GEN_AI_REQUEST_TOP_P: 0.9,
         sc.GEN_AI_REQUEST_TOP_K: 40,
-        sc.GEN_AI_REQUEST_TEMPERATURE: 1.0,
-        sc.GEN_AI_REQUEST_SEED: 3,
-        sc.GEN_AI_REQUEST_STOP_SEQUENCES: ["a"],
+        sc.GEN_AI_REQUEST_MAX_TOKENS: 100,
+        sc.GEN_AI_REQUEST_STOP_SEQUENCES: ["END"],
+        sc.GEN_AI_REQUEST_CHOICE_COUNT: 2,
+        sc.GEN_AI_REQUEST_SEED: 7,
+        sc.GEN_AI_OUTPUT_TYPE: sc.GenAiOutputTypeValues.JSON,
     }
-    assert type(parameters[sc.GEN_AI_REQUEST_TOP_K]) is int
-    assert sc.GEN_AI_REQUEST_TOP_K not in adapter.request_parameters({"top_k": 0.5})
 
 
-def test_stream_accumulator_keeps_function_calls_whole() -> None:
-    payload = json.loads(body("thought_function_call.json"))
-    thought, call = payload["candidates"][0]["content"]["parts"]
-    accumulator = adapter.StreamAccumulator()
-    for parts, finish in (([thought], None), ([call], "STOP")):
-        chunk = {**payload, "candidates": [{"content": {"role": "model", "parts": parts}}]}
-        if finish:
-            chunk["candidates"][0]["finishReason"] = finish
-        accumulator.add(types.GenerateContentResponse._from_response(response=chunk, kwargs={}))
-    read = accumulator.response()
-    assert [(c.name, c.arguments) for c in read.tool_calls] == [("get_weather", WEATHER_ARGS)]
-    assert read.reasoning == THOUGHT and read.text is None
-    assert read.usage is not None and read.usage.output_tokens == 110
+# -- the real SDK -----------------------------------------------------------------------------
 
 
-def _raises_error_chunks() -> bool:
-    from google.genai import _api_client
+def test_a_call_is_one_client_span_with_usage_cost_and_the_result_unchanged(
+    telemetry: Telemetry,
+) -> None:
+    transport = scripted(THOUGHT_CALL)
+    response = gemini(transport).models.generate_content(
+        model=MODEL, contents="What's the weather in Paris?", config=CONFIG
+    )
+    assert type(response) is types.GenerateContentResponse
+    assert response.function_calls is not None and response.function_calls[0].name == "get_weather"
+    assert transport.requests[0].path.endswith(f"/models/{MODEL}:generateContent")
+    span = only_span(telemetry)
+    a = attrs(span)
+    assert (span.name, span.kind) == (f"chat {MODEL}", SpanKind.CLIENT)
+    assert a[sc.GEN_AI_PROVIDER_NAME] == sc.GenAiProviderNameValues.GCP_GEMINI
+    assert (a[sc.SERVER_ADDRESS], a[sc.SERVER_PORT]) == ("generativelanguage.googleapis.com", 443)
+    assert (a[sc.GEN_AI_REQUEST_TEMPERATURE], a[sc.GEN_AI_REQUEST_MAX_TOKENS]) == (0.2, 512)
+    assert (a[sc.GEN_AI_USAGE_INPUT_TOKENS], a[sc.GEN_AI_USAGE_OUTPUT_TOKENS]) == (96, 79)
+    assert a[sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] == 32
+    assert a[sc.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS] == 58
+    expected = calc_price(
+        Usage(input_tokens=96, cache_read_tokens=32, output_tokens=79),
+        MODEL,
+        provider_id="google",
+    ).total_price
+    assert a[sc.COST_USD] == pytest.approx(float(expected))
+    assert sc.GEN_AI_INPUT_MESSAGES not in a  # content capture is off by default
+    durations = telemetry.metric_points(sc.METRIC_GEN_AI_CLIENT_INFERENCE_DURATION)
+    assert [getattr(p, "count", None) for p in durations] == [1]
 
-    return '{"error":' in inspect.getsource(_api_client.BaseApiClient.request_streamed)
+
+def test_the_function_call_is_the_decision_behind_the_tool_that_runs(
+    content_telemetry: Telemetry,
+) -> None:
+    @otel_agents.tool
+    def get_weather(city: str, unit: str) -> str:
+        return "18°C"
+
+    with otel_agents.agent("forecaster"):
+        response = gemini(scripted(THOUGHT_CALL)).models.generate_content(
+            model=MODEL, contents="What's the weather in Paris?", config=CONFIG
+        )
+        call = response.function_calls[0] if response.function_calls else None
+        assert call is not None and call.args is not None
+        with otel_agents.tool_call_id(call.id):
+            get_weather(**call.args)
+    llm = content_telemetry.span(f"chat {MODEL}")
+    tool = attrs(content_telemetry.span("execute_tool get_weather"))
+    assert tool[sc.GEN_AI_TOOL_CALL_ID] == "fc_paris_1"
+    assert tool[sc.DECISION_REASONING_SOURCE] == sc.DecisionReasoningSourceValues.REASONING_SUMMARY
+    assert str(tool[sc.DECISION_REASONING]).startswith("The user wants the weather")
+    executed = content_telemetry.span("execute_tool get_weather")
+    assert [link.context.span_id for link in executed.links] == [llm.context.span_id]
+    captured = json.loads(str(attrs(llm)[sc.GEN_AI_OUTPUT_MESSAGES]))
+    assert [p["type"] for p in captured[0]["parts"]] == ["reasoning", "tool_call"]
+    assert captured[0]["finish_reason"] == "tool_call"
+    system = json.loads(str(attrs(llm)[sc.GEN_AI_SYSTEM_INSTRUCTIONS]))
+    assert system == [{"type": "text", "content": "You are a weather assistant."}]
 
 
-@pytest.mark.skipif(not _raises_error_chunks(), reason="older SDKs yield an error chunk as data")
-def test_error_chunk_mid_stream(telemetry: Telemetry) -> None:
-    client, _ = gemini(ok("stream_error_mid.sse"))
-    stream = client.models.generate_content_stream(model=MODEL, contents=PROMPT)
-    seen: list[bool | None] = []
-    with pytest.raises(errors.ServerError) as caught:
-        for chunk in stream:
-            seen.append(chunk.candidates[0].content.parts[0].thought)  # type: ignore[index, union-attr]
-    assert seen == [True, True] and caught.value.code == 503
+def test_a_stream_is_one_span_ended_when_exhausted(telemetry: Telemetry) -> None:
+    stream = gemini(scripted(STREAM)).models.generate_content_stream(
+        model=MODEL, contents="Weather?"
+    )
+    texts = [chunk.text for chunk in stream]
+    assert "".join(t for t in texts if t) == "It is 18°C and sunny ☀️."
+    a = attrs(only_span(telemetry))
+    assert a[sc.GEN_AI_REQUEST_STREAM] is True
+    assert a[sc.GEN_AI_USAGE_OUTPUT_TOKENS] == 21
+    assert sc.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK in a
+    first_chunk = telemetry.metric_points(sc.METRIC_GEN_AI_CLIENT_INFERENCE_TIME_TO_FIRST_CHUNK)
+    assert [getattr(p, "count", None) for p in first_chunk] == [1]
+
+
+def test_a_stream_left_early_ends_its_span_once(telemetry: Telemetry) -> None:
+    stream = gemini(scripted(STREAM)).models.generate_content_stream(
+        model=MODEL, contents="Weather?"
+    )
+    next(iter(stream))
+    del stream  # dropped unfinished: the span still ends, once
+    import gc
+
+    gc.collect()
+    assert len(telemetry.spans()) == 1
+
+
+async def test_async_calls_and_streams(telemetry: Telemetry) -> None:
+    client = gemini(scripted(TEXT, STREAM)).aio
+    response = await client.models.generate_content(model=MODEL, contents="Weather?")
+    assert response.text == "It is 18°C and sunny in Paris."
+    stream = await client.models.generate_content_stream(model=MODEL, contents="Weather?")
+    chunks = [chunk async for chunk in stream]
+    assert len(chunks) == 4
+    spans = telemetry.spans()
+    assert [s.name for s in spans] == [f"chat {MODEL}"] * 2
+    assert attrs(spans[1])[sc.GEN_AI_REQUEST_STREAM] is True
+
+
+def test_an_api_error_reaches_the_caller_unchanged(telemetry: Telemetry) -> None:
+    transport = ScriptedTransport(
+        [
+            ScriptedResponse.json(
+                {"error": {"code": 400, "message": "bad model", "status": "INVALID_ARGUMENT"}},
+                status=400,
+            )
+        ]
+    )
+    with pytest.raises(errors.ClientError) as raised:
+        gemini(transport).models.generate_content(model=MODEL, contents="hi")
+    assert raised.value.code == 400
     span = only_span(telemetry)
     assert span.status.status_code is StatusCode.ERROR
-    a = attrs(span)
-    assert a[sc.ERROR_TYPE] == "google.genai.errors.ServerError"
-    assert a[sc.GEN_AI_RESPONSE_ID] == "4J1xaI2qMYqExN8Pxr2K-Q0"  # what arrived is kept
+    assert attrs(span)[sc.ERROR_TYPE] == "google.genai.errors.ClientError"
+
+
+def test_a_blocked_prompt_marks_the_span_failed_without_raising(telemetry: Telemetry) -> None:
+    response = gemini(scripted(BLOCKED)).models.generate_content(model=MODEL, contents="hi")
+    assert response.prompt_feedback is not None
+    span = only_span(telemetry)
+    assert span.status.status_code is StatusCode.ERROR
+    assert attrs(span)[sc.ERROR_TYPE] == "blocked"
+
+
+def test_each_model_call_of_automatic_function_calling_is_its_own_span(
+    telemetry: Telemetry,
+) -> None:
+    def get_weather(city: str, unit: str) -> str:
+        """Current weather for a city."""
+        return "18°C"
+
+    transport = scripted(THOUGHT_CALL, TEXT)
+    response = gemini(transport).models.generate_content(
+        model=MODEL,
+        contents="What's the weather in Paris?",
+        config=types.GenerateContentConfig(tools=[get_weather]),
+    )
+    assert response.text == "It is 18°C and sunny in Paris."
+    assert len(transport.requests) == 2
+    assert [s.name for s in telemetry.spans()] == [f"chat {MODEL}"] * 2
+
+
+def test_vertex_ai_is_its_own_provider(telemetry: Telemetry) -> None:
+    from google.oauth2.credentials import Credentials
+
+    transport = scripted(TEXT)
+    client = genai.Client(
+        vertexai=True,
+        project="demo-project",
+        location="us-central1",
+        credentials=Credentials(token="test-token"),  # a valid token: nothing to refresh
+        http_options=types.HttpOptions(httpx_client=httpx2.Client(transport=transport)),
+    )
+    client.models.generate_content(model=MODEL, contents="hi")
+    a = attrs(only_span(telemetry))
+    assert a[sc.GEN_AI_PROVIDER_NAME] == sc.GenAiProviderNameValues.GCP_VERTEX_AI
+    assert a[sc.SERVER_ADDRESS] == "us-central1-aiplatform.googleapis.com"
+    assert "aiplatform" in str(transport.requests[0].url)
+
+
+def test_uninstrument_restores_the_sdk(telemetry: Telemetry) -> None:
+    from google.genai import models
+
+    otel_agents.uninstrument()
+    for cls in (models.Models, models.AsyncModels):
+        for name in ("_generate_content", "_generate_content_stream"):
+            assert not hasattr(cls.__dict__[name], "__wrapped__"), f"{cls.__name__}.{name}"
+    gemini(scripted(TEXT)).models.generate_content(model=MODEL, contents="hi")
+    assert telemetry.spans() == []
+
+
+def test_it_can_be_switched_off_by_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OTEL_PYTHON_DISABLED_INSTRUMENTATIONS", "otel_agents_google_genai")
+    for telemetry in instrumented(monkeypatch):
+        gemini(scripted(TEXT)).models.generate_content(model=MODEL, contents="hi")
+        assert telemetry.spans() == []

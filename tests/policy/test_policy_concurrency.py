@@ -138,7 +138,7 @@ def test_concurrent_calls_of_one_run_cannot_overspend(telemetry: Any) -> None:
     with otel_agents.agent("racing") as run, ThreadPoolExecutor(max_workers=8) as pool:
         outcomes = list(pool.map(racer, range(8)))
     assert outcomes.count("denied") == 5  # only three $3 purchases fit under $10
-    assert run.ledger is not None and run.ledger.spent_usd == pytest.approx(9.0)
+    assert run.ledger is not None and run.ledger.totals.spent_usd == pytest.approx(9.0)
 
 
 def test_concurrent_approvals_answer_their_own_call(telemetry: Any) -> None:

@@ -377,7 +377,7 @@ def test_failed_and_rejected_calls_are_not_booked_as_spend(telemetry: Any) -> No
             charge(False)
         with pytest.raises(ApprovalRejected):
             charge("ask")  # type: ignore[arg-type]
-        assert run.ledger is not None and run.ledger.spent_usd == 3.0
+        assert run.ledger is not None and run.ledger.totals.spent_usd == 3.0
 
 
 # -- internal errors -------------------------------------------------------------------

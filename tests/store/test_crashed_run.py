@@ -112,6 +112,8 @@ def test_a_killed_run_is_listed_by_its_agent_as_did_not_finish(killed_run: Path)
     assert run["agent"] == "vendor-onboarding"
     assert run["status"] == "incomplete"
     assert run["process_alive"] is False and run["open_spans"] == 3
+    # Its root never reported the run's totals: they are counted from the spans it wrote.
+    assert (run["tool_calls"], run["llm_calls"], run["retries"]) == (1, 0, 0)
     incomplete = json.loads(cli(killed_run, "runs", "--status", "incomplete", "--json").stdout)
     assert [r["run_id"] for r in incomplete] == [run["run_id"]]
     assert json.loads(cli(killed_run, "runs", "--status", "running", "--json").stdout) == []

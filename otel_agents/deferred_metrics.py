@@ -1,0 +1,124 @@
+"""Histogram points taken on the application's thread, recorded when metrics are collected.
+
+`Histogram.record` costs the OpenTelemetry SDK a measurement object, a copy and hash of the
+attributes, an aggregation lookup under a lock and an exemplar check: on an LLM call's path
+(a duration, two token counts, and one point per streamed chunk) that is most of what the
+instrumentation costs. A `DeferredHistogram` appends the value to a queue instead (a
+tuple and a `deque.append`), and the points are recorded into the real histograms just
+before the SDK aggregates them: `collect` runs the callbacks of asynchronous instruments
+first, and ours (`otel_agents.metrics.deferred_points`) drains the queue there, on the
+metric reader's thread. Every point is recorded, with the same value and attributes; its
+exemplar still names the span it was taken in (the span's context is passed to `record`).
+
+The queue is bounded: past `MAX_PENDING` points (no reader collecting, or a slow one) the
+caller that fills it drains it, so memory stays bounded and no point is dropped.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from collections import deque
+from collections.abc import Iterable, Mapping
+from typing import ClassVar
+
+from opentelemetry import trace
+from opentelemetry.metrics import CallbackOptions, Histogram, Meter, Observation
+from opentelemetry.trace import Span
+from opentelemetry.util.types import AttributeValue
+
+from otel_agents import semconv as sc
+
+MAX_PENDING = 16_384
+
+_Point = tuple[Histogram, float, Mapping[str, AttributeValue], Span | None]
+
+
+class DeferredPoints:
+    """The queue of one meter's deferred points (one per meter, like its instruments)."""
+
+    _registry: ClassVar[weakref.WeakKeyDictionary[Meter, DeferredPoints]] = (
+        weakref.WeakKeyDictionary()
+    )
+    _registry_lock: ClassVar[threading.Lock] = threading.Lock()
+
+    def __init__(self, defer: bool = True) -> None:
+        self._pending: deque[_Point] = deque()
+        self._drain_lock = threading.Lock()
+        self.recorded = 0  # points recorded from the queue so far
+        # Only an SDK meter aggregates (and collects, draining the queue): on the API's
+        # proxy or no-op meter a point costs nothing to record, so it is not queued.
+        self.defer = defer
+
+    @classmethod
+    def on(cls, meter: Meter) -> DeferredPoints:
+        with cls._registry_lock:
+            points = cls._registry.get(meter)
+            if points is None:
+                defer = type(meter).__module__.startswith("opentelemetry.sdk")
+                points = cls._registry[meter] = cls(defer)
+                meter.create_observable_counter(
+                    sc.METRIC_METRICS_DEFERRED_POINTS,
+                    [points.observe],
+                    sc.METRIC_UNITS.get(sc.METRIC_METRICS_DEFERRED_POINTS, ""),
+                    "Histogram points recorded at collection, off the application's thread.",
+                )
+            return points
+
+    def histogram(self, histogram: Histogram) -> DeferredHistogram:
+        return DeferredHistogram(histogram, self)
+
+    def record_plain(self, point: _Point) -> None:
+        """A point on a meter that is not the SDK's: recorded at once, without a context
+        (nothing there keeps exemplars)."""
+        histogram, value, attributes, _ = point
+        histogram.record(value, attributes)
+
+    def record_now(self, point: _Point) -> None:
+        histogram, value, attributes, span = point
+        if span is None:
+            histogram.record(value, attributes)
+        else:
+            histogram.record(value, attributes, context=trace.set_span_in_context(span))
+
+    def put(self, point: _Point) -> None:
+        pending = self._pending
+        pending.append(point)
+        if len(pending) > MAX_PENDING:
+            self.drain()
+
+    def drain(self) -> None:
+        """Record every queued point into its histogram (any thread; one at a time)."""
+        pending = self._pending
+        with self._drain_lock:
+            while pending:
+                try:
+                    point = pending.popleft()
+                except IndexError:  # another thread took the last one
+                    break
+                self.record_now(point)
+                self.recorded += 1
+
+    def observe(self, options: CallbackOptions) -> Iterable[Observation]:
+        self.drain()
+        return [Observation(self.recorded)]
+
+
+class DeferredHistogram:
+    """A histogram whose `record` queues the point (see the module's docstring)."""
+
+    __slots__ = ("_histogram", "_points", "_put")
+
+    def __init__(self, histogram: Histogram, points: DeferredPoints) -> None:
+        self._histogram = histogram
+        self._points = points
+        self._put = points.put if points.defer else points.record_plain
+
+    def record(
+        self, value: float, attributes: Mapping[str, AttributeValue], span: Span | None = None
+    ) -> None:
+        """Queue a point; `attributes` must not change afterwards (pass a dict you keep)."""
+        self._put((self._histogram, value, attributes, span))
+
+
+__all__ = ["MAX_PENDING", "DeferredHistogram", "DeferredPoints"]
