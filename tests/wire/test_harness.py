@@ -70,6 +70,10 @@ ALL_FIXTURES = sorted(
 
 @pytest.mark.parametrize("name", ALL_FIXTURES)
 def test_fixture_is_well_formed(name: str) -> None:
+    if name.endswith(".events.json"):  # an AWS event stream, as the events it frames
+        events = load_json_fixture(name)
+        assert isinstance(events, list) and all(isinstance(e, dict) and len(e) == 1 for e in events)
+        return
     if name.endswith(".json"):
         assert isinstance(load_json_fixture(name), dict)
         return
