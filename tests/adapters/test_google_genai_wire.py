@@ -485,7 +485,7 @@ def test_disabled_by_the_standard_variable() -> None:
 
 def test_stream_accumulator_matches_a_whole_response() -> None:
     accumulator = adapter.ChunkAccumulator()
-    for line in body("stream_thought_text.sse").split(b"\r\n\r\n"):
+    for line in body("stream_thought_text.sse").split(b"\n\n"):
         if line.startswith(b"data: "):
             payload = json.loads(line[len(b"data: ") :])
             accumulator.add(
