@@ -7,8 +7,10 @@ instrumentation costs. A `DeferredHistogram` appends the value to a queue instea
 tuple and a `deque.append`), and the points are recorded into the real histograms just
 before the SDK aggregates them: `collect` runs the callbacks of asynchronous instruments
 first, and ours (`otel_agents.metrics.deferred_points`) drains the queue there, on the
-metric reader's thread. Every point is recorded, with the same value and attributes; its
-exemplar still names the span it was taken in (the span's context is passed to `record`).
+metric reader's thread. Every point is recorded, with the same value and attributes. A
+point queued with its span (the duration histograms) gets an exemplar naming that span
+(the span's context is passed to `record`); the others get none, as an exemplar costs the
+SDK a reservoir offer per point.
 
 The queue is bounded: past `MAX_PENDING` points (no reader collecting, or a slow one) the
 caller that fills it drains it, so memory stays bounded and no point is dropped.

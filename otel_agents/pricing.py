@@ -30,8 +30,12 @@ PRICES_ENV = "OTEL_AGENTS_PRICES"
 
 # Our provider names (gen_ai.provider.name) -> genai-prices provider ids, where they differ.
 _PROVIDER_IDS = {
-    sc.GenAiProviderNameValues.AZURE_AI_OPENAI: "azure",
     sc.GenAiProviderNameValues.AWS_BEDROCK: "aws",
+    # Both Google endpoints are genai-prices' `google`; the Gemini API is the name its
+    # OpenAI-compatible URL is told by (the last one wins in `_PROVIDER_NAMES`).
+    sc.GenAiProviderNameValues.GCP_VERTEX_AI: "google",
+    sc.GenAiProviderNameValues.GCP_GEMINI: "google",
+    sc.GenAiProviderNameValues.AZURE_AI_OPENAI: "azure",
     sc.GenAiProviderNameValues.MISTRAL_AI: "mistral",
     sc.GenAiProviderNameValues.X_AI: "x-ai",
 }

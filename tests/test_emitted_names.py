@@ -183,6 +183,34 @@ def _client_calls() -> None:
     _bedrock_calls()
 
 
+def _bedrock_calls() -> None:
+    import boto3
+    from wire import load_json_fixture
+    from wire.aws import AwsResponder, Recorded
+
+    client = boto3.client(
+        "bedrock-runtime", region_name="us-east-1", aws_access_key_id="a", aws_secret_access_key="b"
+    )
+    recorded = [
+        Recorded.json(load_json_fixture("bedrock/converse_reasoning_tool_use.json")),
+        Recorded.events(
+            load_json_fixture("bedrock/converse_stream_reasoning_tool_use.events.json")
+        ),
+    ]
+    AwsResponder(recorded).attach(client)
+    model = "anthropic.claude-sonnet-4-20250514-v1:0"
+    messages = [{"role": "user", "content": [{"text": "Weather?"}]}]
+    client.converse(
+        modelId=model,
+        messages=messages,
+        toolConfig={"tools": [{"toolSpec": {"name": "get_weather", "inputSchema": {"json": {}}}}]},
+        system=[{"text": "Be brief."}],
+        inferenceConfig={"maxTokens": 256, "topP": 0.9, "stopSequences": ["END"]},
+    )
+    for _ in client.converse_stream(modelId=model, messages=messages)["stream"]:
+        pass
+
+
 def _google_genai_calls() -> None:
     import httpx2
     from google import genai
@@ -206,22 +234,6 @@ def _google_genai_calls() -> None:
     )
     models.generate_content(model="gemini-2.5-flash", contents="Weather?", config=config)
     for _ in models.generate_content_stream(model="gemini-2.5-flash", contents="Weather?"):
-        pass
-
-
-def _bedrock_calls() -> None:
-    from wire.bedrock import Reply, Responder, bedrock_client
-
-    replies = [Reply.fixture("converse_tool_call.json"), Reply.events("converse_stream_tool.json")]
-    client = bedrock_client(Responder(replies))
-    call = {
-        "modelId": "us.anthropic.claude-sonnet-4-20250514-v1:0",
-        "messages": [{"role": "user", "content": [{"text": "Weather?"}]}],
-        "system": [{"text": "Be brief."}],
-        "inferenceConfig": {"maxTokens": 256, "temperature": 0.2, "topP": 0.9},
-    }
-    client.converse(**call)
-    for _ in client.converse_stream(**call)["stream"]:
         pass
 
 

@@ -244,6 +244,63 @@ def anthropic_async() -> Any:
     return outcome_of(lambda: asyncio.run(main()))
 
 
+def gemini_models(*fixtures: str) -> Any:
+    import httpx2
+    from google import genai
+    from google.genai import types
+
+    transport = scripted(*(ScriptedResponse.fixture(name) for name in fixtures))
+    return genai.Client(
+        api_key="test-key",
+        http_options=types.HttpOptions(
+            base_url="https://generativelanguage.googleapis.com",
+            httpx_client=httpx2.Client(transport=transport),
+        ),
+    ).models
+
+
+def google_genai_function_call() -> Any:
+    from google.genai import types
+
+    models = gemini_models("google_genai/generate_thought_function_call.json")
+    config = types.GenerateContentConfig(
+        automatic_function_calling=types.AutomaticFunctionCallingConfig(disable=True)
+    )
+    with otel_agents.agent("gemini-agent"):
+        response = models.generate_content(model="gemini-2.5-flash", contents="?", config=config)
+        results = [response.__class__, response.model_dump()]
+        for call in response.function_calls or []:
+            with otel_agents.tool_call_id(call.id):
+                results.append(in_window(lambda name=call.name: lookup(str(name))))
+    return results
+
+
+def google_genai_stream() -> Any:
+    models = gemini_models("google_genai/stream_text.sse")
+    with otel_agents.agent("gemini-streamer"):
+        chunks = [c.model_dump() for c in models.generate_content_stream(model="m", contents="?")]
+    return chunks
+
+
+def bedrock_stream() -> Any:
+    import boto3
+    from wire import load_json_fixture
+    from wire.aws import AwsResponder, Recorded
+
+    client = boto3.client(
+        "bedrock-runtime", region_name="us-east-1", aws_access_key_id="a", aws_secret_access_key="b"
+    )
+    fixture = "bedrock/converse_stream_reasoning_tool_use.events.json"
+    AwsResponder([Recorded.events(load_json_fixture(fixture))]).attach(client)
+    with otel_agents.agent("bedrock-streamer"):
+        result = client.converse_stream(
+            modelId="anthropic.claude-sonnet-4-20250514-v1:0",
+            messages=[{"role": "user", "content": [{"text": "?"}]}],
+        )
+        events = list(result["stream"])
+    return [sorted(result), events]
+
+
 SCENARIOS: dict[str, Callable[[], Any]] = {
     "core, sync": core_sync,
     "core, async": core_async,
@@ -257,6 +314,9 @@ SCENARIOS: dict[str, Callable[[], Any]] = {
     "anthropic, tool use": anthropic_tool_use,
     "anthropic, stream": anthropic_stream,
     "anthropic, async": anthropic_async,
+    "google-genai, function call": google_genai_function_call,
+    "google-genai, stream": google_genai_stream,
+    "bedrock, stream": bedrock_stream,
 }
 TOOL_SCENARIOS = ("core, sync", "core, async", "core, decorating a tool", "openai, tool calls")
 

@@ -363,13 +363,18 @@ class ChunkAccumulator:
 
     def response(self) -> LLMResponse:
         last = self.last
-        return response_from(
+        result = response_from(
             response_id=text(field_of(last, "response_id")),
             model=text(field_of(last, "model_version")),
             finish_reasons=self.reasons,
             usage=token_usage(field_of(last, "usage_metadata")),
             parts=_joined(self.parts),
         )
+        # Chunks before the last carry the prompt count only: the output count is final
+        # with the chunk that brings the finish reason, and a stream closed before it
+        # never got it (neither reported nor priced as 0).
+        result.output_tokens_known = bool(self.reasons)
+        return result
 
 
 def _joined(parts: list[Any]) -> list[Any]:

@@ -161,7 +161,7 @@ class AgentRun(Invocation):
             runtime.instruments.runs.add(1, metric_attributes)
             if ledger.totals.cost_known:
                 runtime.instruments.run_cost.record(
-                    ledger.totals.cost_usd, {sc.GEN_AI_AGENT_NAME: self.name}, self.span
+                    ledger.totals.cost_usd, {sc.GEN_AI_AGENT_NAME: self.name}
                 )
         invocation_attributes: dict[str, AttributeValue] = {
             sc.GEN_AI_OPERATION_NAME: sc.GenAiOperationNameValues.INVOKE_AGENT,
@@ -175,8 +175,8 @@ class AgentRun(Invocation):
             now - then
             for now, then in zip(_counts(self.ledger), self._counts_at_start, strict=True)
         )
-        instruments.agent_inference_calls.record(llm_calls, invocation_attributes, self.span)
-        instruments.agent_tool_calls.record(tool_calls, invocation_attributes, self.span)
+        instruments.agent_inference_calls.record(llm_calls, invocation_attributes)
+        instruments.agent_tool_calls.record(tool_calls, invocation_attributes)
         if llm_calls:
             self.span.set_attributes(
                 {

@@ -279,7 +279,7 @@ class LLMCall(Invocation):
         if metric.inference:
             instruments.inference_duration.record(elapsed, duration_attributes, self.span)
             self._record_chunk_times(instruments, metric.common)
-            _record_token_usage(instruments, metric, usage, output_known, self.span)
+            _record_token_usage(instruments, metric, usage, output_known)
         else:  # embeddings: the conventions keep the generic operation metric for them
             instruments.operation_duration.record(elapsed, duration_attributes, self.span)
         if instruments.legacy is not None:
@@ -291,12 +291,12 @@ class LLMCall(Invocation):
         times = self.chunk_times
         if not times:
             return
-        instruments.time_to_first_chunk.record(times[0] - self.started, attributes, self.span)
+        instruments.time_to_first_chunk.record(times[0] - self.started, attributes)
         per_chunk = instruments.time_per_output_chunk
         # One point per chunk after the first; a pathologically long stream is sampled at its
         # start rather than costing a metric point for each of its chunks.
         for previous, current in itertools.pairwise(times[: _MAX_CHUNK_GAPS + 1]):
-            per_chunk.record(current - previous, attributes, self.span)
+            per_chunk.record(current - previous, attributes)
 
     def _record_legacy_metrics(
         self,
@@ -325,7 +325,6 @@ def _record_token_usage(
     metric: _MetricAttributes,
     usage: TokenUsage | None,
     output_known: bool = True,
-    span: Span | None = None,
 ) -> None:
     """The usage counters on every inference call (0 when no usage came back, as the
     conventions ask), the per-call token histograms when usage is known. `output_known`
@@ -343,9 +342,9 @@ def _record_token_usage(
         instruments.usage_cache_write_tokens.add(usage.cache_write_tokens, key)
     if usage.reasoning_tokens:
         instruments.usage_reasoning_tokens.add(usage.reasoning_tokens, key)
-    instruments.operation_input_tokens.record(usage.input_tokens, metric.common, span)
+    instruments.operation_input_tokens.record(usage.input_tokens, metric.common)
     if output_known:
-        instruments.operation_output_tokens.record(usage.output_tokens, metric.common, span)
+        instruments.operation_output_tokens.record(usage.output_tokens, metric.common)
 
 
 @dataclass(frozen=True)

@@ -1,39 +1,38 @@
-"""The Bedrock adapter: boto3's `bedrock-runtime` Converse / ConverseStream through botocore's
-real request path (serialiser, signer, send, parser) answered from recorded wire bytes, and the
-real OpenTelemetry SDK with in-memory exporters. Reader unit tests run on the same payloads."""
+"""The Bedrock adapter: boto3's real `bedrock-runtime` client on botocore's real request path
+(serializer, signer, parser, event stream decoder), answered from recorded wire bytes at
+`before-send` (see `wire/aws.py`), and the real OpenTelemetry SDK."""
 
 from __future__ import annotations
 
-import dataclasses
 import gc
 import json
-from collections.abc import Iterator
 from typing import Any
-from urllib.parse import unquote
 
-import botocore.client
+import boto3
 import pytest
 import wrapt
 from agents_testing import Telemetry, instrumented
-from botocore.eventstream import ChecksumMismatch, EventStream, EventStreamBuffer
+from botocore.eventstream import EventStreamBuffer
 from botocore.exceptions import ClientError, EventStreamError
 from genai_prices import Usage, calc_price
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind, StatusCode
 from wire import load_json_fixture
-from wire.bedrock import REQUEST_ID, Reply, Responder, bedrock_client, encode_events, frame
+from wire.aws import AwsResponder, Recorded, event_stream
 
 import otel_agents
 from otel_agents import semconv as sc
 from otel_agents.adapters import bedrock as adapter
 
 MODEL = "us.anthropic.claude-sonnet-4-20250514-v1:0"
-TOOL_CALL = "converse_tool_call.json"
-TEXT = "converse_text.json"
-STREAM = "converse_stream_tool.json"
-THROTTLED_STREAM = "converse_stream_throttled.json"
-MESSAGES = [{"role": "user", "content": [{"text": "What's the weather in Paris?"}]}]
-TOOL_CONFIG = {
+REASONING = "The user wants Paris weather; get_weather takes a city and a unit. Celsius."
+# Recorded wire payloads: a Converse result, and the events of a ConverseStream (framed by
+# `wire.aws.event_stream` into the binary event stream AWS sends).
+TOOL_USE_RESULT: dict[str, Any] = load_json_fixture("bedrock/converse_reasoning_tool_use.json")
+STREAM_EVENTS: list[Any] = load_json_fixture(
+    "bedrock/converse_stream_reasoning_tool_use.events.json"
+)
+TOOLS = {
     "tools": [
         {
             "toolSpec": {
@@ -46,18 +45,18 @@ TOOL_CONFIG = {
         }
     ]
 }
-CALL: dict[str, Any] = {
-    "modelId": MODEL,
-    "messages": MESSAGES,
-    "system": [{"text": "You are a weather assistant."}],
-    "inferenceConfig": {
-        "maxTokens": 512,
-        "temperature": 0.2,
-        "topP": 0.9,
-        "stopSequences": ["END"],
-    },
-    "toolConfig": TOOL_CONFIG,
-}
+MESSAGES = [{"role": "user", "content": [{"text": "What's the weather in Paris?"}]}]
+
+
+def bedrock(*responses: Recorded) -> tuple[Any, AwsResponder]:
+    responder = AwsResponder(list(responses))
+    client = boto3.client(
+        "bedrock-runtime",
+        region_name="us-east-1",
+        aws_access_key_id="AKIDEXAMPLE",
+        aws_secret_access_key="secret",
+    )
+    return responder.attach(client), responder
 
 
 def attrs(span: ReadableSpan) -> dict[str, Any]:
@@ -70,298 +69,184 @@ def only_span(telemetry: Telemetry) -> ReadableSpan:
     return spans[0]
 
 
-def client_for(*replies: Reply) -> Any:
-    return bedrock_client(Responder(list(replies)))
+# -- the wire helper and the readers ------------------------------------------------------
 
 
-@pytest.fixture
-def content_telemetry(monkeypatch: pytest.MonkeyPatch) -> Iterator[Telemetry]:
-    yield from instrumented(monkeypatch, capture_content="SPAN_ONLY")
+def test_the_event_stream_framing_is_what_botocore_decodes() -> None:
+    buffer = EventStreamBuffer()
+    buffer.add_data(event_stream(STREAM_EVENTS[:2]))
+    messages = list(buffer)
+    assert [m.headers[":event-type"] for m in messages] == ["messageStart", "contentBlockDelta"]
+    assert json.loads(messages[0].payload) == {"role": "assistant"}
 
 
-# -- the test encoder is checked against botocore's own decoder -----------------------------
-
-
-def test_the_fixture_framing_is_what_botocores_decoder_reads() -> None:
-    decoder = EventStreamBuffer()
-    decoder.add_data(encode_events(load_json_fixture(f"bedrock/{STREAM}")))
-    messages = list(decoder)
-    assert len(messages) == 14
-    first = messages[0]
-    assert first.headers == {
-        ":event-type": "messageStart",
-        ":content-type": "application/json",
-        ":message-type": "event",
-    }
-    assert json.loads(first.payload) == {"role": "assistant"}
-    # A corrupted byte fails botocore's CRC check: the framing really carries the CRCs.
-    broken = bytearray(frame({":event-type": "messageStop"}, b"{}"))
-    broken[-6] ^= 0xFF
-    bad = EventStreamBuffer()
-    bad.add_data(bytes(broken))
-    with pytest.raises(ChecksumMismatch):
-        list(bad)
-
-
-# -- readers, on recorded payloads ---------------------------------------------------------
-
-
-def test_the_response_reader_reads_tool_calls_reasoning_and_usage() -> None:
-    response = adapter.read_response(load_json_fixture(f"bedrock/{TOOL_CALL}"))
+def test_the_response_reader_reads_tool_use_reasoning_and_usage() -> None:
+    response = adapter.read_response(TOOL_USE_RESULT)
     assert [(c.call_id, c.name, c.arguments) for c in response.tool_calls] == [
-        ("tooluse_kZJMlvQmRJ6eAyJE5GIl7Q", "get_weather", {"city": "Paris", "unit": "celsius"})
+        ("tooluse_paris_1", "get_weather", {"city": "Paris", "unit": "celsius"})
     ]
-    assert response.reasoning and response.reasoning.startswith("The user wants the weather")
-    assert response.reasoning_source == sc.DecisionReasoningSourceValues.THINKING
-    assert response.text == "Let me check the weather in Paris."
+    assert response.reasoning == REASONING
+    assert response.text == "Let me check."
     assert response.finish_reasons == ["tool_use"]
-    usage = response.usage
-    assert usage is not None
-    # Input includes the cached tokens, as the conventions ask.
-    assert (usage.input_tokens, usage.cache_read_tokens, usage.output_tokens) == (1436, 1024, 96)
+    assert response.usage is not None
+    assert response.usage.input_tokens == 120 + 40 + 8
+    assert (response.usage.cache_read_tokens, response.usage.cache_write_tokens) == (40, 8)
 
 
-def test_redacted_reasoning_is_marked_never_copied(telemetry: Telemetry) -> None:
-    part = adapter.content_part({"reasoningContent": {"redactedContent": b"\x00secret"}})
-    assert part == {"type": "reasoning", "content": "[redacted]", "redacted": True}
-
-
-def test_the_accumulator_folds_events_into_the_shape_of_a_whole_response() -> None:
+def test_the_accumulator_folds_events_into_the_shape_of_a_result() -> None:
     accumulator = adapter.EventAccumulator()
-    for event in load_json_fixture(f"bedrock/{STREAM}"):
-        accumulator.add({event["event"]: event["payload"]})
+    for event in STREAM_EVENTS:
+        accumulator.add(event)
     response = accumulator.response()
-    assert response.text == "Checking Paris."
-    assert response.reasoning == "The user wants the weather. I will call get_weather."
-    assert [(c.call_id, c.name, c.arguments) for c in response.tool_calls] == [
-        ("tooluse_stream_1", "get_weather", {"city": "Paris"})
+    assert response.reasoning == "Need the weather."
+    assert [(c.call_id, c.arguments) for c in response.tool_calls] == [
+        ("tooluse_s1", {"city": "Paris"})
     ]
-    assert response.finish_reasons == ["tool_use"]
-    assert response.usage is not None and response.usage.input_tokens == 800
-    assert response.output_tokens_known
+    assert response.usage is not None and response.usage.output_tokens == 25
 
 
-def test_request_parameters_follow_the_conventions() -> None:
-    assert adapter.request_parameters(CALL["inferenceConfig"]) == {
-        sc.GEN_AI_REQUEST_MAX_TOKENS: 512,
-        sc.GEN_AI_REQUEST_TEMPERATURE: 0.2,
-        sc.GEN_AI_REQUEST_TOP_P: 0.9,
-        sc.GEN_AI_REQUEST_STOP_SEQUENCES: ["END"],
-    }
+# -- the real client ------------------------------------------------------------------------
 
 
-# -- the real SDK -----------------------------------------------------------------------------
-
-
-def test_a_call_is_one_client_span_with_usage_cost_and_the_result_unchanged(
+def test_converse_is_one_client_span_with_usage_cost_and_the_result_unchanged(
     telemetry: Telemetry,
 ) -> None:
-    responder = Responder([Reply.fixture(TOOL_CALL)])
-    result = bedrock_client(responder).converse(**CALL)
-    assert type(result) is dict
-    assert result["output"]["message"]["content"][2]["toolUse"]["name"] == "get_weather"
-    assert result["ResponseMetadata"]["RequestId"] == REQUEST_ID
-    assert unquote(responder.requests[0].url).endswith(f"/model/{MODEL}/converse")
+    client, responder = bedrock(Recorded.json(TOOL_USE_RESULT))
+    result = client.converse(
+        modelId=MODEL,
+        messages=MESSAGES,
+        toolConfig=TOOLS,
+        inferenceConfig={"maxTokens": 512, "temperature": 0.3},
+    )
+    assert result["output"] == TOOL_USE_RESULT["output"]
+    assert result["ResponseMetadata"]["RequestId"] == "req-1"
+    assert responder.requests[0].url.endswith(
+        "/model/us.anthropic.claude-sonnet-4-20250514-v1%3A0/converse"
+    )
     span = only_span(telemetry)
     a = attrs(span)
     assert (span.name, span.kind) == (f"chat {MODEL}", SpanKind.CLIENT)
-    assert a[sc.GEN_AI_PROVIDER_NAME] == sc.GenAiProviderNameValues.AWS_BEDROCK == "aws.bedrock"
-    assert a[sc.GEN_AI_REQUEST_MODEL] == MODEL  # as given: an inference profile
+    assert a[sc.GEN_AI_PROVIDER_NAME] == sc.GenAiProviderNameValues.AWS_BEDROCK
     assert (a[sc.SERVER_ADDRESS], a[sc.SERVER_PORT]) == (
         "bedrock-runtime.us-east-1.amazonaws.com",
         443,
     )
-    assert (a[sc.GEN_AI_REQUEST_TEMPERATURE], a[sc.GEN_AI_REQUEST_MAX_TOKENS]) == (0.2, 512)
-    assert (a[sc.GEN_AI_USAGE_INPUT_TOKENS], a[sc.GEN_AI_USAGE_OUTPUT_TOKENS]) == (1436, 96)
-    assert a[sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] == 1024
+    assert (a[sc.GEN_AI_REQUEST_MAX_TOKENS], a[sc.GEN_AI_REQUEST_TEMPERATURE]) == (512, 0.3)
     assert a[sc.GEN_AI_RESPONSE_FINISH_REASONS] == ("tool_use",)
-    assert a[sc.LLM_ATTEMPTS] == 1
+    assert (a[sc.GEN_AI_USAGE_INPUT_TOKENS], a[sc.GEN_AI_USAGE_OUTPUT_TOKENS]) == (168, 64)
     expected = calc_price(
-        Usage(input_tokens=1436, cache_read_tokens=1024, output_tokens=96),
+        Usage(input_tokens=168, cache_read_tokens=40, cache_write_tokens=8, output_tokens=64),
         MODEL,
         provider_id="aws",
     ).total_price
-    assert a[sc.COST_USD] > 0
     assert a[sc.COST_USD] == pytest.approx(float(expected))
-    assert sc.GEN_AI_INPUT_MESSAGES not in a  # content capture is off by default
-    assert sc.GEN_AI_OUTPUT_MESSAGES not in a
-    durations = telemetry.metric_points(sc.METRIC_GEN_AI_CLIENT_INFERENCE_DURATION)
-    assert [getattr(p, "count", None) for p in durations] == [1]
-    input_tokens = telemetry.metric_points(sc.METRIC_GEN_AI_CLIENT_INFERENCE_USAGE_INPUT_TOKENS)
-    assert sum(getattr(p, "value", 0) for p in input_tokens) == 1436
-
-
-@pytest.mark.parametrize(
-    "model_id",
-    [
-        "amazon.nova-lite-v1:0",
-        "arn:aws:bedrock:us-east-1::foundation-model/amazon.nova-lite-v1:0",
-    ],
-)
-def test_bare_ids_and_arns_are_recorded_as_given_and_priced(
-    telemetry: Telemetry, model_id: str
-) -> None:
-    client_for(Reply.fixture(TEXT)).converse(modelId=model_id, messages=MESSAGES)
-    a = attrs(only_span(telemetry))
-    assert a[sc.GEN_AI_REQUEST_MODEL] == model_id
-    expected = calc_price(Usage(input_tokens=25, output_tokens=12), model_id, provider_id="aws")
-    assert a[sc.COST_USD] == pytest.approx(float(expected.total_price))
+    assert sc.GEN_AI_INPUT_MESSAGES not in a
 
 
 def test_the_tool_use_is_the_decision_behind_the_tool_that_runs(
-    content_telemetry: Telemetry,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    @otel_agents.tool
-    def get_weather(city: str, unit: str) -> str:
-        return "18°C"
+    for telemetry in instrumented(monkeypatch, capture_content="SPAN_ONLY"):
 
-    with otel_agents.agent("forecaster"):
-        result = client_for(Reply.fixture(TOOL_CALL)).converse(**CALL)
-        use = result["output"]["message"]["content"][2]["toolUse"]
-        with otel_agents.tool_call_id(use["toolUseId"]):
-            get_weather(**use["input"])
-    llm = content_telemetry.span(f"chat {MODEL}")
-    executed = content_telemetry.span("execute_tool get_weather")
-    tool = attrs(executed)
-    assert tool[sc.GEN_AI_TOOL_CALL_ID] == "tooluse_kZJMlvQmRJ6eAyJE5GIl7Q"
-    assert tool[sc.DECISION_REASONING_SOURCE] == sc.DecisionReasoningSourceValues.THINKING
-    assert str(tool[sc.DECISION_REASONING]).startswith("The user wants the weather")
-    assert [link.context.span_id for link in executed.links] == [llm.context.span_id]
-    a = attrs(llm)
-    captured = json.loads(str(a[sc.GEN_AI_OUTPUT_MESSAGES]))
-    assert [p["type"] for p in captured[0]["parts"]] == ["reasoning", "text", "tool_call"]
-    assert captured[0]["finish_reason"] == "tool_use"
-    assert json.loads(str(a[sc.GEN_AI_SYSTEM_INSTRUCTIONS])) == [
-        {"type": "text", "content": "You are a weather assistant."}
-    ]
-    assert json.loads(str(a[sc.GEN_AI_INPUT_MESSAGES])) == [
-        {"role": "user", "parts": [{"type": "text", "content": "What's the weather in Paris?"}]}
-    ]
-    definitions = json.loads(str(a[sc.GEN_AI_TOOL_DEFINITIONS]))
-    assert definitions[0]["name"] == "get_weather" and definitions[0]["type"] == "function"
+        @otel_agents.tool
+        def get_weather(city: str, unit: str) -> str:
+            return "18°C"
+
+        client, _ = bedrock(Recorded.json(TOOL_USE_RESULT))
+        with otel_agents.agent("forecaster"):
+            result = client.converse(modelId=MODEL, messages=MESSAGES, toolConfig=TOOLS)
+            use = result["output"]["message"]["content"][2]["toolUse"]
+            with otel_agents.tool_call_id(use["toolUseId"]):
+                get_weather(**use["input"])
+        llm = telemetry.span(f"chat {MODEL}")
+        tool = telemetry.span("execute_tool get_weather")
+        assert attrs(tool)[sc.GEN_AI_TOOL_CALL_ID] == "tooluse_paris_1"
+        assert attrs(tool)[sc.DECISION_REASONING] == REASONING
+        assert [link.context.span_id for link in tool.links] == [llm.context.span_id]
+        definitions = json.loads(str(attrs(llm)[sc.GEN_AI_TOOL_DEFINITIONS]))
+        assert definitions[0]["name"] == "get_weather"
 
 
-def _stream_call(*replies: Reply) -> Any:
-    return client_for(*replies).converse_stream(**CALL)
-
-
-def test_a_stream_is_one_span_ended_when_exhausted(telemetry: Telemetry) -> None:
-    result = _stream_call(Reply.events(STREAM))
-    assert type(result) is dict and list(result) == ["ResponseMetadata", "stream"]
-    assert isinstance(result["stream"], EventStream)
-    assert telemetry.spans() == []  # open until the stream ends
+def test_converse_stream_is_wrapped_in_place_and_ends_its_span_when_read(
+    telemetry: Telemetry,
+) -> None:
+    client, _ = bedrock(Recorded.events(STREAM_EVENTS))
+    result = client.converse_stream(modelId=MODEL, messages=MESSAGES)
+    assert set(result) == {"ResponseMetadata", "stream"}
+    assert telemetry.spans() == []
     events = list(result["stream"])
-    plain = _stream_call_uninstrumented(Reply.events(STREAM))
-    assert events == plain  # the same events as without us
+    assert events == STREAM_EVENTS
     a = attrs(only_span(telemetry))
     assert a[sc.GEN_AI_REQUEST_STREAM] is True
-    assert (a[sc.GEN_AI_USAGE_INPUT_TOKENS], a[sc.GEN_AI_USAGE_OUTPUT_TOKENS]) == (800, 54)
-    assert a[sc.GEN_AI_RESPONSE_FINISH_REASONS] == ("tool_use",)
+    assert (a[sc.GEN_AI_USAGE_INPUT_TOKENS], a[sc.GEN_AI_USAGE_OUTPUT_TOKENS]) == (30, 25)
     assert sc.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK in a
-    first_chunk = telemetry.metric_points(sc.METRIC_GEN_AI_CLIENT_INFERENCE_TIME_TO_FIRST_CHUNK)
-    assert [getattr(p, "count", None) for p in first_chunk] == [1]
 
 
-def _stream_call_uninstrumented(reply: Reply) -> list[Any]:
-    otel_agents.uninstrument()
-    try:
-        return list(client_for(reply).converse_stream(**CALL)["stream"])
-    finally:
-        otel_agents.instrument()
+def test_an_error_event_mid_stream_reaches_the_reader_and_fails_the_span(
+    telemetry: Telemetry,
+) -> None:
+    events = [*STREAM_EVENTS[:2], ("exception", "throttlingException", {"message": "slow down"})]
+    client, _ = bedrock(Recorded.events(events))
+    seen: list[Any] = []
+    with pytest.raises(EventStreamError):
+        for event in client.converse_stream(modelId=MODEL, messages=MESSAGES)["stream"]:
+            seen.append(event)
+    assert len(seen) == 2
+    span = only_span(telemetry)
+    assert span.status.status_code is StatusCode.ERROR
+    assert attrs(span)[sc.ERROR_TYPE] == "botocore.exceptions.EventStreamError"
 
 
-def test_a_stream_closed_early_ends_its_span_once(telemetry: Telemetry) -> None:
-    stream = _stream_call(Reply.events(STREAM))["stream"]
-    for _ in stream:
-        break
-    stream.close()
-    assert len(telemetry.spans()) == 1
-    stream.close()
-    assert len(telemetry.spans()) == 1
-
-
-def test_a_dropped_stream_ends_its_span_once(telemetry: Telemetry) -> None:
-    result = _stream_call(Reply.events(STREAM))
-    next(iter(result["stream"]))
+def test_a_stream_dropped_unread_still_ends_its_span(telemetry: Telemetry) -> None:
+    client, _ = bedrock(Recorded.events(STREAM_EVENTS))
+    result = client.converse_stream(modelId=MODEL, messages=MESSAGES)
     del result
     gc.collect()
     assert len(telemetry.spans()) == 1
 
 
-def test_an_error_mid_stream_reaches_the_caller_and_fails_the_span(telemetry: Telemetry) -> None:
-    stream = _stream_call(Reply.events(THROTTLED_STREAM))["stream"]
-    seen = []
-    with pytest.raises(EventStreamError) as raised:
-        for event in stream:
-            seen.append(event)
-    assert raised.value.response["Error"]["Code"] == "throttlingException"
-    assert len(seen) == 2
-    span = only_span(telemetry)
-    assert span.status.status_code is StatusCode.ERROR
-    assert attrs(span)[sc.ERROR_TYPE] == "ThrottlingException"  # the code, as unstreamed
-
-
 def test_an_api_error_reaches_the_caller_unchanged(telemetry: Telemetry) -> None:
-    client = client_for(Reply.error(400, "ValidationException", "The model is not supported."))
+    client, _ = bedrock(
+        Recorded.json(
+            {"message": "Malformed input request"},
+            status=400,
+            **{"x-amzn-errortype": "ValidationException"},
+        )
+    )
     with pytest.raises(ClientError) as raised:
-        client.converse(**CALL)
-    assert type(raised.value) is client.exceptions.ValidationException
+        client.converse(modelId=MODEL, messages=MESSAGES)
+    assert raised.value.response["Error"]["Code"] == "ValidationException"
     span = only_span(telemetry)
     assert span.status.status_code is StatusCode.ERROR
-    assert attrs(span)[sc.ERROR_TYPE] == "ValidationException"
-    durations = telemetry.metric_points(sc.METRIC_GEN_AI_CLIENT_INFERENCE_DURATION)
-    assert [dict(getattr(p, "attributes", {})).get(sc.ERROR_TYPE) for p in durations] == [
-        "ValidationException"
-    ]
+    # botocore's modeled error class: the AWS error code, low in cardinality.
+    assert attrs(span)[sc.ERROR_TYPE] == "botocore.errorfactory.ValidationException"
 
 
-def test_botocores_retries_are_counted_as_attempts(telemetry: Telemetry) -> None:
-    responder = Responder(
-        [Reply.error(429, "ThrottlingException", "Too many requests."), Reply.fixture(TEXT)]
+def test_other_operations_and_services_are_not_recorded(telemetry: Telemetry) -> None:
+    client, _ = bedrock(Recorded.json({"completion": "hi"}))
+    answer = client.invoke_model(modelId=MODEL, body=b"{}")
+    assert json.loads(answer["body"].read()) == {"completion": "hi"}
+    s3 = boto3.client(
+        "s3", region_name="us-east-1", aws_access_key_id="a", aws_secret_access_key="b"
     )
-    client = bedrock_client(responder, retries={"mode": "standard", "total_max_attempts": 2})
-    result = client.converse(modelId=MODEL, messages=MESSAGES)
-    assert result["ResponseMetadata"]["RetryAttempts"] == 1
-    assert attrs(only_span(telemetry))[sc.LLM_ATTEMPTS] == 2
-
-
-def test_other_calls_pass_through_unrecorded(telemetry: Telemetry) -> None:
-    s3 = bedrock_client(Responder([Reply(200, b"", "application/xml")]), service="s3")
-    s3.delete_object(Bucket="bucket", Key="key")
-    runtime = client_for(Reply(200, b'{"tags": []}'))
-    runtime.list_async_invokes()
+    AwsResponder([Recorded(200, b"<ListAllMyBucketsResult/>", "application/xml")]).attach(s3)
+    s3.list_buckets()
     assert telemetry.spans() == []
 
 
-def _patched() -> bool:
-    return isinstance(botocore.client.BaseClient.__dict__["_make_api_call"], wrapt.FunctionWrapper)
+def test_uninstrument_restores_botocore(telemetry: Telemetry) -> None:
+    from botocore.client import BaseClient
 
-
-def test_uninstrument_restores_the_sdk(telemetry: Telemetry) -> None:
-    assert _patched()
     otel_agents.uninstrument()
-    assert not _patched()
-    client_for(Reply.fixture(TEXT)).converse(modelId=MODEL, messages=MESSAGES)
+    assert not isinstance(BaseClient.__dict__["_make_api_call"], wrapt.FunctionWrapper)
+    client, _ = bedrock(Recorded.json(TOOL_USE_RESULT))
+    client.converse(modelId=MODEL, messages=MESSAGES)
     assert telemetry.spans() == []
 
 
 def test_it_can_be_switched_off_by_name(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OTEL_PYTHON_DISABLED_INSTRUMENTATIONS", "otel_agents_bedrock")
     for telemetry in instrumented(monkeypatch):
-        client_for(Reply.fixture(TEXT)).converse(modelId=MODEL, messages=MESSAGES)
+        client, _ = bedrock(Recorded.json(TOOL_USE_RESULT))
+        client.converse(modelId=MODEL, messages=MESSAGES)
         assert telemetry.spans() == []
-        assert not _patched()
-
-
-def test_a_failing_error_reader_falls_back_to_the_exception_class(
-    telemetry: Telemetry, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    def broken(exc: BaseException) -> str | None:
-        raise RuntimeError("reader bug")
-
-    readers = dataclasses.replace(adapter.CONVERSE_READERS, error_type=broken)
-    monkeypatch.setitem(adapter._READERS, adapter.CONVERSE, readers)
-    client = client_for(Reply.error(400, "ValidationException", "The model is not supported."))
-    with pytest.raises(client.exceptions.ValidationException):
-        client.converse(**CALL)
-    assert attrs(only_span(telemetry))[sc.ERROR_TYPE] == "botocore.errorfactory.ValidationException"

@@ -115,7 +115,7 @@ def test_a_blocked_prompt_is_a_failed_call() -> None:
 
 def test_the_accumulator_folds_chunks_into_the_shape_of_a_whole_response() -> None:
     accumulator = adapter.ChunkAccumulator()
-    for line in load_fixture(STREAM).decode().split("\r\n\r\n"):
+    for line in load_fixture(STREAM).decode().split("\n\n"):
         if line.startswith("data: "):
             chunk = json.loads(line[len("data: ") :])
             accumulator.add(
