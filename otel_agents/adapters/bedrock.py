@@ -16,7 +16,10 @@ What is read, in GenAI-convention terms:
   `[redacted]` in captured content and gives no reasoning text);
 - usage: `gen_ai.usage.input_tokens` is `inputTokens + cacheReadInputTokens +
   cacheWriteInputTokens`, as the conventions count input; cache reads and writes apart;
-- `stopReason` values (`end_turn`, `tool_use`, `max_tokens`, ...) kept as they are.
+- `stopReason` values (`end_turn`, `tool_use`, `max_tokens`, ...) kept as they are;
+- botocore's own retries (`ResponseMetadata.RetryAttempts`) give `otel_agents.llm.attempts`;
+- `error.type` is the API's error code (`ThrottlingException`, `ValidationException`; a
+  streamed `throttlingException` event spelled the same), as the conventions prefer.
 """
 
 from __future__ import annotations
@@ -30,8 +33,8 @@ from opentelemetry.util.types import AttributeValue
 
 from otel_agents import semconv as sc
 from otel_agents.adapters.fields import count, field_of, integer, items, number, text
-from otel_agents.adapters.kit import ClientAdapter, Hook, Readers, StreamSlot
-from otel_agents.core.inference import LLMRequest, LLMResponse
+from otel_agents.adapters.kit import ClientAdapter, Hook, Readers, StreamSlot, finish_with
+from otel_agents.core.inference import LLMCall, LLMRequest, LLMResponse
 from otel_agents.core.requests import ToolCallRequest
 from otel_agents.pricing import TokenUsage
 from otel_agents.runtime import get_runtime
@@ -285,12 +288,27 @@ def _json(raw: str) -> Any:
 # -- hooks -------------------------------------------------------------------------------------
 
 
+def error_code(exc: BaseException) -> str | None:
+    """The API's error code that botocore's `ClientError` carries; a streamed error event
+    (`EventStreamError`) names it in lowerCamelCase, spelled here as the same code."""
+    code = text(field_of(field_of(getattr(exc, "response", None), "Error"), "Code"))
+    return code[:1].upper() + code[1:] if code else None
+
+
+def handle_result(result: Any, call: LLMCall, readers: Readers) -> Any:
+    """botocore's own retries as `otel_agents.llm.attempts`, then the kit's default."""
+    retries = integer(field_of(field_of(result, "ResponseMetadata"), "RetryAttempts"))
+    if retries is not None:
+        call.attempts = retries + 1
+    return finish_with(result, call, readers)
+
+
 def _put_stream(result: Any, stream: Any) -> Any:
     result["stream"] = stream
     return result
 
 
-CONVERSE = Readers(read_request, read_response)
+CONVERSE = Readers(read_request, read_response, handle_result=handle_result, error_type=error_code)
 CONVERSE_STREAM = Readers(
     read_request,
     read_response,
@@ -299,6 +317,8 @@ CONVERSE_STREAM = Readers(
         get=lambda result: result.get("stream") if isinstance(result, dict) else None,
         put=_put_stream,
     ),
+    handle_result=handle_result,
+    error_type=error_code,
 )
 _OPERATIONS = {"Converse": CONVERSE, "ConverseStream": CONVERSE_STREAM}
 

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import json
 from typing import Any
@@ -12,6 +13,7 @@ import boto3
 import pytest
 import wrapt
 from agents_testing import Telemetry, instrumented
+from botocore.config import Config
 from botocore.eventstream import EventStreamBuffer
 from botocore.exceptions import ClientError, EventStreamError
 from genai_prices import Usage, calc_price
@@ -194,7 +196,8 @@ def test_an_error_event_mid_stream_reaches_the_reader_and_fails_the_span(
     assert len(seen) == 2
     span = only_span(telemetry)
     assert span.status.status_code is StatusCode.ERROR
-    assert attrs(span)[sc.ERROR_TYPE] == "botocore.exceptions.EventStreamError"
+    # The API's error code, spelled as the same error is unstreamed (`throttlingException`).
+    assert attrs(span)[sc.ERROR_TYPE] == "ThrottlingException"
 
 
 def test_a_stream_dropped_unread_still_ends_its_span(telemetry: Telemetry) -> None:
@@ -218,8 +221,54 @@ def test_an_api_error_reaches_the_caller_unchanged(telemetry: Telemetry) -> None
     assert raised.value.response["Error"]["Code"] == "ValidationException"
     span = only_span(telemetry)
     assert span.status.status_code is StatusCode.ERROR
-    # botocore's modeled error class: the AWS error code, low in cardinality.
-    assert attrs(span)[sc.ERROR_TYPE] == "botocore.errorfactory.ValidationException"
+    # The API's error code, as the conventions prefer, not botocore's generated class.
+    assert attrs(span)[sc.ERROR_TYPE] == "ValidationException"
+    durations = telemetry.metric_points(sc.METRIC_GEN_AI_CLIENT_INFERENCE_DURATION)
+    assert [dict(getattr(p, "attributes", {})).get(sc.ERROR_TYPE) for p in durations] == [
+        "ValidationException"
+    ]
+
+
+def test_a_failing_error_reader_falls_back_to_the_exception_class(
+    telemetry: Telemetry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(exc: BaseException) -> str | None:
+        raise RuntimeError("reader bug")
+
+    readers = dataclasses.replace(adapter.CONVERSE, error_type=broken)
+    monkeypatch.setitem(adapter._OPERATIONS, "Converse", readers)
+    client, _ = bedrock(
+        Recorded.json({"message": "bad"}, status=400, **{"x-amzn-errortype": "ValidationException"})
+    )
+    with pytest.raises(client.exceptions.ValidationException):
+        client.converse(modelId=MODEL, messages=MESSAGES)
+    assert attrs(only_span(telemetry))[sc.ERROR_TYPE] == "botocore.errorfactory.ValidationException"
+
+
+def test_botocores_retries_are_counted_as_attempts(telemetry: Telemetry) -> None:
+    responder = AwsResponder(
+        [
+            Recorded.json(
+                {"message": "Too many requests"},
+                status=429,
+                **{"x-amzn-errortype": "ThrottlingException"},
+            ),
+            Recorded.json(TOOL_USE_RESULT),
+        ]
+    )
+    client = responder.attach(
+        boto3.client(
+            "bedrock-runtime",
+            region_name="us-east-1",
+            aws_access_key_id="AKIDEXAMPLE",
+            aws_secret_access_key="secret",
+            config=Config(retries={"mode": "standard", "total_max_attempts": 2}),
+        )
+    )
+    result = client.converse(modelId=MODEL, messages=MESSAGES)
+    assert result["ResponseMetadata"]["RetryAttempts"] == 1
+    assert len(responder.requests) == 2
+    assert attrs(only_span(telemetry))[sc.LLM_ATTEMPTS] == 2
 
 
 def test_other_operations_and_services_are_not_recorded(telemetry: Telemetry) -> None:
