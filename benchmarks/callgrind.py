@@ -233,7 +233,8 @@ def run_one(
     ]
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode != 0:
-        tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
+        lines = (done.stderr + done.stdout).strip().splitlines()
+        tail = [f"exit {done.returncode}", *[x for x in lines if not x.startswith("==")][-3:]]
         raise RuntimeError(" / ".join(tail) or f"exit {done.returncode}")
     info = json.loads(done.stdout.strip().splitlines()[-1])
     return parse_ir(out.read_text()), info
