@@ -1168,7 +1168,9 @@ def report(
         # Say so rather than drop the table silently (VMs usually block perf_event_open).
         notice = (
             "**Instruction counts: NOT MEASURED** - the CPU's performance counters are "
-            "not available here (perf_event_open refused), so only time is reported."
+            "not available here (perf_event_open refused), so only time is reported. "
+            "For instruction counts without hardware counters run "
+            "`python benchmarks/callgrind.py` (valgrind's callgrind; see benchmarks/README.md)."
         )
         print(f"warning: {notice}", file=sys.stderr)
         out += ["", notice]
