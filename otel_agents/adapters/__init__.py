@@ -40,6 +40,7 @@ class Adapter:
 ADAPTERS: tuple[Adapter, ...] = (
     Adapter("openai", "openai", "otel_agents.adapters.openai"),
     Adapter("anthropic", "anthropic", "otel_agents.adapters.anthropic"),
+    Adapter("openai_agents", "agents", "otel_agents.integrations.openai_agents"),
 )
 
 _lock = threading.Lock()
