@@ -335,3 +335,38 @@ def test_disabled_by_the_standard_variable(monkeypatch: pytest.MonkeyPatch) -> N
         agent = Agent(name="plain", model=_model(transport))
         asyncio.run(Runner.run(agent, "hello"))
         assert [s.name for s in telemetry.spans()] == [f"chat {MODEL}"]
+
+
+def test_the_docs_example_runs_as_written(tmp_path: Any) -> None:
+    import os
+    import re
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    docs = (Path(__file__).parents[2] / "docs" / "frameworks.md").read_text()
+    section = docs.split("### Example", 1)[1]
+    [code] = re.findall(r"```python\n(.*?)```", section, flags=re.S)
+    script = tmp_path / "example.py"
+    script.write_text(code)
+    env = {
+        **os.environ,
+        "OTEL_AGENTS_STORE_PATH": str(tmp_path / "traces.db"),
+        "OPENAI_AGENTS_DISABLE_TRACING": "0",
+    }
+    env.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)
+    done = subprocess.run(
+        [sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "Sunny in Paris."
+    shown = subprocess.run(
+        [sys.executable, "-m", "otel_agents.cli", "show"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    lines = [line.strip(" │├└─") for line in shown.stdout.splitlines()]
+    assert any(line.startswith("agent    weather") for line in lines), shown.stdout
+    assert any(line.startswith("tool     get_weather ✓") for line in lines), shown.stdout
