@@ -167,18 +167,24 @@ class OtelAgentsProcessor:
             handler.stop_agent(run)
 
     def _record_handoff(self, span: Any) -> None:
-        data = span.span_data
-        error = span.error
+        """The handoff the SDK made (accepted when it named a receiver: the receiver is
+        only set once the handoff went through), and one rejected boundary per further
+        handoff the model asked for in the same turn (the SDK takes the first, ignores the
+        rest and says so in the span's error)."""
+        data, error = span.span_data, span.error or {}
+        source = str(data.from_agent or _UNKNOWN_AGENT)
+        parent = self.parent_of(span)
         boundary = handler.start_handoff(
-            str(data.from_agent or _UNKNOWN_AGENT),
-            str(data.to_agent or _UNKNOWN_AGENT),
-            None,
-            parent=self.parent_of(span),
+            source, str(data.to_agent or _UNKNOWN_AGENT), None, parent=parent
         )
-        if error:
-            handler.stop_handoff(boundary, False, str(error.get("message", "rejected")))
+        if data.to_agent is None:
+            handler.stop_handoff(boundary, False, "the handoff did not complete")
         else:
             handler.stop_handoff(boundary, True)
+        requested = (error.get("data") or {}).get("requested_agents") or []
+        for ignored in requested[1:]:
+            extra = handler.start_handoff(source, str(ignored), None, parent=parent)
+            handler.stop_handoff(extra, False, str(error.get("message") or "ignored"))
 
     def _record_guardrail(self, span: Any) -> None:
         """The verdict lands on the invocation the guardrail governed (its agent): an

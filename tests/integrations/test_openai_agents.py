@@ -69,6 +69,25 @@ def _response(number: int, output: list[dict[str, Any]]) -> ScriptedResponse:
     )
 
 
+def _streamed(number: int, output: list[dict[str, Any]]) -> ScriptedResponse:
+    """The same response as a Responses API event stream (created, then completed)."""
+    completed = json.loads(_response(number, output).body)
+    created = {**completed, "status": "in_progress", "output": [], "usage": None}
+    events = [
+        (
+            "response.created",
+            {"type": "response.created", "sequence_number": 0, "response": created},
+        ),
+        (
+            "response.completed",
+            {"type": "response.completed", "sequence_number": 1, "response": completed},
+        ),
+    ]
+    return ScriptedResponse.sse(
+        "".join(f"event: {name}\ndata: {json.dumps(data)}\n\n" for name, data in events)
+    )
+
+
 def _call(name: str, arguments: dict[str, Any], call_id: str) -> dict[str, Any]:
     return {
         "id": f"fc_{call_id}",
@@ -174,6 +193,41 @@ def test_tool_using_agent_span_tree_and_decision_path(telemetry: Telemetry) -> N
     assert len({s.context.trace_id for s in telemetry.spans()}) == 1
 
 
+def test_streamed_run_has_the_same_tree(telemetry: Telemetry) -> None:
+    transport = AsyncScriptedTransport(
+        [
+            _streamed(1, [_call("get_weather", {"city": "Oslo"}, "call_s1")]),
+            _streamed(2, [_text("Sunny in Oslo.")]),
+        ]
+    )
+    agent = Agent(name="weather", tools=[get_weather], model=_model(transport))
+
+    async def consume() -> Any:
+        result = Runner.run_streamed(agent, "Weather in Oslo?")
+        async for _ in result.stream_events():
+            pass
+        return result
+
+    result = asyncio.run(consume())
+
+    assert result.final_output == "Sunny in Oslo."
+    assert _tree(telemetry) == sorted(
+        [
+            ("invoke_agent Agent workflow", None),
+            ("invoke_agent weather", "invoke_agent Agent workflow"),
+            (f"chat {MODEL}", "invoke_agent weather"),
+            (f"chat {MODEL}", "invoke_agent weather"),
+            ("execute_tool get_weather", "invoke_agent weather"),
+        ]
+    )
+    tool = telemetry.span("execute_tool get_weather")
+    requester = next(
+        s for s in telemetry.spans() if s.attributes.get(sc.GEN_AI_RESPONSE_ID) == "resp_1"
+    )
+    assert requester.attributes[sc.GEN_AI_REQUEST_STREAM] is True
+    assert [link.context.span_id for link in tool.links] == [requester.context.span_id]
+
+
 def test_two_agent_handoff_is_a_boundary_in_one_run(telemetry: Telemetry) -> None:
     transport = AsyncScriptedTransport(
         [
@@ -200,6 +254,35 @@ def test_two_agent_handoff_is_a_boundary_in_one_run(telemetry: Telemetry) -> Non
     assert root.attributes[sc.RUN_HANDOFFS] == 1
     run_ids = {s.attributes.get(sc.RUN_ID) for s in telemetry.spans() if "invoke_agent" in s.name}
     assert len(run_ids) == 1
+
+
+def test_second_handoff_in_one_turn_is_a_rejected_boundary(telemetry: Telemetry) -> None:
+    transport = AsyncScriptedTransport(
+        [
+            _response(
+                1,
+                [
+                    _call("transfer_to_billing", {}, "call_h1"),
+                    _call("transfer_to_support", {}, "call_h2"),
+                ],
+            ),
+            _response(2, [_text("Billing here.")]),
+        ]
+    )
+    billing = Agent(name="billing", model=_model(transport))
+    support = Agent(name="support", model=_model(transport))
+    triage = Agent(name="triage", handoffs=[billing, support], model=_model(transport))
+
+    result = asyncio.run(Runner.run(triage, "Help"))
+
+    assert result.final_output == "Billing here."
+    taken = telemetry.span("handoff billing")
+    ignored = telemetry.span("handoff support")
+    assert taken.attributes[sc.HANDOFF_ACCEPTED] is True
+    assert ignored.attributes[sc.HANDOFF_ACCEPTED] is False
+    assert ignored.attributes[sc.HANDOFF_FROM] == "triage"
+    assert "Multiple handoffs" in str(ignored.attributes[sc.HANDOFF_REASON])
+    assert "invoke_agent support" not in [s.name for s in telemetry.spans()]
 
 
 def test_tripped_input_guardrail_is_a_deny_verdict_on_the_agent(telemetry: Telemetry) -> None:
@@ -370,3 +453,28 @@ def test_the_docs_example_runs_as_written(tmp_path: Any) -> None:
     lines = [line.strip(" │├└─") for line in shown.stdout.splitlines()]
     assert any(line.startswith("agent    weather") for line in lines), shown.stdout
     assert any(line.startswith("tool     get_weather ✓") for line in lines), shown.stdout
+
+
+def test_uninstrument_restores_the_tool_invoker_and_stops_recording(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from agents.run_internal import tool_execution
+
+    before = tool_execution._invoke_function_tool_with_metadata
+    assert not hasattr(before, "__otel_agents_original__")
+    session = _instrumented(monkeypatch)
+    telemetry = next(session)
+    patched = tool_execution._invoke_function_tool_with_metadata
+    assert hasattr(patched, "__otel_agents_original__")
+    with pytest.raises(StopIteration):
+        next(session)  # uninstrument()
+    assert tool_execution._invoke_function_tool_with_metadata is before
+    transport = AsyncScriptedTransport(
+        [
+            _response(1, [_call("get_weather", {"city": "Rome"}, "call_u1")]),
+            _response(2, [_text("done")]),
+        ]
+    )
+    agent = Agent(name="weather", tools=[get_weather], model=_model(transport))
+    assert asyncio.run(Runner.run(agent, "Rome?")).final_output == "done"
+    assert telemetry.spans() == []
