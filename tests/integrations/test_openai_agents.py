@@ -478,3 +478,29 @@ def test_uninstrument_restores_the_tool_invoker_and_stops_recording(
     agent = Agent(name="weather", tools=[get_weather], model=_model(transport))
     assert asyncio.run(Runner.run(agent, "Rome?")).final_output == "done"
     assert telemetry.spans() == []
+
+
+def agents_names_run() -> None:
+    """For tests/test_emitted_names.py (already instrumented): one run with a tool, a
+    handoff and a tripped guardrail, so every name this integration emits is checked."""
+
+    @input_guardrail
+    def no_secrets(ctx: Any, agent: Any, text: Any) -> GuardrailFunctionOutput:
+        return GuardrailFunctionOutput(output_info=None, tripwire_triggered="password" in text)
+
+    ours = integration.processor()
+    assert ours is not None
+    agents.set_trace_processors([ours])  # type: ignore[list-item]
+    transport = AsyncScriptedTransport(
+        [
+            _response(1, [_reasoning("Look it up."), _call("get_weather", {"city": "Rome"}, "c1")]),
+            _response(2, [_call("transfer_to_billing", {}, "c2")]),
+            _response(3, [_text("done")]),
+        ]
+    )
+    billing = Agent(name="billing", model=_model(transport))
+    triage = Agent(name="triage", tools=[get_weather], handoffs=[billing], model=_model(transport))
+    asyncio.run(Runner.run(triage, "Weather in Rome?"))
+    guarded = Agent(name="guarded", input_guardrails=[no_secrets], model=_model(transport))
+    with pytest.raises(InputGuardrailTripwireTriggered):
+        asyncio.run(Runner.run(guarded, "my password"))
