@@ -85,6 +85,12 @@ DETECTOR_THRESHOLD: Final = "otel_agents.detector.threshold"
 DETECTOR_OBSERVED: Final = "otel_agents.detector.observed"
 """The value the detector observed, in the same unit as the threshold. Type: double."""
 
+# otel_agents.guardrail
+GUARDRAIL_TRIPPED: Final = "otel_agents.guardrail.tripped"
+"""Whether a framework guardrail (an OpenAI Agents SDK input or output guardrail) tripped its
+tripwire. Type: boolean.
+"""
+
 # otel_agents.handoff
 HANDOFF_FROM: Final = "otel_agents.handoff.from"
 """Name of the agent that hands the work off. Type: string."""
@@ -767,6 +773,8 @@ EVENT_ANOMALY: Final = "otel_agents.anomaly"
 """One finding of an anomaly detector."""
 EVENT_CONTENT: Final = "otel_agents.content"
 """Captured content of the span it is attached to, when content goes to events."""
+EVENT_GUARDRAIL: Final = "otel_agents.guardrail"
+"""One evaluation of a framework guardrail, on the span it governed."""
 EVENT_GEN_AI_CLIENT_INFERENCE_OPERATION_DETAILS: Final = "gen_ai.client.inference.operation.details"
 """Opt-in event carrying the inputs, outputs and parameters of one inference call."""
 

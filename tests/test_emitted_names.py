@@ -258,6 +258,15 @@ def _core_api_calls() -> None:
     asyncio.run(run())
 
 
+def _framework_calls() -> None:
+    """The OpenAI Agents SDK integration: a tool, a handoff and a tripped guardrail."""
+    if importlib.util.find_spec("agents") is None:
+        return
+    from integrations.test_openai_agents import agents_names_run
+
+    agents_names_run()
+
+
 @pytest.fixture(scope="module")
 def emitted() -> Iterator[list[Signal]]:
     pytest.importorskip("anthropic")
@@ -276,6 +285,7 @@ def emitted() -> Iterator[list[Signal]]:
             _onboard(lambda text: None)
             _client_calls()
             _core_api_calls()
+            _framework_calls()
             yield _collect(telemetry, Conventions())
 
 

@@ -42,6 +42,7 @@ ADAPTERS: tuple[Adapter, ...] = (
     Adapter("anthropic", "anthropic", "otel_agents.adapters.anthropic"),
     Adapter("google_genai", "google.genai", "otel_agents.adapters.google_genai"),
     Adapter("bedrock", "botocore.client", "otel_agents.adapters.bedrock"),
+    Adapter("openai_agents", "agents", "otel_agents.integrations.openai_agents"),
 )
 
 _lock = threading.Lock()
