@@ -40,6 +40,7 @@ class Adapter:
 ADAPTERS: tuple[Adapter, ...] = (
     Adapter("openai", "openai", "otel_agents.adapters.openai"),
     Adapter("anthropic", "anthropic", "otel_agents.adapters.anthropic"),
+    Adapter("mcp", "mcp", "otel_agents.adapters.mcp"),
 )
 
 _lock = threading.Lock()

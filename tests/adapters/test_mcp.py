@@ -1,0 +1,154 @@
+"""The MCP adapter against the real `mcp` SDK: a real server and client over in-memory
+streams, the real OpenTelemetry SDK with in-memory exporters."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from opentelemetry.trace import SpanKind, StatusCode
+
+import otel_agents
+from otel_agents import semconv as sc
+from otel_agents.core.common import error_type
+from otel_agents.errors import ToolCallDenied
+from otel_agents.policy import Match, Mode, Policy, Rule, Verdict
+
+mcp = pytest.importorskip("mcp")
+from mcp import Client  # noqa: E402
+from mcp.server.mcpserver import MCPServer  # noqa: E402
+from mcp.shared import _otel as mcp_otel  # noqa: E402
+from mcp.shared.exceptions import MCPError  # noqa: E402
+from mcp_types import INVALID_PARAMS  # noqa: E402
+
+reached: list[str] = []
+
+
+def attrs(span: Any) -> dict[str, Any]:
+    return dict(span.attributes or {})
+
+
+def spans_named(telemetry: Any, name: str) -> list[Any]:
+    return [span for span in telemetry.spans() if span.name == name]
+
+
+def make_server() -> MCPServer:
+    server = MCPServer("vendors")
+
+    @server.tool()
+    def lookup_vendor(vendor_id: str) -> str:
+        """Find a vendor by id."""
+        reached.append(vendor_id)
+        return f"vendor {vendor_id}"
+
+    @server.tool()
+    def broken(vendor_id: str) -> str:
+        raise ValueError("no such vendor")
+
+    @server.tool()
+    def refuse(vendor_id: str) -> str:
+        raise MCPError(code=INVALID_PARAMS, message="unknown vendor")
+
+    return server
+
+
+@pytest.fixture(autouse=True)
+def _sdk_spans_to_our_exporter(telemetry: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The SDK traces through the global provider: point it at the test's provider."""
+    reached.clear()
+    tracer = telemetry.tracer_provider.get_tracer("mcp-python-sdk")
+    monkeypatch.setattr(mcp_otel, "_tracer", tracer)
+
+
+async def test_a_tool_call_is_one_trace_client_tool_span_over_sdk_and_server_spans(
+    telemetry: Any,
+) -> None:
+    async with Client(make_server()) as client:
+        result = await client.call_tool("lookup_vendor", {"vendor_id": "v-1"})
+
+    assert result.is_error is False
+    assert result.content[0].text == "vendor v-1"  # type: ignore[union-attr]
+    (ours,) = spans_named(telemetry, "execute_tool lookup_vendor")
+    (served,) = spans_named(telemetry, "tools/call lookup_vendor")
+    assert attrs(ours)[sc.GEN_AI_TOOL_TYPE] == "extension"
+    assert attrs(ours)[sc.MCP_METHOD_NAME] == "tools/call"
+    assert isinstance(attrs(ours)[sc.MCP_PROTOCOL_VERSION], str)
+    assert ours.status.status_code is not StatusCode.ERROR
+    # The server's own span (the SDK's middleware) joins our trace, under our span.
+    assert served.kind is SpanKind.SERVER
+    assert served.parent is not None and served.parent.span_id == ours.context.span_id
+    assert served.context.trace_id == ours.context.trace_id
+
+
+async def test_a_tool_error_result_is_returned_unchanged_and_marks_the_span(
+    telemetry: Any,
+) -> None:
+    async with Client(make_server()) as client:
+        result = await client.call_tool("broken", {"vendor_id": "v-2"})
+
+    assert result.is_error is True
+    (ours,) = spans_named(telemetry, "execute_tool broken")
+    assert ours.status.status_code is StatusCode.ERROR
+    assert attrs(ours)[sc.ERROR_TYPE] == "tool_error"
+
+
+async def test_a_json_rpc_error_reaches_the_caller_unchanged(telemetry: Any) -> None:
+    async with Client(make_server()) as client:
+        session = client.session
+        with pytest.raises(MCPError) as raised:
+            await session.call_tool("refuse", {"vendor_id": "v-4"})
+
+    assert raised.value.error.code == INVALID_PARAMS
+    (ours,) = spans_named(telemetry, "execute_tool refuse")
+    assert ours.status.status_code is StatusCode.ERROR
+    assert attrs(ours)[sc.ERROR_TYPE] == error_type(raised.value)  # as for a local tool
+
+
+async def test_a_denied_call_never_reaches_the_server(telemetry: Any) -> None:
+    policy = Policy(
+        rules=(Rule("no-lookups", Verdict("deny"), Match(tool="lookup_vendor"), reason="no"),),
+        mode=Mode("enforce"),
+    )
+    otel_agents.instrument(
+        tracer_provider=telemetry.tracer_provider,
+        meter_provider=telemetry.meter_provider,
+        configure_sdk=False,
+        detectors=False,
+        policy=policy,
+    )
+    async with Client(make_server()) as client:
+        with pytest.raises(ToolCallDenied):
+            await client.call_tool("lookup_vendor", {"vendor_id": "v-3"})
+
+    assert reached == []
+    assert spans_named(telemetry, "tools/call lookup_vendor") == []
+    (ours,) = spans_named(telemetry, "execute_tool lookup_vendor")
+    assert attrs(ours)[sc.POLICY_VERDICT] == "deny"
+
+
+async def test_concurrent_calls_on_one_session_keep_their_own_spans(telemetry: Any) -> None:
+    ids = [f"v-{n}" for n in range(8)]
+    async with Client(make_server()) as client:
+        results = await asyncio.gather(
+            *(client.call_tool("lookup_vendor", {"vendor_id": i}) for i in ids)
+        )
+
+    assert [r.content[0].text for r in results] == [f"vendor {i}" for i in ids]  # type: ignore[union-attr]
+    ours = {s.context.span_id: s for s in spans_named(telemetry, "execute_tool lookup_vendor")}
+    served = spans_named(telemetry, "tools/call lookup_vendor")
+    assert len(ours) == len(served) == len(ids)
+    # Each server span under its own call's span: no cross-talk between the calls.
+    assert {s.parent.span_id for s in served} == set(ours)
+    for span in served:
+        arguments = ours[span.parent.span_id]
+        assert arguments.context.trace_id == span.context.trace_id
+
+
+async def test_uninstrumented_calls_record_nothing(telemetry: Any) -> None:
+    otel_agents.uninstrument()
+    async with Client(make_server()) as client:
+        result = await client.call_tool("lookup_vendor", {"vendor_id": "v-9"})
+
+    assert result.content[0].text == "vendor v-9"  # type: ignore[union-attr]
+    assert spans_named(telemetry, "execute_tool lookup_vendor") == []
