@@ -9,10 +9,18 @@ and the W3C context the SDK injects into `params._meta` names our trace: the ser
 joins it. A result with `isError: true` ends the span in error (`error.type` `tool_error`)
 and is returned unchanged; an exception (JSON-RPC error, timeout, closed transport) is
 recorded and re-raised unchanged.
+
+`ClientSession.list_tools` results are kept per session: a listed tool's `inputSchema`
+becomes its contract (the gate checks the arguments, `input_violation`), its annotations
+its policy facts: `readOnlyHint` / `destructiveHint` give `reversible`, `openWorldHint`
+the impact scope `open_world`, and `mcp:read_only` / `mcp:destructive` / `mcp:idempotent`
+/ `mcp:open_world` tags, so that a policy can match them. The `outputSchema` is left to the
+SDK, which validates `structuredContent` against it itself.
 """
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
 from types import ModuleType
 from typing import Any
@@ -24,14 +32,19 @@ from otel_agents.adapters.kit import Patcher
 from otel_agents.core import handler
 from otel_agents.core.invocation import Invocation
 from otel_agents.core.tool import ToolInvocation, ToolSpec
+from otel_agents.policy.contracts import ToolContract
 from otel_agents.runtime import report_internal_error
 
 # What `gen_ai.tool.type` calls a tool that runs outside the agent's process.
 MCP_TOOL_TYPE = "extension"
 TOOL_ERROR = "tool_error"
 
+OPEN_WORLD_SCOPE = "open_world"
+
 _patcher = Patcher()
 _state = {"active": False}
+# session -> {tool name: spec} from its last tools/list (weak: dies with the session)
+_listed: weakref.WeakKeyDictionary[Any, dict[str, ToolSpec]] = weakref.WeakKeyDictionary()
 
 
 def patch(client_module: ModuleType | None = None) -> None:
@@ -39,6 +52,7 @@ def patch(client_module: ModuleType | None = None) -> None:
 
     _state["active"] = True
     _patcher.wrap(ClientSession, "call_tool", _call_tool)
+    _patcher.wrap(ClientSession, "list_tools", _list_tools)
 
 
 def unpatch() -> None:
@@ -54,7 +68,7 @@ async def _call_tool(
     name, arguments = _name_and_arguments(args, kwargs)
     if name is None:
         return await wrapped(*args, **kwargs)
-    tool = handler.start_tool(ToolSpec(name=name, tool_type=MCP_TOOL_TYPE), arguments)
+    tool = handler.start_tool(_spec(session, name), arguments)
     token = _enter(tool, session)
     try:
         result = await wrapped(*args, **kwargs)
@@ -94,3 +108,67 @@ def _finish(tool: ToolInvocation, result: Any) -> None:
     except Exception as exc:
         report_internal_error("mcp tool result", exc)
     handler.stop_tool(tool, result)
+
+
+async def _list_tools(
+    wrapped: Callable[..., Any], session: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Any:
+    result = await wrapped(*args, **kwargs)
+    if _state["active"]:
+        try:
+            specs = _listed.setdefault(session, {})
+            for listed in getattr(result, "tools", None) or ():
+                specs[listed.name] = spec_of(listed)
+        except Exception as exc:
+            report_internal_error("mcp tools/list", exc)
+    return result
+
+
+def _spec(session: Any, name: str) -> ToolSpec:
+    try:
+        listed = _listed.get(session)
+        if listed is not None and name in listed:
+            return listed[name]
+    except Exception as exc:
+        report_internal_error("mcp tool spec", exc)
+    return ToolSpec(name=name, tool_type=MCP_TOOL_TYPE)
+
+
+def spec_of(listed: Any) -> ToolSpec:
+    """A listed MCP tool as a `ToolSpec`: its input schema as contract, its hints as facts."""
+    hints = listed.annotations
+    read_only = hints is not None and hints.read_only_hint is True
+    destructive = None if hints is None or read_only else hints.destructive_hint
+    open_world = hints is not None and hints.open_world_hint is True
+    tags = [
+        tag
+        for tag, present in (
+            ("mcp:read_only", read_only),
+            ("mcp:destructive", destructive is True),
+            ("mcp:idempotent", hints is not None and hints.idempotent_hint is True),
+            ("mcp:open_world", open_world),
+        )
+        if present
+    ]
+    reversible = True if read_only else (None if destructive is None else not destructive)
+    return ToolSpec(
+        name=listed.name,
+        description=listed.description,
+        tool_type=MCP_TOOL_TYPE,
+        tags=tuple(tags),
+        reversible=reversible,
+        impact_scope=OPEN_WORLD_SCOPE if open_world else None,
+        options=_contract_options(listed.input_schema),
+    )
+
+
+def _contract_options(input_schema: Any) -> dict[str, Any]:
+    """The input schema as the tool's contract; none when it cannot be compiled (no
+    jsonschema installed, a schema it rejects): the call is then recorded without one."""
+    if not isinstance(input_schema, dict) or not input_schema:
+        return {}
+    try:
+        return {"contract": ToolContract(input=input_schema)}
+    except Exception as exc:
+        report_internal_error("mcp tool contract", exc)
+        return {}

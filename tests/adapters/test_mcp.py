@@ -12,7 +12,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 import otel_agents
 from otel_agents import semconv as sc
 from otel_agents.core.common import error_type
-from otel_agents.errors import ToolCallDenied
+from otel_agents.errors import ContractViolation, ToolCallDenied
 from otel_agents.policy import Match, Mode, Policy, Rule, Verdict
 
 mcp = pytest.importorskip("mcp")
@@ -20,7 +20,7 @@ from mcp import Client  # noqa: E402
 from mcp.server.mcpserver import MCPServer  # noqa: E402
 from mcp.shared import _otel as mcp_otel  # noqa: E402
 from mcp.shared.exceptions import MCPError  # noqa: E402
-from mcp_types import INVALID_PARAMS  # noqa: E402
+from mcp_types import INVALID_PARAMS, ToolAnnotations  # noqa: E402
 
 reached: list[str] = []
 
@@ -45,6 +45,11 @@ def make_server() -> MCPServer:
     @server.tool()
     def broken(vendor_id: str) -> str:
         raise ValueError("no such vendor")
+
+    @server.tool(annotations=ToolAnnotations(read_only_hint=False, destructive_hint=True))
+    def close_vendor(vendor_id: str) -> str:
+        reached.append(vendor_id)
+        return f"closed {vendor_id}"
 
     @server.tool()
     def refuse(vendor_id: str) -> str:
@@ -152,3 +157,53 @@ async def test_uninstrumented_calls_record_nothing(telemetry: Any) -> None:
 
     assert result.content[0].text == "vendor v-9"  # type: ignore[union-attr]
     assert spans_named(telemetry, "execute_tool lookup_vendor") == []
+
+
+def reinstrument(telemetry: Any, **options: Any) -> None:
+    otel_agents.instrument(
+        tracer_provider=telemetry.tracer_provider,
+        meter_provider=telemetry.meter_provider,
+        configure_sdk=False,
+        detectors=False,
+        **options,
+    )
+
+
+async def test_listed_hints_feed_the_policy(telemetry: Any) -> None:
+    irreversible = Rule("no-irreversible", Verdict("deny"), Match(reversible=False), reason="no")
+    reinstrument(telemetry, policy=Policy(rules=(irreversible,), mode=Mode("enforce")))
+    async with Client(make_server()) as client:
+        await client.list_tools()
+        with pytest.raises(ToolCallDenied):
+            await client.call_tool("close_vendor", {"vendor_id": "v-5"})
+        await client.call_tool("lookup_vendor", {"vendor_id": "v-6"})  # no hint: allowed
+
+    assert reached == ["v-6"]
+    (denied,) = spans_named(telemetry, "execute_tool close_vendor")
+    assert attrs(denied)[sc.TOOL_REVERSIBLE] is False
+    assert attrs(denied)[sc.TOOL_TAGS] == ("mcp:destructive",)
+
+
+async def test_the_listed_input_schema_is_the_contract(telemetry: Any) -> None:
+    reinstrument(telemetry, policy_mode="enforce")
+    async with Client(make_server()) as client:
+        await client.list_tools()
+        with pytest.raises(ContractViolation):
+            await client.call_tool("lookup_vendor", {"vendor_id": 7})
+        result = await client.call_tool("lookup_vendor", {"vendor_id": "v-7"})
+
+    assert result.content[0].text == "vendor v-7"  # type: ignore[union-attr]
+    assert reached == ["v-7"]  # the bad call never reached the server
+    bad, good = spans_named(telemetry, "execute_tool lookup_vendor")
+    assert attrs(bad)[sc.CONTRACT_STATUS] == "input_violation"
+    assert attrs(bad)[sc.GEN_AI_TOOL_DESCRIPTION] == "Find a vendor by id."
+    assert attrs(good)[sc.CONTRACT_STATUS] == "passed"
+
+
+async def test_without_a_listing_the_call_has_no_contract(telemetry: Any) -> None:
+    reinstrument(telemetry, policy_mode="enforce")
+    async with Client(make_server()) as client:
+        await client.call_tool("lookup_vendor", {"vendor_id": "v-8"})
+
+    (span,) = spans_named(telemetry, "execute_tool lookup_vendor")
+    assert sc.CONTRACT_STATUS not in attrs(span)
