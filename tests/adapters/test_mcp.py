@@ -4,6 +4,8 @@ streams, the real OpenTelemetry SDK with in-memory exporters."""
 from __future__ import annotations
 
 import asyncio
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,7 +18,7 @@ from otel_agents.errors import ContractViolation, ToolCallDenied
 from otel_agents.policy import Match, Mode, Policy, Rule, Verdict
 
 mcp = pytest.importorskip("mcp")
-from mcp import Client  # noqa: E402
+from mcp import Client, StdioServerParameters  # noqa: E402
 from mcp.server.mcpserver import MCPServer  # noqa: E402
 from mcp.shared import _otel as mcp_otel  # noqa: E402
 from mcp.shared.exceptions import MCPError  # noqa: E402
@@ -207,3 +209,19 @@ async def test_without_a_listing_the_call_has_no_contract(telemetry: Any) -> Non
 
     (span,) = spans_named(telemetry, "execute_tool lookup_vendor")
     assert sc.CONTRACT_STATUS not in attrs(span)
+
+
+async def test_over_stdio_the_server_in_another_process_joins_our_trace(telemetry: Any) -> None:
+    script = Path(__file__).with_name("mcp_stdio_server.py")
+    params = StdioServerParameters(command=sys.executable, args=[str(script)])
+    async with Client(params) as client:
+        result = await client.call_tool("where_am_i", {})
+
+    trace_id, parent_id = result.content[0].text.split()  # type: ignore[union-attr]
+    (ours,) = spans_named(telemetry, "execute_tool where_am_i")
+    (sent,) = spans_named(telemetry, "MCP send tools/call where_am_i")
+    # The SDK's client span nests under ours; the server's span under the SDK's.
+    assert sent.parent is not None and sent.parent.span_id == ours.context.span_id
+    assert trace_id == f"{ours.context.trace_id:032x}"
+    assert parent_id == f"{sent.context.span_id:016x}"
+    assert len([s for s in telemetry.spans() if s.name.startswith("execute_tool")]) == 1
