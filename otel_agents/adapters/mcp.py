@@ -16,6 +16,11 @@ its policy facts: `readOnlyHint` / `destructiveHint` give `reversible`, `openWor
 the impact scope `open_world`, and `mcp:read_only` / `mcp:destructive` / `mcp:idempotent`
 / `mcp:open_world` tags, so that a policy can match them. The `outputSchema` is left to the
 SDK, which validates `structuredContent` against it itself.
+
+Server side (`MCPServer`): each tool run (`mcpserver` `Tool.run`) is an `execute_tool`
+span of its own under the SDK's `tools/call` SERVER span (which joined the client's trace),
+through the same gate with the server's policy, the tool's declared schema and hints: a
+call the server's policy stops never runs, and the client gets an `isError` result.
 """
 
 from __future__ import annotations
@@ -38,6 +43,8 @@ from otel_agents.runtime import report_internal_error
 # What `gen_ai.tool.type` calls a tool that runs outside the agent's process.
 MCP_TOOL_TYPE = "extension"
 TOOL_ERROR = "tool_error"
+# What the server runs is a function of its own.
+SERVER_TOOL_TYPE = "function"
 
 OPEN_WORLD_SCOPE = "open_world"
 
@@ -53,6 +60,9 @@ def patch(client_module: ModuleType | None = None) -> None:
     _state["active"] = True
     _patcher.wrap(ClientSession, "call_tool", _call_tool)
     _patcher.wrap(ClientSession, "list_tools", _list_tools)
+    from mcp.server.mcpserver.tools.base import Tool
+
+    _patcher.wrap(Tool, "run", _run_tool)
 
 
 def unpatch() -> None:
@@ -70,6 +80,16 @@ async def _call_tool(
         return await wrapped(*args, **kwargs)
     tool = handler.start_tool(_spec(session, name), arguments)
     token = _enter(tool, session)
+    return await _run_recorded(tool, token, wrapped, args, kwargs)
+
+
+async def _run_recorded(
+    tool: ToolInvocation,
+    token: object | None,
+    wrapped: Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> Any:
     try:
         result = await wrapped(*args, **kwargs)
     except BaseException as exc:
@@ -79,6 +99,41 @@ async def _call_tool(
     Invocation.stop_current(token)
     _finish(tool, result)
     return result
+
+
+async def _run_tool(
+    wrapped: Callable[..., Any], server_tool: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Any:
+    """The server runs one of its tools: the server's own `execute_tool` span and verdict."""
+    if not _state["active"]:
+        return await wrapped(*args, **kwargs)
+    arguments = args[0] if args else kwargs.get("arguments")
+    try:
+        spec = _server_spec(server_tool)
+    except Exception as exc:
+        report_internal_error("mcp server tool spec", exc)
+        return await wrapped(*args, **kwargs)
+    tool = handler.start_tool(spec, arguments)
+    token = _make_current(tool)
+    return await _run_recorded(tool, token, wrapped, args, kwargs)
+
+
+def _server_spec(server_tool: Any) -> ToolSpec:
+    return tool_spec(
+        server_tool.name,
+        server_tool.description,
+        server_tool.annotations,
+        server_tool.parameters,
+        tool_type=SERVER_TOOL_TYPE,
+    )
+
+
+def _make_current(tool: ToolInvocation) -> object | None:
+    try:
+        return tool.make_current()
+    except Exception as exc:
+        report_internal_error("mcp tool context", exc)
+        return None
 
 
 def _name_and_arguments(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[str | None, Any]:
@@ -136,7 +191,17 @@ def _spec(session: Any, name: str) -> ToolSpec:
 
 def spec_of(listed: Any) -> ToolSpec:
     """A listed MCP tool as a `ToolSpec`: its input schema as contract, its hints as facts."""
-    hints = listed.annotations
+    return tool_spec(listed.name, listed.description, listed.annotations, listed.input_schema)
+
+
+def tool_spec(
+    name: str,
+    description: str | None,
+    hints: Any,
+    input_schema: Any,
+    tool_type: str = MCP_TOOL_TYPE,
+) -> ToolSpec:
+    """An MCP tool's `ToolSpec`: its input schema as contract, its hints as facts."""
     read_only = hints is not None and hints.read_only_hint is True
     destructive = None if hints is None or read_only else hints.destructive_hint
     open_world = hints is not None and hints.open_world_hint is True
@@ -152,13 +217,13 @@ def spec_of(listed: Any) -> ToolSpec:
     ]
     reversible = True if read_only else (None if destructive is None else not destructive)
     return ToolSpec(
-        name=listed.name,
-        description=listed.description,
-        tool_type=MCP_TOOL_TYPE,
+        name=name,
+        description=description or None,
+        tool_type=tool_type,
         tags=tuple(tags),
         reversible=reversible,
         impact_scope=OPEN_WORLD_SCOPE if open_world else None,
-        options=_contract_options(listed.input_schema),
+        options=_contract_options(input_schema),
     )
 
 

@@ -35,6 +35,18 @@ def spans_named(telemetry: Any, name: str) -> list[Any]:
     return [span for span in telemetry.spans() if span.name == name]
 
 
+def client_spans(telemetry: Any, tool: str) -> list[Any]:
+    """Our client-side `execute_tool` spans (an MCP tool is an `extension` to the agent)."""
+    spans = spans_named(telemetry, f"execute_tool {tool}")
+    return [span for span in spans if attrs(span)[sc.GEN_AI_TOOL_TYPE] == "extension"]
+
+
+def server_spans(telemetry: Any, tool: str) -> list[Any]:
+    """Our server-side `execute_tool` spans (the server runs a function of its own)."""
+    spans = spans_named(telemetry, f"execute_tool {tool}")
+    return [span for span in spans if attrs(span)[sc.GEN_AI_TOOL_TYPE] == "function"]
+
+
 def make_server() -> MCPServer:
     server = MCPServer("vendors")
 
@@ -76,7 +88,7 @@ async def test_a_tool_call_is_one_trace_client_tool_span_over_sdk_and_server_spa
 
     assert result.is_error is False
     assert result.content[0].text == "vendor v-1"  # type: ignore[union-attr]
-    (ours,) = spans_named(telemetry, "execute_tool lookup_vendor")
+    (ours,) = client_spans(telemetry, "lookup_vendor")
     (served,) = spans_named(telemetry, "tools/call lookup_vendor")
     assert attrs(ours)[sc.GEN_AI_TOOL_TYPE] == "extension"
     assert attrs(ours)[sc.MCP_METHOD_NAME] == "tools/call"
@@ -95,7 +107,7 @@ async def test_a_tool_error_result_is_returned_unchanged_and_marks_the_span(
         result = await client.call_tool("broken", {"vendor_id": "v-2"})
 
     assert result.is_error is True
-    (ours,) = spans_named(telemetry, "execute_tool broken")
+    (ours,) = client_spans(telemetry, "broken")
     assert ours.status.status_code is StatusCode.ERROR
     assert attrs(ours)[sc.ERROR_TYPE] == "tool_error"
 
@@ -107,7 +119,7 @@ async def test_a_json_rpc_error_reaches_the_caller_unchanged(telemetry: Any) -> 
             await session.call_tool("refuse", {"vendor_id": "v-4"})
 
     assert raised.value.error.code == INVALID_PARAMS
-    (ours,) = spans_named(telemetry, "execute_tool refuse")
+    (ours,) = client_spans(telemetry, "refuse")
     assert ours.status.status_code is StatusCode.ERROR
     assert attrs(ours)[sc.ERROR_TYPE] == error_type(raised.value)  # as for a local tool
 
@@ -130,7 +142,7 @@ async def test_a_denied_call_never_reaches_the_server(telemetry: Any) -> None:
 
     assert reached == []
     assert spans_named(telemetry, "tools/call lookup_vendor") == []
-    (ours,) = spans_named(telemetry, "execute_tool lookup_vendor")
+    (ours,) = client_spans(telemetry, "lookup_vendor")
     assert attrs(ours)[sc.POLICY_VERDICT] == "deny"
 
 
@@ -142,7 +154,7 @@ async def test_concurrent_calls_on_one_session_keep_their_own_spans(telemetry: A
         )
 
     assert [r.content[0].text for r in results] == [f"vendor {i}" for i in ids]  # type: ignore[union-attr]
-    ours = {s.context.span_id: s for s in spans_named(telemetry, "execute_tool lookup_vendor")}
+    ours = {s.context.span_id: s for s in client_spans(telemetry, "lookup_vendor")}
     served = spans_named(telemetry, "tools/call lookup_vendor")
     assert len(ours) == len(served) == len(ids)
     # Each server span under its own call's span: no cross-talk between the calls.
@@ -158,7 +170,7 @@ async def test_uninstrumented_calls_record_nothing(telemetry: Any) -> None:
         result = await client.call_tool("lookup_vendor", {"vendor_id": "v-9"})
 
     assert result.content[0].text == "vendor v-9"  # type: ignore[union-attr]
-    assert spans_named(telemetry, "execute_tool lookup_vendor") == []
+    assert client_spans(telemetry, "lookup_vendor") == []
 
 
 def reinstrument(telemetry: Any, **options: Any) -> None:
@@ -181,7 +193,7 @@ async def test_listed_hints_feed_the_policy(telemetry: Any) -> None:
         await client.call_tool("lookup_vendor", {"vendor_id": "v-6"})  # no hint: allowed
 
     assert reached == ["v-6"]
-    (denied,) = spans_named(telemetry, "execute_tool close_vendor")
+    (denied,) = client_spans(telemetry, "close_vendor")
     assert attrs(denied)[sc.TOOL_REVERSIBLE] is False
     assert attrs(denied)[sc.TOOL_TAGS] == ("mcp:destructive",)
 
@@ -196,7 +208,7 @@ async def test_the_listed_input_schema_is_the_contract(telemetry: Any) -> None:
 
     assert result.content[0].text == "vendor v-7"  # type: ignore[union-attr]
     assert reached == ["v-7"]  # the bad call never reached the server
-    bad, good = spans_named(telemetry, "execute_tool lookup_vendor")
+    bad, good = client_spans(telemetry, "lookup_vendor")
     assert attrs(bad)[sc.CONTRACT_STATUS] == "input_violation"
     assert attrs(bad)[sc.GEN_AI_TOOL_DESCRIPTION] == "Find a vendor by id."
     assert attrs(good)[sc.CONTRACT_STATUS] == "passed"
@@ -207,7 +219,7 @@ async def test_without_a_listing_the_call_has_no_contract(telemetry: Any) -> Non
     async with Client(make_server()) as client:
         await client.call_tool("lookup_vendor", {"vendor_id": "v-8"})
 
-    (span,) = spans_named(telemetry, "execute_tool lookup_vendor")
+    (span,) = client_spans(telemetry, "lookup_vendor")
     assert sc.CONTRACT_STATUS not in attrs(span)
 
 
@@ -218,10 +230,40 @@ async def test_over_stdio_the_server_in_another_process_joins_our_trace(telemetr
         result = await client.call_tool("where_am_i", {})
 
     trace_id, parent_id = result.content[0].text.split()  # type: ignore[union-attr]
-    (ours,) = spans_named(telemetry, "execute_tool where_am_i")
+    (ours,) = client_spans(telemetry, "where_am_i")
     (sent,) = spans_named(telemetry, "MCP send tools/call where_am_i")
     # The SDK's client span nests under ours; the server's span under the SDK's.
     assert sent.parent is not None and sent.parent.span_id == ours.context.span_id
     assert trace_id == f"{ours.context.trace_id:032x}"
     assert parent_id == f"{sent.context.span_id:016x}"
     assert len([s for s in telemetry.spans() if s.name.startswith("execute_tool")]) == 1
+
+
+async def test_the_server_records_its_own_tool_span_under_its_sdk_span(telemetry: Any) -> None:
+    async with Client(make_server()) as client:
+        await client.call_tool("lookup_vendor", {"vendor_id": "v-10"})
+
+    (ours,) = client_spans(telemetry, "lookup_vendor")
+    (served,) = spans_named(telemetry, "tools/call lookup_vendor")
+    (ran,) = server_spans(telemetry, "lookup_vendor")
+    assert served.parent.span_id == ours.context.span_id
+    assert ran.parent is not None and ran.parent.span_id == served.context.span_id
+    assert ran.context.trace_id == ours.context.trace_id
+    assert attrs(ran)[sc.GEN_AI_TOOL_DESCRIPTION] == "Find a vendor by id."
+
+
+async def test_the_servers_policy_stops_a_call_the_client_let_through(telemetry: Any) -> None:
+    # The client never listed the tools, so it knows no hints; the server knows its own.
+    destructive = Rule("no-destructive", Verdict("deny"), Match(tags=("mcp:destructive",)))
+    reinstrument(telemetry, policy=Policy(rules=(destructive,), mode=Mode("enforce")))
+    async with Client(make_server()) as client:
+        result = await client.call_tool("close_vendor", {"vendor_id": "v-11"})
+
+    assert result.is_error is True
+    assert reached == []
+    (ours,) = client_spans(telemetry, "close_vendor")
+    (ran,) = server_spans(telemetry, "close_vendor")
+    assert attrs(ours)[sc.POLICY_VERDICT] == "allow"
+    assert attrs(ran)[sc.POLICY_VERDICT] == "deny"
+    assert attrs(ran)[sc.TOOL_REVERSIBLE] is False
+    assert attrs(ours)[sc.ERROR_TYPE] == "tool_error"
