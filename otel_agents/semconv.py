@@ -431,6 +431,15 @@ GEN_AI_WORKFLOW_NAME: Final = "gen_ai.workflow.name"
 HTTP_REQUEST_RESEND_COUNT: Final = "http.request.resend_count"
 """How many times an HTTP request was re-sent (retries, redirects). Type: int."""
 
+# mcp.method
+MCP_METHOD_NAME: Final = "mcp.method.name"
+"""The name of the request or notification method. Values: `McpMethodNameValues`. Type: string enum.
+"""
+
+# mcp.protocol
+MCP_PROTOCOL_VERSION: Final = "mcp.protocol.version"
+"""The version of the Model Context Protocol used. Type: string."""
+
 # openai.request
 OPENAI_REQUEST_SERVICE_TIER: Final = "openai.request.service_tier"
 """The service tier the request asked for (`auto`, `default`, `flex`, `priority`). Type: string."""
@@ -548,6 +557,13 @@ class GenAiTokenTypeValues:
 
     OUTPUT: Final = "output"
     """Output (completion) tokens."""
+
+
+class McpMethodNameValues:
+    """Values of `mcp.method.name`."""
+
+    TOOLS_CALL: Final = "tools/call"
+    """Request to call a tool."""
 
 
 # -- metrics --------------------------------------------------------------------------------

@@ -267,6 +267,25 @@ def _framework_calls() -> None:
     agents_names_run()
 
 
+def _mcp_calls() -> None:
+    """An MCP tool call, client and server side (over the SDK's in-memory connection)."""
+    from mcp import Client
+    from mcp.server.mcpserver import MCPServer
+
+    server = MCPServer("names")
+
+    @server.tool()
+    def echo_back(text: str) -> str:
+        return text
+
+    async def run() -> None:
+        async with Client(server) as client:
+            await client.list_tools()
+            await client.call_tool("echo_back", {"text": "hi"})
+
+    asyncio.run(run())
+
+
 @pytest.fixture(scope="module")
 def emitted() -> Iterator[list[Signal]]:
     pytest.importorskip("anthropic")
@@ -286,6 +305,7 @@ def emitted() -> Iterator[list[Signal]]:
             _client_calls()
             _core_api_calls()
             _framework_calls()
+            _mcp_calls()
             yield _collect(telemetry, Conventions())
 
 

@@ -43,6 +43,7 @@ ADAPTERS: tuple[Adapter, ...] = (
     Adapter("google_genai", "google.genai", "otel_agents.adapters.google_genai"),
     Adapter("bedrock", "botocore.client", "otel_agents.adapters.bedrock"),
     Adapter("openai_agents", "agents", "otel_agents.integrations.openai_agents"),
+    Adapter("mcp", "mcp", "otel_agents.adapters.mcp"),
 )
 
 _lock = threading.Lock()

@@ -1,0 +1,269 @@
+"""The MCP adapter against the real `mcp` SDK: a real server and client over in-memory
+streams, the real OpenTelemetry SDK with in-memory exporters."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from opentelemetry.trace import SpanKind, StatusCode
+
+import otel_agents
+from otel_agents import semconv as sc
+from otel_agents.core.common import error_type
+from otel_agents.errors import ContractViolation, ToolCallDenied
+from otel_agents.policy import Match, Mode, Policy, Rule, Verdict
+
+mcp = pytest.importorskip("mcp")
+from mcp import Client, StdioServerParameters  # noqa: E402
+from mcp.server.mcpserver import MCPServer  # noqa: E402
+from mcp.shared import _otel as mcp_otel  # noqa: E402
+from mcp.shared.exceptions import MCPError  # noqa: E402
+from mcp_types import INVALID_PARAMS, ToolAnnotations  # noqa: E402
+
+reached: list[str] = []
+
+
+def attrs(span: Any) -> dict[str, Any]:
+    return dict(span.attributes or {})
+
+
+def spans_named(telemetry: Any, name: str) -> list[Any]:
+    return [span for span in telemetry.spans() if span.name == name]
+
+
+def client_spans(telemetry: Any, tool: str) -> list[Any]:
+    """Our client-side `execute_tool` spans (an MCP tool is an `extension` to the agent)."""
+    spans = spans_named(telemetry, f"execute_tool {tool}")
+    return [span for span in spans if attrs(span)[sc.GEN_AI_TOOL_TYPE] == "extension"]
+
+
+def server_spans(telemetry: Any, tool: str) -> list[Any]:
+    """Our server-side `execute_tool` spans (the server runs a function of its own)."""
+    spans = spans_named(telemetry, f"execute_tool {tool}")
+    return [span for span in spans if attrs(span)[sc.GEN_AI_TOOL_TYPE] == "function"]
+
+
+def make_server() -> MCPServer:
+    server = MCPServer("vendors")
+
+    @server.tool()
+    def lookup_vendor(vendor_id: str) -> str:
+        """Find a vendor by id."""
+        reached.append(vendor_id)
+        return f"vendor {vendor_id}"
+
+    @server.tool()
+    def broken(vendor_id: str) -> str:
+        raise ValueError("no such vendor")
+
+    @server.tool(annotations=ToolAnnotations(read_only_hint=False, destructive_hint=True))
+    def close_vendor(vendor_id: str) -> str:
+        reached.append(vendor_id)
+        return f"closed {vendor_id}"
+
+    @server.tool()
+    def refuse(vendor_id: str) -> str:
+        raise MCPError(code=INVALID_PARAMS, message="unknown vendor")
+
+    return server
+
+
+@pytest.fixture(autouse=True)
+def _sdk_spans_to_our_exporter(telemetry: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The SDK traces through the global provider: point it at the test's provider."""
+    reached.clear()
+    tracer = telemetry.tracer_provider.get_tracer("mcp-python-sdk")
+    monkeypatch.setattr(mcp_otel, "_tracer", tracer)
+
+
+async def test_a_tool_call_is_one_trace_client_tool_span_over_sdk_and_server_spans(
+    telemetry: Any,
+) -> None:
+    async with Client(make_server()) as client:
+        result = await client.call_tool("lookup_vendor", {"vendor_id": "v-1"})
+
+    assert result.is_error is False
+    assert result.content[0].text == "vendor v-1"  # type: ignore[union-attr]
+    (ours,) = client_spans(telemetry, "lookup_vendor")
+    (served,) = spans_named(telemetry, "tools/call lookup_vendor")
+    assert attrs(ours)[sc.GEN_AI_TOOL_TYPE] == "extension"
+    assert attrs(ours)[sc.MCP_METHOD_NAME] == "tools/call"
+    assert isinstance(attrs(ours)[sc.MCP_PROTOCOL_VERSION], str)
+    assert ours.status.status_code is not StatusCode.ERROR
+    # The server's own span (the SDK's middleware) joins our trace, under our span.
+    assert served.kind is SpanKind.SERVER
+    assert served.parent is not None and served.parent.span_id == ours.context.span_id
+    assert served.context.trace_id == ours.context.trace_id
+
+
+async def test_a_tool_error_result_is_returned_unchanged_and_marks_the_span(
+    telemetry: Any,
+) -> None:
+    async with Client(make_server()) as client:
+        result = await client.call_tool("broken", {"vendor_id": "v-2"})
+
+    assert result.is_error is True
+    (ours,) = client_spans(telemetry, "broken")
+    assert ours.status.status_code is StatusCode.ERROR
+    assert attrs(ours)[sc.ERROR_TYPE] == "tool_error"
+
+
+async def test_a_json_rpc_error_reaches_the_caller_unchanged(telemetry: Any) -> None:
+    async with Client(make_server()) as client:
+        session = client.session
+        with pytest.raises(MCPError) as raised:
+            await session.call_tool("refuse", {"vendor_id": "v-4"})
+
+    assert raised.value.error.code == INVALID_PARAMS
+    (ours,) = client_spans(telemetry, "refuse")
+    assert ours.status.status_code is StatusCode.ERROR
+    assert attrs(ours)[sc.ERROR_TYPE] == error_type(raised.value)  # as for a local tool
+
+
+async def test_a_denied_call_never_reaches_the_server(telemetry: Any) -> None:
+    policy = Policy(
+        rules=(Rule("no-lookups", Verdict("deny"), Match(tool="lookup_vendor"), reason="no"),),
+        mode=Mode("enforce"),
+    )
+    otel_agents.instrument(
+        tracer_provider=telemetry.tracer_provider,
+        meter_provider=telemetry.meter_provider,
+        configure_sdk=False,
+        detectors=False,
+        policy=policy,
+    )
+    async with Client(make_server()) as client:
+        with pytest.raises(ToolCallDenied):
+            await client.call_tool("lookup_vendor", {"vendor_id": "v-3"})
+
+    assert reached == []
+    assert spans_named(telemetry, "tools/call lookup_vendor") == []
+    (ours,) = client_spans(telemetry, "lookup_vendor")
+    assert attrs(ours)[sc.POLICY_VERDICT] == "deny"
+
+
+async def test_concurrent_calls_on_one_session_keep_their_own_spans(telemetry: Any) -> None:
+    ids = [f"v-{n}" for n in range(8)]
+    async with Client(make_server()) as client:
+        results = await asyncio.gather(
+            *(client.call_tool("lookup_vendor", {"vendor_id": i}) for i in ids)
+        )
+
+    assert [r.content[0].text for r in results] == [f"vendor {i}" for i in ids]  # type: ignore[union-attr]
+    ours = {s.context.span_id: s for s in client_spans(telemetry, "lookup_vendor")}
+    served = spans_named(telemetry, "tools/call lookup_vendor")
+    assert len(ours) == len(served) == len(ids)
+    # Each server span under its own call's span: no cross-talk between the calls.
+    assert {s.parent.span_id for s in served} == set(ours)
+    for span in served:
+        arguments = ours[span.parent.span_id]
+        assert arguments.context.trace_id == span.context.trace_id
+
+
+async def test_uninstrumented_calls_record_nothing(telemetry: Any) -> None:
+    otel_agents.uninstrument()
+    async with Client(make_server()) as client:
+        result = await client.call_tool("lookup_vendor", {"vendor_id": "v-9"})
+
+    assert result.content[0].text == "vendor v-9"  # type: ignore[union-attr]
+    assert client_spans(telemetry, "lookup_vendor") == []
+
+
+def reinstrument(telemetry: Any, **options: Any) -> None:
+    otel_agents.instrument(
+        tracer_provider=telemetry.tracer_provider,
+        meter_provider=telemetry.meter_provider,
+        configure_sdk=False,
+        detectors=False,
+        **options,
+    )
+
+
+async def test_listed_hints_feed_the_policy(telemetry: Any) -> None:
+    irreversible = Rule("no-irreversible", Verdict("deny"), Match(reversible=False), reason="no")
+    reinstrument(telemetry, policy=Policy(rules=(irreversible,), mode=Mode("enforce")))
+    async with Client(make_server()) as client:
+        await client.list_tools()
+        with pytest.raises(ToolCallDenied):
+            await client.call_tool("close_vendor", {"vendor_id": "v-5"})
+        await client.call_tool("lookup_vendor", {"vendor_id": "v-6"})  # no hint: allowed
+
+    assert reached == ["v-6"]
+    (denied,) = client_spans(telemetry, "close_vendor")
+    assert attrs(denied)[sc.TOOL_REVERSIBLE] is False
+    assert attrs(denied)[sc.TOOL_TAGS] == ("mcp:destructive",)
+
+
+async def test_the_listed_input_schema_is_the_contract(telemetry: Any) -> None:
+    reinstrument(telemetry, policy_mode="enforce")
+    async with Client(make_server()) as client:
+        await client.list_tools()
+        with pytest.raises(ContractViolation):
+            await client.call_tool("lookup_vendor", {"vendor_id": 7})
+        result = await client.call_tool("lookup_vendor", {"vendor_id": "v-7"})
+
+    assert result.content[0].text == "vendor v-7"  # type: ignore[union-attr]
+    assert reached == ["v-7"]  # the bad call never reached the server
+    bad, good = client_spans(telemetry, "lookup_vendor")
+    assert attrs(bad)[sc.CONTRACT_STATUS] == "input_violation"
+    assert attrs(bad)[sc.GEN_AI_TOOL_DESCRIPTION] == "Find a vendor by id."
+    assert attrs(good)[sc.CONTRACT_STATUS] == "passed"
+
+
+async def test_without_a_listing_the_call_has_no_contract(telemetry: Any) -> None:
+    reinstrument(telemetry, policy_mode="enforce")
+    async with Client(make_server()) as client:
+        await client.call_tool("lookup_vendor", {"vendor_id": "v-8"})
+
+    (span,) = client_spans(telemetry, "lookup_vendor")
+    assert sc.CONTRACT_STATUS not in attrs(span)
+
+
+async def test_over_stdio_the_server_in_another_process_joins_our_trace(telemetry: Any) -> None:
+    script = Path(__file__).with_name("mcp_stdio_server.py")
+    params = StdioServerParameters(command=sys.executable, args=[str(script)])
+    async with Client(params) as client:
+        result = await client.call_tool("where_am_i", {})
+
+    trace_id, parent_id = result.content[0].text.split()  # type: ignore[union-attr]
+    (ours,) = client_spans(telemetry, "where_am_i")
+    (sent,) = spans_named(telemetry, "MCP send tools/call where_am_i")
+    # The SDK's client span nests under ours; the server's span under the SDK's.
+    assert sent.parent is not None and sent.parent.span_id == ours.context.span_id
+    assert trace_id == f"{ours.context.trace_id:032x}"
+    assert parent_id == f"{sent.context.span_id:016x}"
+    assert len([s for s in telemetry.spans() if s.name.startswith("execute_tool")]) == 1
+
+
+async def test_the_server_records_its_own_tool_span_under_its_sdk_span(telemetry: Any) -> None:
+    async with Client(make_server()) as client:
+        await client.call_tool("lookup_vendor", {"vendor_id": "v-10"})
+
+    (ours,) = client_spans(telemetry, "lookup_vendor")
+    (served,) = spans_named(telemetry, "tools/call lookup_vendor")
+    (ran,) = server_spans(telemetry, "lookup_vendor")
+    assert served.parent.span_id == ours.context.span_id
+    assert ran.parent is not None and ran.parent.span_id == served.context.span_id
+    assert ran.context.trace_id == ours.context.trace_id
+    assert attrs(ran)[sc.GEN_AI_TOOL_DESCRIPTION] == "Find a vendor by id."
+
+
+async def test_the_servers_policy_stops_a_call_the_client_let_through(telemetry: Any) -> None:
+    # The client never listed the tools, so it knows no hints; the server knows its own.
+    destructive = Rule("no-destructive", Verdict("deny"), Match(tags=("mcp:destructive",)))
+    reinstrument(telemetry, policy=Policy(rules=(destructive,), mode=Mode("enforce")))
+    async with Client(make_server()) as client:
+        result = await client.call_tool("close_vendor", {"vendor_id": "v-11"})
+
+    assert result.is_error is True
+    assert reached == []
+    (ours,) = client_spans(telemetry, "close_vendor")
+    (ran,) = server_spans(telemetry, "close_vendor")
+    assert attrs(ours)[sc.POLICY_VERDICT] == "allow"
+    assert attrs(ran)[sc.POLICY_VERDICT] == "deny"
+    assert attrs(ran)[sc.TOOL_REVERSIBLE] is False
+    assert attrs(ours)[sc.ERROR_TYPE] == "tool_error"
