@@ -8,9 +8,10 @@ tuple and a `deque.append`), and the points are recorded into the real histogram
 before the SDK aggregates them: `collect` runs the callbacks of asynchronous instruments
 first, and ours (`otel_agents.metrics.deferred_points`) drains the queue there, on the
 metric reader's thread. Every point is recorded, with the same value and attributes. A
-point queued with its span (the duration histograms) gets an exemplar naming that span
-(the span's context is passed to `record`); the others get none, as an exemplar costs the
-SDK a reservoir offer per point.
+point queued with its span (the tool and agent duration histograms, whose span was current
+when they were recorded on the caller's thread) gets an exemplar naming that span (the
+span's context is passed to `record`); the others get none, as before: an exemplar costs
+the SDK a reservoir offer per point.
 
 The queue is bounded: past `MAX_PENDING` points (no reader collecting, or a slow one) the
 caller that fills it drains it, so memory stays bounded and no point is dropped.

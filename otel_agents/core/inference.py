@@ -277,11 +277,13 @@ class LLMCall(Invocation):
         usage = response.usage if response is not None else None
         output_known = response is None or response.output_tokens_known
         if metric.inference:
-            instruments.inference_duration.record(elapsed, duration_attributes, self.span)
+            # No exemplar: the backend's latency exemplars come from the collector's span
+            # metrics, and a reservoir offer per call costs more than it adds here.
+            instruments.inference_duration.record(elapsed, duration_attributes)
             self._record_chunk_times(instruments, metric.common)
             _record_token_usage(instruments, metric, usage, output_known)
         else:  # embeddings: the conventions keep the generic operation metric for them
-            instruments.operation_duration.record(elapsed, duration_attributes, self.span)
+            instruments.operation_duration.record(elapsed, duration_attributes)
         if instruments.legacy is not None:
             self._record_legacy_metrics(instruments.legacy, metric, elapsed, duration_attributes)
         if self.cost_usd is not None:
