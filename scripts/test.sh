@@ -40,7 +40,7 @@ echo "== pytest"
 # google-genai, boto3) the extras accept (their lower bounds in pyproject.toml), in a
 # virtualenv of their own.
 echo "== client adapters on the oldest supported SDKs"
-oldest=$(grep -oE '"(openai|anthropic|google-genai|boto3|openai-agents|mcp)>=[0-9.]+"' pyproject.toml | tr -d '"' | sed 's/>=/==/')
+oldest=$(grep -oE '"(openai|anthropic|google-genai|boto3|openai-agents|mcp)>=[0-9.]+' pyproject.toml | tr -d '"' | sed 's/>=/==/')
 OLDEST_VENV="$VENV-oldest-sdks"
 if [ ! -x "$OLDEST_VENV/bin/python" ]; then
   "$PYTHON" -m venv "$OLDEST_VENV"

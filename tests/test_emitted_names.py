@@ -212,6 +212,8 @@ def _bedrock_calls() -> None:
 
 
 def _google_genai_calls() -> None:
+    if importlib.util.find_spec("google") is None or not importlib.util.find_spec("google.genai"):
+        return  # google-genai 3.x needs Python 3.11
     import httpx2
     from google import genai
     from google.genai import types

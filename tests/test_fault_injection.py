@@ -14,6 +14,7 @@ being opened must instead refuse that call (the governance verdict failing close
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -314,10 +315,12 @@ SCENARIOS: dict[str, Callable[[], Any]] = {
     "anthropic, tool use": anthropic_tool_use,
     "anthropic, stream": anthropic_stream,
     "anthropic, async": anthropic_async,
-    "google-genai, function call": google_genai_function_call,
-    "google-genai, stream": google_genai_stream,
     "bedrock, stream": bedrock_stream,
 }
+if importlib.util.find_spec("google") is not None and importlib.util.find_spec("google.genai"):
+    # google-genai 3.x needs Python 3.11
+    SCENARIOS["google-genai, function call"] = google_genai_function_call
+    SCENARIOS["google-genai, stream"] = google_genai_stream
 TOOL_SCENARIOS = ("core, sync", "core, async", "core, decorating a tool", "openai, tool calls")
 
 
