@@ -42,7 +42,6 @@ a non-recording span that carries *our* span's context instead of starting a new
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import json
 from collections.abc import Callable, Iterable, Mapping
@@ -533,30 +532,23 @@ def _instead_of_native_span(
     return wrapped(*args, **kwargs)
 
 
-_native_patched: list[ModuleType] = []
-
-
 def patch(client_module: ModuleType) -> None:
     """Instrument the `anthropic` package (called when the application imports it)."""
     base_client = importlib.import_module(f"{client_module.__name__}._base_client")
     CLIENT.patch(base_client)
     factory = base_client.__dict__.get(_NATIVE_SPAN_FACTORY)
-    if callable(factory) and not isinstance(factory, wrapt.FunctionWrapper):
-        wrapt.wrap_function_wrapper(base_client, _NATIVE_SPAN_FACTORY, _instead_of_native_span)
-        _native_patched.append(base_client)
+    patcher = CLIENT.adapter.patcher
+    # Someone else's wrapper there is left alone (ours under theirs is found, not doubled).
+    if callable(factory) and (
+        not isinstance(factory, wrapt.FunctionWrapper) or patcher.is_ours(factory)
+    ):
+        patcher.wrap(base_client, _NATIVE_SPAN_FACTORY, _instead_of_native_span)
 
 
 def unpatch() -> None:
-    """Undo `patch`: the SDK behaves, and traces itself, exactly as before."""
+    """Undo `patch`: the SDK behaves, and traces itself, exactly as before (the kit's
+    patcher removes the native-span wrapper with the others, never one put on top of it)."""
     CLIENT.unpatch()
-    while _native_patched:
-        base_client = _native_patched.pop()
-        current = base_client.__dict__.get(_NATIVE_SPAN_FACTORY)
-        # Only our own wrapper: one put on top of it by someone else is theirs to remove.
-        ours = getattr(current, "_self_wrapper", None) is _instead_of_native_span
-        if isinstance(current, wrapt.FunctionWrapper) and ours:
-            with contextlib.suppress(Exception):
-                setattr(base_client, _NATIVE_SPAN_FACTORY, current.__wrapped__)
 
 
 __all__ = [

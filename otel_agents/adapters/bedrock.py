@@ -27,12 +27,19 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from typing import Any
-from urllib.parse import urlsplit
 
 from opentelemetry.util.types import AttributeValue
 
 from otel_agents import semconv as sc
-from otel_agents.adapters.fields import count, field_of, integer, items, number, text
+from otel_agents.adapters.fields import (
+    count,
+    field_of,
+    integer,
+    items,
+    number,
+    server_of_url,
+    text,
+)
 from otel_agents.adapters.kit import ClientAdapter, Hook, Readers, StreamSlot, finish_with
 from otel_agents.core.inference import LLMCall, LLMRequest, LLMResponse
 from otel_agents.core.requests import ToolCallRequest
@@ -77,11 +84,7 @@ def _operation(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[str | Non
 
 
 def _server(client: Any) -> tuple[str | None, int | None]:
-    url = text(getattr(getattr(client, "meta", None), "endpoint_url", None))
-    if not url:
-        return None, None
-    parts = urlsplit(url)
-    return parts.hostname, parts.port or {"https": 443, "http": 80}.get(parts.scheme)
+    return server_of_url(text(getattr(getattr(client, "meta", None), "endpoint_url", None)))
 
 
 def request_parameters(config: Any) -> dict[str, AttributeValue]:

@@ -9,9 +9,11 @@ a type check and a dict lookup each.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
+from urllib.parse import urlsplit
 
 _MISSING: Any = object()
 _OMITTED = frozenset({"Omit", "NotGiven"})  # the SDKs' sentinels for unset parameters
@@ -116,6 +118,20 @@ def _learn_type(cls: type) -> int:
     if len(_type_kinds) < _MAX_KNOWN_TYPES:
         _type_kinds[cls] = kind
     return kind
+
+
+@functools.lru_cache(maxsize=256)
+def server_of_url(url: str | None) -> tuple[str | None, int | None]:
+    """(`server.address`, `server.port`) of a client's endpoint URL, the port defaulted by
+    scheme. A client keeps its URL: parsed once per URL, not on every call."""
+    if not url:
+        return None, None
+    try:
+        parts = urlsplit(url)
+        port = parts.port or {"https": 443, "http": 80}.get(parts.scheme)
+    except ValueError:  # a malformed port
+        return None, None
+    return parts.hostname, port
 
 
 def is_omitted(value: Any) -> bool:

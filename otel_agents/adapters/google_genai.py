@@ -23,12 +23,19 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from typing import Any
-from urllib.parse import urlsplit
 
 from opentelemetry.util.types import AttributeValue
 
 from otel_agents import semconv as sc
-from otel_agents.adapters.fields import count, field_of, integer, items, number, text
+from otel_agents.adapters.fields import (
+    count,
+    field_of,
+    integer,
+    items,
+    number,
+    server_of_url,
+    text,
+)
 from otel_agents.adapters.kit import ClientAdapter, Hook, Readers
 from otel_agents.core.inference import LLMRequest, LLMResponse
 from otel_agents.core.requests import ToolCallRequest
@@ -79,12 +86,7 @@ def _provider(client: Any) -> str:
 
 
 def _server(client: Any) -> tuple[str | None, int | None]:
-    base_url = text(field_of(getattr(client, "_http_options", None), "base_url"))
-    if not base_url:
-        return None, None
-    parts = urlsplit(base_url)
-    port = parts.port or {"https": 443, "http": 80}.get(parts.scheme)
-    return parts.hostname, port
+    return server_of_url(text(field_of(getattr(client, "_http_options", None), "base_url")))
 
 
 def _model_name(model: str | None) -> str | None:

@@ -104,6 +104,9 @@ class ClientAdapter:
     before_call: Callable[[Any], None] | None = None  # e.g. switch off the SDK's own span
     active: bool = False  # our wrappers pass calls straight through while False
     patcher: Patcher = field(default_factory=lambda: Patcher())
+    # One wrapper per hook, made once: the same wrapper on every patch lets the patcher
+    # recognise it under another instrumentation's wrapper, after an unpatch and a patch.
+    _wrappers: dict[int, Callable[..., Any]] = field(default_factory=dict, repr=False)
 
     def functions(self) -> tuple[Callable[[ModuleType], None], Callable[[], None]]:
         """`patch(module)` and `unpatch()`, as the adapter registry calls them."""
@@ -120,14 +123,12 @@ class ClientAdapter:
         self.patcher.wrap(owner, name, self._wrapper(index, getattr(owner, name)))
 
     def _wrapper(self, index: int, method: Any) -> Callable[..., Any]:
-        # Made once per hook: the same wrapper on every patch lets the patcher recognise it
-        # under another instrumentation's wrapper, after an unpatch and a patch again.
-        wrappers = self.__dict__.setdefault("_wrappers", {})
+        wrappers = self._wrappers
         if index not in wrappers:
             hook = self.hooks[index]
             is_async = inspect.iscoroutinefunction(method)
             wrappers[index] = self._async_wrapper(hook) if is_async else self._sync_wrapper(hook)
-        return wrappers[index]  # type: ignore[no-any-return]
+        return wrappers[index]
 
     def unpatch(self) -> None:
         self.active = False

@@ -20,7 +20,7 @@ from typing import Any
 from otel_agents import semconv as sc
 from otel_agents.store import audit, schema
 from otel_agents.store.records import SpanRow
-from otel_agents.store.writer import RUN_FIELDS
+from otel_agents.store.writer import RUN_FIELDS, int_or_zero
 
 RUNNING_WINDOW_NS = 10 * 60 * 1_000_000_000  # an unfinished run quiet for longer is incomplete
 RUN_STATUSES = ("ok", "error", "running", "incomplete")
@@ -468,14 +468,14 @@ def partial_totals(spans: list[SpanRow]) -> dict[str, Any]:
     for span in spans:
         if span.is_llm:
             totals["llm_calls"] += 1
-            totals["input_tokens"] += _whole(span.get(sc.GEN_AI_USAGE_INPUT_TOKENS))
-            totals["output_tokens"] += _whole(span.get(sc.GEN_AI_USAGE_OUTPUT_TOKENS))
+            totals["input_tokens"] += int_or_zero(span.get(sc.GEN_AI_USAGE_INPUT_TOKENS))
+            totals["output_tokens"] += int_or_zero(span.get(sc.GEN_AI_USAGE_OUTPUT_TOKENS))
             value = span.get(sc.COST_USD)
             if isinstance(value, (int, float)):
                 cost = (cost or 0.0) + float(value)
         if span.is_tool:
             totals["tool_calls"] += 1
-            totals["retries"] += _whole(span.get(sc.TOOL_CALL_ATTEMPT)) > 1
+            totals["retries"] += int_or_zero(span.get(sc.TOOL_CALL_ATTEMPT)) > 1
         if span.is_handoff:
             totals["handoffs"] += 1
         totals["anomalies"] += len(span.events_named(sc.EVENT_ANOMALY))
@@ -492,10 +492,6 @@ _COUNTED = (
     "retries",
     "anomalies",
 )
-
-
-def _whole(value: Any) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
 def _process_alive(pid: int) -> bool:

@@ -88,13 +88,13 @@ class RunRow:
         self.error = root.status_message if root.status == "error" else None
         cost = root.get(sc.RUN_COST_USD)
         self.cost_usd = float(cost) if isinstance(cost, (int, float)) else self.cost_usd
-        self.input_tokens = _int(root.get(sc.RUN_USAGE_INPUT_TOKENS))
-        self.output_tokens = _int(root.get(sc.RUN_USAGE_OUTPUT_TOKENS))
-        self.llm_calls = _int(root.get(sc.RUN_LLM_CALLS))
-        self.tool_calls = _int(root.get(sc.RUN_TOOL_CALLS))
-        self.handoffs = _int(root.get(sc.RUN_HANDOFFS))
-        self.retries = _int(root.get(sc.RUN_RETRIES))
-        self.anomalies = _int(root.get(sc.RUN_ANOMALIES))
+        self.input_tokens = int_or_zero(root.get(sc.RUN_USAGE_INPUT_TOKENS))
+        self.output_tokens = int_or_zero(root.get(sc.RUN_USAGE_OUTPUT_TOKENS))
+        self.llm_calls = int_or_zero(root.get(sc.RUN_LLM_CALLS))
+        self.tool_calls = int_or_zero(root.get(sc.RUN_TOOL_CALLS))
+        self.handoffs = int_or_zero(root.get(sc.RUN_HANDOFFS))
+        self.retries = int_or_zero(root.get(sc.RUN_RETRIES))
+        self.anomalies = int_or_zero(root.get(sc.RUN_ANOMALIES))
 
     def merge_into(self, stored: RunRow) -> RunRow:
         """This batch's contribution on top of what the store already has."""
@@ -353,7 +353,8 @@ def _stored_approval(conn: sqlite3.Connection, tool: SpanRow) -> SpanRow | None:
     )
 
 
-def _int(value: Any) -> int:
+def int_or_zero(value: Any) -> int:
+    """A count from a span attribute: 0 when missing or not a number."""
     return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else 0
 
 
