@@ -71,35 +71,19 @@ class DeferredPoints:
     def histogram(self, histogram: Histogram) -> DeferredHistogram:
         return DeferredHistogram(histogram, self)
 
-    def record_plain(self, point: _Point) -> None:
-        """A point on a meter that is not the SDK's: recorded at once, without a context
-        (nothing there keeps exemplars)."""
-        histogram, value, attributes, _ = point
-        histogram.record(value, attributes)
-
-    def record_now(self, point: _Point) -> None:
-        histogram, value, attributes, span = point
-        if span is None:
-            histogram.record(value, attributes)
-        else:
-            histogram.record(value, attributes, context=trace.set_span_in_context(span))
-
-    def put(self, point: _Point) -> None:
-        pending = self._pending
-        pending.append(point)
-        if len(pending) > MAX_PENDING:
-            self.drain()
-
     def drain(self) -> None:
         """Record every queued point into its histogram (any thread; one at a time)."""
         pending = self._pending
         with self._drain_lock:
             while pending:
                 try:
-                    point = pending.popleft()
+                    histogram, value, attributes, span = pending.popleft()
                 except IndexError:  # another thread took the last one
                     break
-                self.record_now(point)
+                if span is None:
+                    histogram.record(value, attributes)
+                else:
+                    histogram.record(value, attributes, context=trace.set_span_in_context(span))
                 self.recorded += 1
 
     def observe(self, options: CallbackOptions) -> Iterable[Observation]:
@@ -110,18 +94,24 @@ class DeferredPoints:
 class DeferredHistogram:
     """A histogram whose `record` queues the point (see the module's docstring)."""
 
-    __slots__ = ("_histogram", "_points", "_put")
+    __slots__ = ("_histogram", "_pending", "_points")
 
     def __init__(self, histogram: Histogram, points: DeferredPoints) -> None:
         self._histogram = histogram
         self._points = points
-        self._put = points.put if points.defer else points.record_plain
+        self._pending = points._pending if points.defer else None
 
     def record(
         self, value: float, attributes: Mapping[str, AttributeValue], span: Span | None = None
     ) -> None:
         """Queue a point; `attributes` must not change afterwards (pass a dict you keep)."""
-        self._put((self._histogram, value, attributes, span))
+        pending = self._pending
+        if pending is None:  # not an SDK meter: nothing to defer, nor exemplars to keep
+            self._histogram.record(value, attributes)
+            return
+        pending.append((self._histogram, value, attributes, span))  # the hot path: inline
+        if len(pending) > MAX_PENDING:
+            self._points.drain()
 
 
 __all__ = ["MAX_PENDING", "DeferredHistogram", "DeferredPoints"]

@@ -92,8 +92,7 @@ def instrument(
         _close_governance()
         _governance.extend(_build_governance(runtime, policy_setup, detector_settings))
         # The gate first: it may stop a call, and it checks outputs before detectors look.
-        runtime.observers.extend(_governance)
-        runtime.observers.extend(observers)
+        runtime.add_observers([*_governance, *observers])
         set_runtime(runtime)
         if not _instrumented:
             runtime.prices.load_in_background()  # the table is process-wide: load it once

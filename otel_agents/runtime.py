@@ -13,9 +13,9 @@ import logging
 import threading
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from opentelemetry import _logs, metrics, trace
 from opentelemetry._logs import Logger, LoggerProvider
@@ -74,6 +74,39 @@ class Observer:
         before this observer's verdict), or None to let it run. Only the policy gate in
         enforce mode with `on_error: fail_closed` refuses."""
         return None
+
+
+Payload = TypeVar("Payload")
+
+
+@dataclass(frozen=True)
+class ObserverHooks:
+    """Per event, the bound hooks of the observers that override it, in order: an event is
+    delivered by calling these (typed, no lookup by name), and an observer that ignores an
+    event costs it nothing. Built when the observers change (`Runtime.add_observers`)."""
+
+    tool_end: tuple[Callable[[ToolInvocation], None], ...] = ()
+    llm_call_end: tuple[Callable[[LLMCall], None], ...] = ()
+    handoff_end: tuple[Callable[[Handoff], None], ...] = ()
+    run_end: tuple[Callable[[AgentRun], None], ...] = ()
+
+    @classmethod
+    def of(cls, observers: Iterable[Observer]) -> ObserverHooks:
+        observers = tuple(observers)
+        return cls(
+            tool_end=tuple(o.on_tool_end for o in observers if _overrides(o, "on_tool_end")),
+            llm_call_end=tuple(
+                o.on_llm_call_end for o in observers if _overrides(o, "on_llm_call_end")
+            ),
+            handoff_end=tuple(
+                o.on_handoff_end for o in observers if _overrides(o, "on_handoff_end")
+            ),
+            run_end=tuple(o.on_run_end for o in observers if _overrides(o, "on_run_end")),
+        )
+
+
+def _overrides(observer: Observer, hook: str) -> bool:
+    return getattr(type(observer), hook, None) is not getattr(Observer, hook)
 
 
 @dataclass
@@ -242,7 +275,10 @@ class Runtime:
     meter: Meter
     instruments: Instruments
     prices: PriceBook
-    observers: list[Observer] = field(default_factory=list)
+    # The policy gate first, then the detectors and the application's observers. Changed
+    # only through `add_observers`, which keeps `hooks` in step.
+    observers: tuple[Observer, ...] = ()
+    hooks: ObserverHooks = field(default_factory=ObserverHooks)
     logger_provider: LoggerProvider | None = None  # given to `instrument()`, else the global
     _event_logger: Logger | None = None
 
@@ -306,19 +342,31 @@ class Runtime:
                 decision = answer
         return decision
 
-    def notify(self, event: Callable[[Observer], object], where: str) -> None:
-        """Deliver an event to every observer (`event(observer)` calls its typed hook);
-        internal errors are swallowed.
+    def add_observers(self, observers: Iterable[Observer], at: int | None = None) -> None:
+        """Add observers at the end (or before position `at`)."""
+        current = list(self.observers)
+        position = len(current) if at is None else at
+        current[position:position] = list(observers)
+        self.observers = tuple(current)
+        self.hooks = ObserverHooks.of(current)
 
-        Exceptions deriving from `Intervention` propagate: they are decisions, not bugs.
-        """
-        for observer in self.observers:
+    @staticmethod
+    def deliver(hooks: tuple[Callable[[Payload], None], ...], payload: Payload) -> None:
+        """Call each hook (from `hooks`) with the event's payload; internal errors are
+        swallowed. Exceptions deriving from `Intervention` propagate: they are decisions,
+        not bugs."""
+        for hook in hooks:
             try:
-                event(observer)
+                hook(payload)
             except Intervention:
                 raise
             except Exception as exc:
-                report_internal_error(f"observer {type(observer).__name__}.{where}", exc)
+                report_internal_error(f"observer {_hook_name(hook)}", exc)
+
+
+def _hook_name(hook: Callable[..., object]) -> str:
+    owner = getattr(hook, "__self__", None)
+    return f"{type(owner).__name__}.{getattr(hook, '__name__', '?')}"
 
 
 def logs_are_configured(provider: LoggerProvider | None = None) -> bool:

@@ -91,7 +91,7 @@ class BrokenObserver(Observer):
 def test_a_failing_observer_does_not_reach_the_application(
     telemetry: Telemetry, caplog: pytest.LogCaptureFixture
 ) -> None:
-    get_runtime().observers.append(BrokenObserver())
+    get_runtime().add_observers([BrokenObserver()])
     assert work(21) == 42
     assert work(21) == 42
     assert telemetry.span  # spans still recorded

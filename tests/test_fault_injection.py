@@ -444,7 +444,7 @@ def test_under_fail_closed_a_fault_before_the_verdict_refuses_the_call(
     """Each fault: a tool call opened while it fired is refused (and its body never runs);
     every other call, and everything else, is unchanged."""
     instrument(sweep.telemetry, ENFORCED_POLICY)
-    get_runtime().observers.insert(1, VerdictMarker())  # observers[0] is the gate
+    get_runtime().add_observers([VerdictMarker()], at=1)  # observers[0] is the gate
     failures = []
     try:
         for code in sweep.paths[name].injectable:

@@ -89,11 +89,6 @@ class Hook:
     readers: Readers | None = None
     route: Router | None = None
 
-    def readers_for(
-        self, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> Readers | None:
-        return self.route(instance, args, kwargs) if self.route is not None else self.readers
-
 
 @dataclass
 class ClientAdapter:
@@ -144,7 +139,8 @@ class ClientAdapter:
             return None  # an outer layer of ours records this call: one span per call
         call: LLMCall | None = None
         try:
-            readers = hook.readers_for(instance, args, kwargs)
+            route = hook.route
+            readers = hook.readers if route is None else route(instance, args, kwargs)
             request = readers.request(instance, args, kwargs) if readers is not None else None
             if readers is None or request is None:
                 return None

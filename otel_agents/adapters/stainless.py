@@ -80,7 +80,7 @@ class StainlessClient:
 
     def _route(self, client: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Readers | None:
         """`request(cast_to, options, ...)`: the readers of the endpoint `options` names."""
-        return self._readers.get(_route_key(_options(args, kwargs)))
+        return self._readers.get(_route_key(args[1] if len(args) > 1 else kwargs.get("options")))
 
     def patch(self, base_client_module: ModuleType | None = None) -> None:
         adapter = self.adapter

@@ -156,7 +156,7 @@ class AgentRun(Invocation):
         if exc is not None:
             metric_attributes[sc.ERROR_TYPE] = error_type(exc)
         if self.is_root:
-            runtime.notify(lambda observer: observer.on_run_end(self), "on_run_end")
+            runtime.deliver(runtime.hooks.run_end, self)
             self._set_run_totals()
             runtime.instruments.runs.add(1, metric_attributes)
             if ledger.totals.cost_known:

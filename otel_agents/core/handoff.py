@@ -142,7 +142,7 @@ class Handoff(Invocation):
         self.span.set_attributes(attributes)
         if exc is not None:
             record_error(self.span, exc, runtime)
-        runtime.notify(lambda observer: observer.on_handoff_end(self), "on_handoff_end")
+        runtime.deliver(runtime.hooks.handoff_end, self)
         runtime.instruments.handoffs.add(
             1,
             {

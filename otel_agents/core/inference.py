@@ -129,7 +129,7 @@ class LLMCall(Invocation):
         None if this call is already being recorded by an outer layer of ours (so one call
         gives one span) or recording failed. Not made current: see `activate`."""
         try:
-            ctx = Invocation.resolve_parent(parent)
+            ctx = otel_context.get_current() if parent is None else cls.resolve_parent(parent)
             if current_call(ctx) is not None:
                 return None
             runtime = get_runtime()
@@ -161,11 +161,12 @@ class LLMCall(Invocation):
     def activate(self) -> object:
         """Make the span current (so HTTP spans nest under it). Returns a token for
         `deactivate`."""
-        return self.make_current()
+        return otel_context.attach(self.child_context())
 
     @staticmethod
     def deactivate(token: object) -> None:
-        Invocation.stop_current(token)
+        """Put back the context `activate` replaced. May raise (the callers guard it)."""
+        otel_context.detach(token)  # type: ignore[arg-type]
 
     # -- streaming ---------------------------------------------------------------------
 
@@ -182,7 +183,7 @@ class LLMCall(Invocation):
         attempts: int | None = None,
     ) -> None:
         """Record the outcome and end the span. Only the first call counts."""
-        if self.finished:
+        if self._finished:
             return
         self.response, self.exception = response, exc
         if attempts is not None:
@@ -221,7 +222,7 @@ class LLMCall(Invocation):
             span.set_attributes(attributes)
         if runtime.settings.capture_content.on_events:
             emit_operation_details(runtime, self, exc)
-        runtime.notify(lambda observer: observer.on_llm_call_end(self), "on_llm_call_end")
+        runtime.deliver(runtime.hooks.llm_call_end, self)
         self._record_metrics(runtime, exc)
 
     def _record_response(

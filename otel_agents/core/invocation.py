@@ -141,7 +141,13 @@ class Invocation:
 
     def complete(self, exc: BaseException | None = None) -> None:
         """Record the outcome and end the span, exactly once. Never raises."""
-        if not self.claim_finish():
+        lock = self._lock
+        if lock is not None:  # `claim_finish`, in line: this is every invocation's path
+            with lock:
+                if self._finished:
+                    return
+                self._finished = True
+        elif not self.claim_finish():
             return
         try:
             if self.span is not INVALID_SPAN:

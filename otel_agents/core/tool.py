@@ -272,9 +272,7 @@ class ToolInvocation(Invocation):
         self.ledger = ledger = current_ledger(ctx)
         if ledger is not None:
             arguments_key = canonical_arguments(self.arguments)
-            self.request, self.match = ledger.requests.claim(
-                self.call_id, spec.name, arguments_key
-            )
+            self.request, self.match = ledger.requests.claim(self.call_id, spec.name, arguments_key)
             self.fingerprint = fingerprint(spec.name, arguments_key)
             self.attempt = ledger.attempts.next(self.fingerprint)
             ledger.totals.add_tool_call(self.attempt)
@@ -369,7 +367,7 @@ class ToolInvocation(Invocation):
                     self.ledger.totals.add_tool_failure()
         elif self.result is not None:
             capture_content(self.span, runtime, {sc.GEN_AI_TOOL_CALL_RESULT: self.result})
-        runtime.notify(lambda observer: observer.on_tool_end(self), "on_tool_end")
+        runtime.deliver(runtime.hooks.tool_end, self)
         metric_attributes: dict[str, AttributeValue] = {sc.GEN_AI_TOOL_NAME: self.spec.name}
         if self.agent_name:
             metric_attributes[sc.GEN_AI_AGENT_NAME] = self.agent_name
