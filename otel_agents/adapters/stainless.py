@@ -113,10 +113,6 @@ class StainlessClient:
         return wrapped(*args, **kwargs)
 
 
-def _options(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    return args[1] if len(args) > 1 else kwargs.get("options")
-
-
 def _route_key(options: Any) -> tuple[str, str]:
     return str(getattr(options, "method", "")).lower(), str(getattr(options, "url", ""))
 
@@ -125,7 +121,7 @@ def _readers_of(endpoint: Endpoint) -> Readers:
     def read_request(
         client: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> LLMRequest | None:
-        options = _options(args, kwargs)
+        options = args[1] if len(args) > 1 else kwargs.get("options")  # request(cast_to, options)
         body = getattr(options, "json_data", None)
         if not isinstance(body, Mapping):
             return None
@@ -212,19 +208,19 @@ def _type_kind(cls: type) -> int:
     return kind
 
 
-def _is_raw_response(result: Any) -> bool:
-    return bool(_type_kind(type(result)) & _RAW_TYPE) and hasattr(result, "http_response")
-
-
 def _is_stream(result: Any) -> bool:
     return bool(_type_kind(type(result)) & _STREAM_TYPE) and hasattr(result, "response")
 
 
 def _handle_result(result: Any, call: LLMCall, readers: Readers) -> Any:
     """`request` returns a parsed model, a `Stream`, or a raw response parsed later."""
-    if _is_raw_response(result):
+    kind = _type_kind(type(result))  # `_after_parse`, in line: this is every call's path
+    if kind & _RAW_TYPE and hasattr(result, "http_response"):
         return RawResponseProxy(result, call, readers)
-    return _after_parse(result, call, readers)
+    if kind & _STREAM_TYPE and hasattr(result, "response"):
+        return _wrap_stream(result, call, readers)
+    call.finish(read_response(readers, result))
+    return result
 
 
 def _after_parse(parsed: Any, call: LLMCall, readers: Readers) -> Any:

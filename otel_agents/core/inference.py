@@ -143,8 +143,11 @@ class LLMCall(Invocation):
                 attributes[sc.GEN_AI_AGENT_NAME] = agent_name
             call = cls(request)
             call.parent_context = ctx
-            span = call.start_span(
-                runtime, f"{request.operation} {model}".strip(), SpanKind.CLIENT, attributes
+            call.span = span = runtime.tracer.start_span(  # `start_span`, in line: hot
+                f"{request.operation} {model}".strip(),
+                context=ctx,
+                kind=SpanKind.CLIENT,
+                attributes=attributes,
             )
             call.agent_name = agent_name
             if runtime.settings.capture_content.on_spans:
