@@ -19,10 +19,11 @@ caller that fills it drains it, so memory stays bounded and no point is dropped.
 
 from __future__ import annotations
 
+import itertools
 import threading
 import weakref
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import ClassVar
 
 from opentelemetry import trace
@@ -34,7 +35,9 @@ from otel_agents import semconv as sc
 
 MAX_PENDING = 16_384
 
-_Point = tuple[Histogram, float, Mapping[str, AttributeValue], Span | None]
+# (histogram, value, attributes, span): a tuple of monotonic times as the value stands for
+# one point per interval between consecutive times (`record_intervals`).
+_Point = tuple[Histogram, float | tuple[float, ...], Mapping[str, AttributeValue], Span | None]
 
 
 class DeferredPoints:
@@ -80,10 +83,16 @@ class DeferredPoints:
                     histogram, value, attributes, span = pending.popleft()
                 except IndexError:  # another thread took the last one
                     break
+                if isinstance(value, tuple):  # times: one point per interval
+                    for earlier, later in itertools.pairwise(value):
+                        histogram.record(later - earlier, attributes)
+                        self.recorded += 1
+                    continue
                 if span is None:
                     histogram.record(value, attributes)
                 else:
-                    histogram.record(value, attributes, context=trace.set_span_in_context(span))
+                    context = trace.set_span_in_context(span)
+                    histogram.record(value, attributes, context=context)
                 self.recorded += 1
 
     def observe(self, options: CallbackOptions) -> Iterable[Observation]:
@@ -110,6 +119,20 @@ class DeferredHistogram:
             self._histogram.record(value, attributes)
             return
         pending.append((self._histogram, value, attributes, span))  # the hot path: inline
+        if len(pending) > MAX_PENDING:
+            self._points.drain()
+
+    def record_intervals(
+        self, times: Sequence[float], attributes: Mapping[str, AttributeValue]
+    ) -> None:
+        """One point per interval between consecutive `times` (a stream's chunk arrivals),
+        queued as one entry: the intervals are worked out when the points are recorded."""
+        pending = self._pending
+        if pending is None:
+            for earlier, later in itertools.pairwise(times):
+                self._histogram.record(later - earlier, attributes)
+            return
+        pending.append((self._histogram, tuple(times), attributes, None))
         if len(pending) > MAX_PENDING:
             self._points.drain()
 

@@ -79,3 +79,28 @@ def test_concurrent_recording_loses_no_point() -> None:
     final = points(reader, "latency")
     assert final[0].count == 8_000
     assert not middle or middle[0].count <= 8_000
+
+
+def test_intervals_between_times_are_one_point_each_recorded_at_collection() -> None:
+    reader, queue, gaps = setup()
+    gaps.record_intervals([10.0, 10.5, 11.5, 11.75], {"model": "m"})
+    gaps.record_intervals([3.0], {"model": "m"})  # a single time: no interval
+    assert queue.recorded == 0 and len(queue._pending) == 2  # one entry per series
+    [point] = points(reader, "latency")
+    assert (point.count, point.sum, point.min, point.max) == (3, 1.75, 0.25, 1.0)
+    [counted] = points(reader, sc.METRIC_METRICS_DEFERRED_POINTS)
+    assert counted.value == 3
+
+
+def test_on_the_api_meter_points_are_recorded_at_once() -> None:
+    recorded: list[float] = []
+
+    class Histogram:
+        def record(self, value: float, attributes: Any = None, context: Any = None) -> None:
+            recorded.append(value)
+
+    queue = DeferredPoints(defer=False)
+    histogram = queue.histogram(Histogram())  # type: ignore[arg-type]
+    histogram.record(2.0, {})
+    histogram.record_intervals([1.0, 1.5, 3.5], {})
+    assert recorded == [2.0, 0.5, 2.0] and not queue._pending

@@ -11,7 +11,6 @@ wrapping whose span ends exactly once.
 from __future__ import annotations
 
 import inspect
-import itertools
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -298,11 +297,12 @@ class LLMCall(Invocation):
         if not times:
             return
         instruments.time_to_first_chunk.record(times[0] - self.started, attributes)
-        per_chunk = instruments.time_per_output_chunk
         # One point per chunk after the first; a pathologically long stream is sampled at its
         # start rather than costing a metric point for each of its chunks.
-        for previous, current in itertools.pairwise(times[: _MAX_CHUNK_GAPS + 1]):
-            per_chunk.record(current - previous, attributes)
+        if len(times) > 1:
+            instruments.time_per_output_chunk.record_intervals(
+                times[: _MAX_CHUNK_GAPS + 1], attributes
+            )
 
     def _record_legacy_metrics(
         self,
