@@ -195,7 +195,9 @@ class ToolInvocation(Invocation):
         watching = opening_failures.set(invocation.open_failures)
         try:
             try:
-                invocation.parent_context = Invocation.resolve_parent(parent)
+                invocation.parent_context = (
+                    otel_context.get_current() if parent is None else cls.resolve_parent(parent)
+                )
                 invocation._open(call_id, make_current)
             except Exception as exc:
                 report_internal_error("tool start", exc)
@@ -243,8 +245,13 @@ class ToolInvocation(Invocation):
             links, reasoning = self._decision_path(attributes, explicit_call_id)
         except Exception as exc:
             report_internal_error("tool decision path", exc)
-        span = self.start_span(
-            runtime, f"execute_tool {spec.name}", SpanKind.INTERNAL, attributes, links
+        # `start_span` and `make_current`, in line: every tool call's path
+        self.span = span = runtime.tracer.start_span(
+            f"execute_tool {spec.name}",
+            context=self.parent_context,
+            kind=SpanKind.INTERNAL,
+            attributes=attributes,
+            links=links,
         )
         if runtime.settings.capture_content.enabled:
             content: dict[str, Any] = {}
@@ -254,7 +261,7 @@ class ToolInvocation(Invocation):
                 content[sc.DECISION_REASONING] = reasoning
             capture_content(span, runtime, content)
         if make_current:
-            self._token = self.make_current()
+            self._token = otel_context.attach(self.child_context())
 
     def _decision_path(
         self, attributes: dict[str, AttributeValue], explicit_call_id: str | None
@@ -348,7 +355,7 @@ class ToolInvocation(Invocation):
 
     def finish(self, exc: BaseException | None, result: Any = None) -> None:
         """Record the outcome and end the span. Safe to call more than once."""
-        if self.finished:
+        if self._finished:
             return
         self.exception, self.result = exc, result
         try:
@@ -373,8 +380,9 @@ class ToolInvocation(Invocation):
             metric_attributes[sc.GEN_AI_AGENT_NAME] = self.agent_name
         if exc is not None:
             metric_attributes[sc.ERROR_TYPE] = error_type(exc)
-        if self.verdict is not None:
-            metric_attributes[sc.POLICY_VERDICT] = self.verdict
+        decision = self.decision
+        if decision is not None and decision.verdict is not None:
+            metric_attributes[sc.POLICY_VERDICT] = decision.verdict
         runtime.instruments.tool_calls.add(1, attribute_key(metric_attributes))
         runtime.instruments.tool_duration.record(
             time.monotonic() - self.started,
