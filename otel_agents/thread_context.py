@@ -18,7 +18,7 @@ from typing import Any
 
 from opentelemetry import context as otel_context
 
-from otel_agents.adapters.kit import Patcher
+from otel_agents.patching import Patcher
 from otel_agents.runtime import report_internal_error
 
 _CONTEXT_ATTRIBUTE = "_otel_agents_context"

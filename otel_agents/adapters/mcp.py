@@ -33,10 +33,10 @@ from typing import Any
 from opentelemetry.trace import StatusCode
 
 from otel_agents import semconv as sc
-from otel_agents.adapters.kit import Patcher
 from otel_agents.core import handler
 from otel_agents.core.invocation import Invocation
 from otel_agents.core.tool import ToolInvocation, ToolSpec
+from otel_agents.patching import Patcher
 from otel_agents.policy.contracts import ToolContract
 from otel_agents.runtime import report_internal_error
 
