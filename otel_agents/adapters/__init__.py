@@ -10,12 +10,14 @@ standard `OTEL_PYTHON_DISABLED_INSTRUMENTATIONS` variable, by its name (`otel_ag
 from __future__ import annotations
 
 import importlib
+import importlib.machinery
 import importlib.util
 import os
 import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from types import ModuleType
 from typing import Protocol, cast
 
@@ -88,12 +90,29 @@ def instrument_adapters(names: set[str] | None = None) -> list[str]:
 
 
 def _installed(module: str) -> bool:
-    """Whether `module` can be imported (for a dotted name, finding it imports its parent
-    package, which may itself be missing)."""
+    """Whether `module` can be imported, found without importing anything: for a dotted
+    name, `find_spec` would import its parent packages (botocore's `__init__` is costly),
+    so the package is found first and the rest looked for in its directories."""
+    top, _, rest = module.partition(".")
     try:
-        return importlib.util.find_spec(module) is not None
+        spec = importlib.util.find_spec(top)
     except (ImportError, ValueError):
         return False
+    if spec is None or not rest:
+        return spec is not None
+    if top in sys.modules:  # already imported: finding the submodule costs nothing more
+        try:
+            return importlib.util.find_spec(module) is not None
+        except (ImportError, ValueError):
+            return False
+    *packages, name = rest.split(".")
+    for location in spec.submodule_search_locations or ():
+        base = Path(location, *packages)
+        if (base / name).is_dir() or any(
+            (base / f"{name}{suffix}").is_file() for suffix in importlib.machinery.all_suffixes()
+        ):
+            return True
+    return False
 
 
 def uninstrument_adapters() -> None:
