@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from agents_testing import Telemetry
+from opentelemetry.trace import get_current_span
 
 import otel_agents
 from otel_agents import semconv as sc
@@ -128,19 +129,53 @@ def test_uninstrument_gives_threads_back_their_own_methods(telemetry: Telemetry)
     import threading
     from concurrent import futures
 
+    def methods() -> list[object]:
+        return [
+            threading.Thread.__dict__["start"],
+            threading.Thread.__dict__["run"],
+            threading.Timer.__dict__["run"],
+            futures.ThreadPoolExecutor.__dict__["submit"],
+        ]
+
+    patched = methods()
+    originals = [getattr(method, "__wrapped__", None) for method in patched]
+    assert all(originals), "every method wrapped"
+    otel_agents.instrument(tracer_provider=telemetry.tracer_provider, configure_sdk=False)
+    assert methods() == patched  # instrumenting again does not wrap twice
+    otel_agents.uninstrument()
+    assert methods() == originals
+
+
+def test_our_thread_wrappers_under_another_instrumentation_go_quiet_and_come_back(
+    telemetry: Telemetry,
+) -> None:
+    """Another instrumentation wraps `Thread.run` over ours: uninstrument leaves its wrapper
+    in place (ours under it passes calls through), instrument again reuses ours."""
+    import threading
+
     import wrapt
 
-    patched = [
-        threading.Thread.__dict__["start"],
-        threading.Thread.__dict__["run"],
-        futures.ThreadPoolExecutor.__dict__["submit"],
-    ]
-    assert all(isinstance(method, wrapt.FunctionWrapper) for method in patched)
-    otel_agents.uninstrument()
-    restored = [
-        threading.Thread.__dict__["start"],
-        threading.Thread.__dict__["run"],
-        threading.Timer.__dict__["run"],
-        futures.ThreadPoolExecutor.__dict__["submit"],
-    ]
-    assert not any(isinstance(method, wrapt.FunctionWrapper) for method in restored)
+    seen: list[object] = []
+
+    def theirs(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+        return wrapped(*args, **kwargs)
+
+    ours = threading.Thread.__dict__["run"]
+    wrapt.wrap_function_wrapper(threading.Thread, "run", theirs)
+    try:
+        otel_agents.uninstrument()
+        assert threading.Thread.__dict__["run"].__wrapped__ is ours  # left in place
+        with otel_agents.agent("outside"):
+            thread = threading.Thread(target=lambda: seen.append(get_current_span()))
+            thread.start()
+            thread.join()
+        assert not seen[-1].get_span_context().is_valid  # ours passed the run through
+        otel_agents.instrument(tracer_provider=telemetry.tracer_provider, configure_sdk=False)
+        assert threading.Thread.__dict__["run"].__wrapped__ is ours  # not wrapped twice
+        with otel_agents.agent("inside") as run:
+            thread = threading.Thread(target=lambda: seen.append(get_current_span()))
+            thread.start()
+            thread.join()
+        assert seen[-1].get_span_context().span_id == run.span.get_span_context().span_id
+    finally:
+        threading.Thread.run = threading.Thread.__dict__["run"].__wrapped__

@@ -21,8 +21,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Protocol, cast
 
-import wrapt
-
+from otel_agents.import_hooks import when_imported
 from otel_agents.runtime import report_internal_error
 
 
@@ -83,7 +82,7 @@ def instrument_adapters(names: set[str] | None = None) -> list[str]:
                 reinstrument.append(adapter)  # its hook fired long ago: patch again now
     # Outside the lock: a hook for an already imported module runs at once and takes it.
     for adapter in hooks_to_register:
-        wrapt.register_post_import_hook(_patcher(adapter), adapter.client_module)
+        when_imported(adapter.client_module, _patcher(adapter))
     for adapter in reinstrument:
         _patcher(adapter)(sys.modules[adapter.client_module])
     return enabled
