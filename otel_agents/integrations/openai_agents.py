@@ -30,6 +30,7 @@ from otel_agents import semconv as sc
 from otel_agents.core import handler
 from otel_agents.core.agent import AgentRun, AgentSpec
 from otel_agents.core.invocation import Invocation, Invocations
+from otel_agents.core.ledger import current_ledger
 from otel_agents.core.tool import ToolSpec
 from otel_agents.errors import Intervention
 from otel_agents.runtime import report_internal_error
@@ -205,6 +206,9 @@ class OtelAgentsProcessor:
             },
         )
         if tripped:
+            ledger = current_ledger(governed.child_context())
+            if ledger is not None:
+                ledger.totals.add_denial()
             governed.span.set_attributes(
                 {
                     sc.POLICY_VERDICT: verdict,

@@ -303,6 +303,8 @@ def test_tripped_input_guardrail_is_a_deny_verdict_on_the_agent(telemetry: Telem
     [event] = [e for e in governed.events if e.name == sc.EVENT_GUARDRAIL]
     assert event.attributes is not None
     assert event.attributes[sc.GUARDRAIL_TRIPPED] is True
+    # A tripwire is a deny in the run totals, the counter the policy gate's refusals use.
+    assert telemetry.span("invoke_agent Agent workflow").attributes[sc.RUN_DENIALS] == 1
 
 
 def test_passing_guardrail_leaves_an_allow_event_only(telemetry: Telemetry) -> None:
@@ -320,6 +322,7 @@ def test_passing_guardrail_leaves_an_allow_event_only(telemetry: Telemetry) -> N
     [event] = [e for e in governed.events if e.name == sc.EVENT_GUARDRAIL]
     assert event.attributes is not None
     assert event.attributes[sc.POLICY_VERDICT] == "allow"
+    assert telemetry.span("invoke_agent Agent workflow").attributes[sc.RUN_DENIALS] == 0
 
 
 DENY_POLICY = """
@@ -356,6 +359,8 @@ def test_tool_denied_by_policy_never_runs_and_the_model_sees_a_tool_error(
         [output] = [i for i in second_request["input"] if i.get("type") == "function_call_output"]
         assert output["call_id"] == "call_d1"
         assert "denied" in output["output"] and "no-deletes" in output["output"]
+        root = telemetry.span("invoke_agent Agent workflow")
+        assert root.attributes[sc.RUN_DENIALS] == 1
 
 
 def test_agent_retrying_a_failing_tool_trips_the_retry_detector(telemetry: Telemetry) -> None:
