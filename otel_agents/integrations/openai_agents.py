@@ -1,6 +1,6 @@
 """The OpenAI Agents SDK (`openai-agents`, module `agents`) on the decision path.
 
-Two hooks, both undone by `unpatch()`:
+Three hooks, all undone by `unpatch()`:
 
 - a `TracingProcessor` added beside the SDK's own (`add_trace_processor`: the SDK's export
   to OpenAI is left as the application configured it). It maps the SDK's trace and spans
@@ -14,7 +14,12 @@ Two hooks, both undone by `unpatch()`:
 - the SDK's function-tool invoker, wrapped so that every function tool runs inside
   `handler.start_tool`: an `execute_tool` span with the call id and the decision path, and
   our policy gate before the body runs. A refused call never runs; the model gets a tool
-  error output saying why, where the SDK puts a failing tool's error text.
+  error output saying why, where the SDK puts a failing tool's error text;
+- the SDK's `execute_handoffs`, wrapped (the kit's `Patcher`) so that the handoff boundary
+  also says what passed: the handoff's input data (content-free summary; the value itself
+  only with content capture on, scrubbed), and the input filter as the receiver's check
+  with what it did to the conversation items. The SDK's handoff span ends inside that
+  function, so our processor leaves it to the wrapper, which records once it returns.
 """
 
 from __future__ import annotations
@@ -23,10 +28,13 @@ import json
 import threading
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
+from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
 from otel_agents import semconv as sc
+from otel_agents.adapters.kit import Patcher
 from otel_agents.core import handler
 from otel_agents.core.agent import AgentRun, AgentSpec
 from otel_agents.core.invocation import Invocation, Invocations
@@ -141,7 +149,7 @@ class OtelAgentsProcessor:
             elif kind in ("ResponseSpanData", "GenerationSpanData"):
                 Invocation.stop_current(self._tokens.pop(span.span_id, None))
             elif kind == "HandoffSpanData" and self.active:
-                self._record_handoff(span)
+                self._end_handoff_span(span)
             elif kind == "GuardrailSpanData" and self.active:
                 self._record_guardrail(span)
         except Exception as exc:
@@ -167,18 +175,39 @@ class OtelAgentsProcessor:
         else:
             handler.stop_agent(run)
 
-    def _record_handoff(self, span: Any) -> None:
+    def _end_handoff_span(self, span: Any) -> None:
+        """Inside our wrapper of the SDK's handoff execution, leave the span to it: what
+        passed and what the input filter did are known only once that returns."""
+        pending = _pending_handoff.get()
+        if pending is not None and pending.span is None:
+            pending.span, pending.parent = span, self.parent_of(span)
+        else:
+            self.record_handoff(span, self.parent_of(span))
+
+    def record_handoff(
+        self,
+        span: Any,
+        parent: Invocation | None,
+        passed: HandoffPassage | None = None,
+        failure: BaseException | None = None,
+    ) -> None:
         """The handoff the SDK made (accepted when it named a receiver: the receiver is
-        only set once the handoff went through), and one rejected boundary per further
-        handoff the model asked for in the same turn (the SDK takes the first, ignores the
-        rest and says so in the span's error)."""
+        only set once the handoff went through), with what passed and the input filter as
+        the receiver's check when known; and one rejected boundary per further handoff the
+        model asked for in the same turn (the SDK takes the first, ignores the rest and
+        says so in the span's error)."""
         data, error = span.span_data, span.error or {}
         source = str(data.from_agent or _UNKNOWN_AGENT)
-        parent = self.parent_of(span)
+        payload = passed.payload if passed is not None else None
         boundary = handler.start_handoff(
-            source, str(data.to_agent or _UNKNOWN_AGENT), None, parent=parent
+            source, str(data.to_agent or _UNKNOWN_AGENT), payload, parent=parent
         )
-        if data.to_agent is None:
+        check = passed.filter_check(failure) if passed is not None else None
+        if check is not None:
+            boundary.check(*check)
+        if failure is not None:
+            handler.fail_handoff(boundary, failure)
+        elif data.to_agent is None:
             handler.stop_handoff(boundary, False, "the handoff did not complete")
         else:
             handler.stop_handoff(boundary, True)
@@ -223,6 +252,156 @@ class OtelAgentsProcessor:
 
     def force_flush(self) -> None:
         pass
+
+
+# -- handoffs ------------------------------------------------------------------------------
+
+
+@dataclass
+class _PendingHandoff:
+    """The SDK's handoff span, left by `on_span_end` for our wrapper to record."""
+
+    span: Any = None
+    parent: Invocation | None = None
+
+
+_pending_handoff: ContextVar[_PendingHandoff | None] = ContextVar(
+    "otel_agents_openai_agents_handoff", default=None
+)
+
+
+@dataclass(frozen=True)
+class HandoffPassage:
+    """What crossed a handoff: the handoff's input data (the arguments the model gave the
+    transfer tool, when the handoff declares an `input_type`), the conversation items before
+    and after the input filter, and the filter's name."""
+
+    payload: Any
+    filter_name: str | None
+    items_before: int
+    items_after: int
+    items_changed: bool
+    filter_failed: bool = False  # the handoff failed inside the filter
+
+    def filter_check(self, failure: BaseException | None) -> tuple[str, bool, str | None] | None:
+        """The filter as the receiver's check (name, passed, detail), naming what it did
+        to the conversation; None without a filter, or when the handoff failed before it."""
+        label = f"input_filter {self.filter_name}"
+        if self.filter_name is None or (failure is not None and not self.filter_failed):
+            return None
+        if failure is not None:
+            return label, False, f"{type(failure).__name__}: {failure}"
+        if self.items_after != self.items_before:
+            effect = f"passed {self.items_after} of {self.items_before} items"
+        elif self.items_changed:
+            effect = f"changed items, passed {self.items_after}"
+        else:
+            effect = f"passed all {self.items_after} items unchanged"
+        return f"{label}: {effect}", True, None
+
+
+def _handoff_wrapper(processor: OtelAgentsProcessor) -> Callable[..., Any]:
+    """Our wrapper (wrapt's signature) of the SDK's `execute_handoffs`."""
+
+    def wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        if not processor.active:
+            return wrapped(*args, **kwargs)
+        return _traced_handoffs(processor, wrapped, args, kwargs)
+
+    return wrapper
+
+
+async def _traced_handoffs(
+    processor: OtelAgentsProcessor, wrapped: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Any:
+    pending = _PendingHandoff()
+    token = _pending_handoff.set(pending)
+    try:
+        result = await wrapped(*args, **kwargs)
+    except BaseException as exc:
+        _record_pending(processor, pending, kwargs, None, exc)
+        raise
+    finally:
+        _pending_handoff.reset(token)
+    _record_pending(processor, pending, kwargs, result, None)
+    return result
+
+
+def _record_pending(
+    processor: OtelAgentsProcessor,
+    pending: _PendingHandoff,
+    kwargs: dict[str, Any],
+    result: Any,
+    failure: BaseException | None,
+) -> None:
+    if pending.span is None:
+        return  # the SDK failed before it opened its handoff span: no handoff to show
+    try:
+        passed = _passage(kwargs, result, failure)
+    except Exception as exc:
+        report_internal_error("openai-agents handoff inputs", exc)
+        passed = None
+    try:
+        processor.record_handoff(pending.span, pending.parent, passed, failure)
+    except Exception as exc:
+        report_internal_error("openai-agents handoff", exc)
+
+
+def _passage(kwargs: dict[str, Any], result: Any, failure: BaseException | None) -> HandoffPassage:
+    """Read what passed from `execute_handoffs`' arguments and result. The SDK appends the
+    handoff's own output item to the `new_step_items` list it was given, so that list, read
+    after the call, is everything on offer; the result holds what the receiver gets."""
+    taken = kwargs["run_handoffs"][0]
+    before = _items(
+        kwargs.get("original_input"), kwargs.get("pre_step_items"), kwargs.get("new_step_items")
+    )
+    after = before
+    if result is not None:
+        after = _items(result.original_input, result.pre_step_items, result.new_step_items)
+    input_filter = taken.handoff.input_filter
+    if input_filter is None:
+        input_filter = getattr(kwargs.get("run_config"), "handoff_input_filter", None)
+    if result is not None and getattr(result, "handoff_input_filtered", True) is False:
+        input_filter = None  # the SDK did not run it (a server-managed conversation)
+    arguments = _decoded(getattr(taken.tool_call, "arguments", "") or "")
+    return HandoffPassage(
+        payload=arguments or None,
+        filter_name=_callable_name(input_filter) if input_filter is not None else None,
+        items_before=len(before),
+        items_after=len(after),
+        items_changed=not _same_items(before, after),
+        filter_failed=failure is not None and _raised_in(failure, input_filter),
+    )
+
+
+def _raised_in(failure: BaseException, function: Any) -> bool:
+    """Whether `failure` was raised inside `function` (a plain function or method; a
+    callable object's `__call__`): a frame of its code is in the traceback."""
+    target = getattr(function, "__func__", function)
+    call = vars(type(target)).get("__call__")
+    code = getattr(target, "__code__", None) or getattr(call, "__code__", None)
+    traceback = failure.__traceback__
+    while traceback is not None and code is not None:
+        if traceback.tb_frame.f_code is code:
+            return True
+        traceback = traceback.tb_next
+    return False
+
+
+def _items(history: Any, pre_step: Any, new_step: Any) -> list[Any]:
+    """The conversation items of a handoff's input, in order (a string input is one)."""
+    items: list[Any] = [history] if isinstance(history, str) else list(history or ())
+    return items + list(pre_step or ()) + list(new_step or ())
+
+
+def _same_items(before: list[Any], after: list[Any]) -> bool:
+    """The same item objects in the same order (a filter builds new lists, and new items
+    where it rewrites one)."""
+    return len(before) == len(after) and all(a is b for a, b in zip(before, after, strict=True))
+
+
+def _callable_name(function: Any) -> str:
+    return str(getattr(function, "__qualname__", None) or type(function).__name__)
 
 
 # -- function tools ------------------------------------------------------------------------
@@ -310,8 +489,12 @@ def _refused(stop: Intervention) -> Any:
 
 # -- patch / unpatch -----------------------------------------------------------------------
 
+_HANDOFF_MODULE = "agents.run_internal.turn_resolution"
+_HANDOFF_EXECUTOR = "execute_handoffs"
+
 _processor: OtelAgentsProcessor | None = None
 _patched_module: ModuleType | None = None
+_patcher = Patcher()
 
 
 def patch(agents_module: ModuleType) -> None:
@@ -331,12 +514,18 @@ def patch(agents_module: ModuleType) -> None:
     if not hasattr(current, "__otel_agents_original__"):
         setattr(execution, _TOOL_INVOKER, _gated_invoker(current, _processor))
     _patched_module = execution
+    try:
+        handoffs = importlib.import_module(_HANDOFF_MODULE)
+        _patcher.wrap(handoffs, _HANDOFF_EXECUTOR, _handoff_wrapper(_processor))
+    except Exception as exc:  # handoffs are still recorded from the SDK's spans alone
+        report_internal_error("openai-agents handoff patch", exc)
 
 
 def unpatch() -> None:
     global _patched_module
     if _processor is not None:
         _processor.active = False
+    _patcher.unwrap_all()
     execution = _patched_module
     if execution is not None:
         current = getattr(execution, _TOOL_INVOKER, None)

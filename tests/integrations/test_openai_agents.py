@@ -22,8 +22,12 @@ from agents import (
     function_tool,
     input_guardrail,
 )
+from agents.extensions import handoff_filters
+from agents.handoffs import HandoffInputData
 from agents_testing import Telemetry, instrumented
 from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.trace import StatusCode
+from pydantic import BaseModel
 from wire import AsyncScriptedTransport, ScriptedResponse, async_openai_client
 
 from otel_agents import semconv as sc
@@ -256,6 +260,141 @@ def test_two_agent_handoff_is_a_boundary_in_one_run(telemetry: Telemetry) -> Non
     assert len(run_ids) == 1
 
 
+class Escalation(BaseModel):
+    reason: str
+
+
+SECRET_KEY = "sk-proj-abcdefghijklmnopqrstuvwxyz0123456789"
+
+
+def _escalating_run(**handoff_options: Any) -> tuple[Any, AsyncScriptedTransport]:
+    """triage looks the weather up, then hands over to billing with a reason that holds a
+    secret; `handoff_options` go to the SDK's `handoff(...)`."""
+    transport = AsyncScriptedTransport(
+        [
+            _response(1, [_call("get_weather", {"city": f"Paris {SECRET_KEY}"}, "call_t1")]),
+            _response(2, [_call("transfer_to_billing", {"reason": f"refund {SECRET_KEY}"}, "c2")]),
+            _response(3, [_text("Refund issued.")]),
+        ]
+    )
+
+    def on_escalation(ctx: Any, data: Escalation) -> None:
+        pass
+
+    billing = Agent(name="billing", model=_model(transport))
+    to_billing = agents.handoff(
+        billing, on_handoff=on_escalation, input_type=Escalation, **handoff_options
+    )
+    triage = Agent(
+        name="triage", tools=[get_weather], handoffs=[to_billing], model=_model(transport)
+    )
+    return asyncio.run(Runner.run(triage, "Refund me")), transport
+
+
+def test_handoff_records_its_input_data_and_the_input_filter_as_the_receivers_check(
+    telemetry: Telemetry,
+) -> None:
+    result, transport = _escalating_run(input_filter=handoff_filters.remove_all_tools)
+
+    assert result.final_output == "Refund issued."
+    handoff = telemetry.span("handoff billing")
+    assert handoff.attributes[sc.HANDOFF_PAYLOAD_SUMMARY] == "dict with 1 key: reason"
+    # On offer: the user's message, the tool call and its output, the transfer call and
+    # its output; the filter drops both calls and both outputs.
+    assert handoff.attributes[sc.HANDOFF_CHECKS_PASSED] == (
+        "input_filter remove_all_tools: passed 1 of 5 items",
+    )
+    assert handoff.attributes[sc.HANDOFF_ACCEPTED] is True
+    billing_input = transport.requests[2].json["input"]
+    assert [item.get("type", "message") for item in billing_input] == ["message"]
+    # Content capture is off: no payload, no arguments, only their shape.
+    for span in telemetry.spans():
+        assert sc.HANDOFF_PAYLOAD not in span.attributes
+        assert sc.GEN_AI_TOOL_CALL_ARGUMENTS not in span.attributes
+
+
+def test_handoff_without_a_filter_passes_everything_and_records_no_check(
+    telemetry: Telemetry,
+) -> None:
+    _escalating_run()
+
+    handoff = telemetry.span("handoff billing")
+    assert sc.HANDOFF_CHECKS_PASSED not in handoff.attributes
+    assert handoff.attributes[sc.HANDOFF_PAYLOAD_SUMMARY] == "dict with 1 key: reason"
+
+
+def test_a_filter_that_rewrites_items_is_recorded_as_changing_them(telemetry: Telemetry) -> None:
+    def redact_history(data: HandoffInputData) -> HandoffInputData:
+        return data.clone(input_history="(history withheld)")
+
+    _escalating_run(input_filter=redact_history)
+
+    [check] = telemetry.span("handoff billing").attributes[sc.HANDOFF_CHECKS_PASSED]
+    assert check == "input_filter " + redact_history.__qualname__ + ": changed items, passed 5"
+
+
+def test_a_failing_input_filter_is_a_failed_check_and_a_rejected_handoff(
+    telemetry: Telemetry,
+) -> None:
+    def broken_filter(data: HandoffInputData) -> HandoffInputData:
+        raise ValueError("filter bug")
+
+    with pytest.raises(ValueError, match="filter bug"):
+        _escalating_run(input_filter=broken_filter)
+
+    handoff = telemetry.span("handoff billing")
+    assert handoff.attributes[sc.HANDOFF_ACCEPTED] is False
+    [failed] = handoff.attributes[sc.HANDOFF_CHECKS_FAILED]
+    assert failed == f"input_filter {broken_filter.__qualname__}: ValueError: filter bug"
+    assert handoff.status.status_code is StatusCode.ERROR
+
+
+def test_a_handoff_failing_before_its_filter_records_no_filter_check(
+    telemetry: Telemetry,
+) -> None:
+    transport = AsyncScriptedTransport(
+        [_response(1, [_call("transfer_to_billing", {"wrong": "shape"}, "c1")])]
+    )
+
+    def on_escalation(ctx: Any, data: Escalation) -> None:
+        pass
+
+    billing = Agent(name="billing", model=_model(transport))
+    to_billing = agents.handoff(
+        billing,
+        on_handoff=on_escalation,
+        input_type=Escalation,
+        input_filter=handoff_filters.remove_all_tools,
+    )
+    triage = Agent(name="triage", handoffs=[to_billing], model=_model(transport))
+
+    with pytest.raises(agents.ModelBehaviorError):
+        asyncio.run(Runner.run(triage, "Refund me"))
+
+    handoff = telemetry.span("handoff unknown")
+    assert handoff.attributes[sc.HANDOFF_ACCEPTED] is False
+    assert handoff.attributes[sc.HANDOFF_FROM] == "triage"
+    assert sc.HANDOFF_CHECKS_PASSED not in handoff.attributes
+    assert sc.HANDOFF_CHECKS_FAILED not in handoff.attributes
+
+
+def test_captured_content_on_tool_and_handoff_spans_is_scrubbed_of_secrets(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for telemetry in _instrumented(monkeypatch, capture_content="SPAN_ONLY"):
+        _escalating_run(input_filter=handoff_filters.remove_all_tools)
+
+        handoff = telemetry.span("handoff billing")
+        payload = str(handoff.attributes[sc.HANDOFF_PAYLOAD])
+        assert "refund" in payload and SECRET_KEY not in payload
+        tool = telemetry.span("execute_tool get_weather")
+        arguments = str(tool.attributes[sc.GEN_AI_TOOL_CALL_ARGUMENTS])
+        assert "Paris" in arguments and SECRET_KEY not in arguments
+        assert "sunny in Paris" in str(tool.attributes[sc.GEN_AI_TOOL_CALL_RESULT])
+        for span in telemetry.spans():
+            assert SECRET_KEY not in json.dumps(dict(span.attributes), default=str)
+
+
 def test_second_handoff_in_one_turn_is_a_rejected_boundary(telemetry: Telemetry) -> None:
     transport = AsyncScriptedTransport(
         [
@@ -463,17 +602,20 @@ def test_the_docs_example_runs_as_written(tmp_path: Any) -> None:
 def test_uninstrument_restores_the_tool_invoker_and_stops_recording(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from agents.run_internal import tool_execution
+    from agents.run_internal import tool_execution, turn_resolution
 
     before = tool_execution._invoke_function_tool_with_metadata
+    handoffs_before = turn_resolution.execute_handoffs
     assert not hasattr(before, "__otel_agents_original__")
     session = _instrumented(monkeypatch)
     telemetry = next(session)
     patched = tool_execution._invoke_function_tool_with_metadata
     assert hasattr(patched, "__otel_agents_original__")
+    assert turn_resolution.execute_handoffs is not handoffs_before
     with pytest.raises(StopIteration):
         next(session)  # uninstrument()
     assert tool_execution._invoke_function_tool_with_metadata is before
+    assert turn_resolution.execute_handoffs is handoffs_before
     transport = AsyncScriptedTransport(
         [
             _response(1, [_call("get_weather", {"city": "Rome"}, "call_u1")]),
