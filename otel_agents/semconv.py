@@ -87,8 +87,8 @@ DETECTOR_OBSERVED: Final = "otel_agents.detector.observed"
 
 # otel_agents.guardrail
 GUARDRAIL_TRIPPED: Final = "otel_agents.guardrail.tripped"
-"""Whether a framework guardrail (an OpenAI Agents SDK input or output guardrail) tripped its
-tripwire. Type: boolean.
+"""Whether a framework guardrail (an OpenAI Agents SDK input, output or tool guardrail) tripped.
+Type: boolean.
 """
 
 # otel_agents.handoff

@@ -39,9 +39,9 @@ from otel_agents.core import handler
 from otel_agents.core.agent import AgentRun, AgentSpec
 from otel_agents.core.invocation import Invocation, Invocations
 from otel_agents.core.ledger import current_ledger
-from otel_agents.core.tool import ToolSpec
+from otel_agents.core.tool import ToolInvocation, ToolSpec
 from otel_agents.errors import Intervention
-from otel_agents.runtime import report_internal_error
+from otel_agents.runtime import get_runtime, report_internal_error
 
 _TOOL_INVOKER = "_invoke_function_tool_with_metadata"
 _TOOL_EXECUTION_MODULE = "agents.run_internal.tool_execution"
@@ -217,41 +217,70 @@ class OtelAgentsProcessor:
             handler.stop_handoff(extra, False, str(error.get("message") or "ignored"))
 
     def _record_guardrail(self, span: Any) -> None:
-        """The verdict lands on the invocation the guardrail governed (its agent): an
-        event per guardrail, and when one trips, the policy verdict attributes (deny, rule
-        = the guardrail's name)."""
+        """An agent's input or output guardrail: its verdict on the agent it governed."""
         governed = self.parent_of(span)
-        if governed is None:
-            return
-        data = span.span_data
-        tripped = bool(data.triggered)
-        verdict = sc.PolicyVerdictValues.DENY if tripped else sc.PolicyVerdictValues.ALLOW
-        governed.span.add_event(
-            sc.EVENT_GUARDRAIL,
-            {
-                sc.POLICY_RULE: str(data.name),
-                sc.POLICY_VERDICT: verdict,
-                sc.GUARDRAIL_TRIPPED: tripped,
-            },
-        )
-        if tripped:
-            ledger = current_ledger(governed.child_context())
-            if ledger is not None:
-                ledger.totals.add_denial()
-            governed.span.set_attributes(
-                {
-                    sc.POLICY_VERDICT: verdict,
-                    sc.POLICY_RULE: str(data.name),
-                    sc.POLICY_REASON: "guardrail tripwire triggered",
-                    sc.GUARDRAIL_TRIPPED: True,
-                }
-            )
+        if governed is not None:
+            data = span.span_data
+            tripped = bool(data.triggered)
+            reason = "guardrail tripwire triggered" if tripped else None
+            record_verdicts(governed, [GuardrailVerdict(str(data.name), tripped, reason)])
 
     def shutdown(self) -> None:
         pass
 
     def force_flush(self) -> None:
         pass
+
+
+# -- guardrail verdicts ----------------------------------------------------------------------
+
+
+class GuardrailRefused(Intervention):
+    """A guardrail of the SDK stopped a tool call or its output (the SDK's decision; this
+    only records it on our span, never raised into the SDK)."""
+
+
+@dataclass(frozen=True)
+class GuardrailVerdict:
+    """One guardrail evaluation: its name, whether it tripped, and why."""
+
+    name: str
+    tripped: bool
+    reason: str | None = None
+
+    @classmethod
+    def of_tool_result(cls, result: Any) -> GuardrailVerdict:
+        """From the SDK's `ToolInputGuardrailResult` / `ToolOutputGuardrailResult`: a
+        guardrail that rejected the content or raised its tripwire tripped."""
+        behavior = result.output.behavior
+        kind = behavior.get("type", "allow")
+        reason = None
+        if kind == "reject_content":
+            reason = f"rejected: {behavior.get('message', '')}"
+        elif kind != "allow":
+            reason = "tool guardrail tripwire triggered"
+        return cls(str(result.guardrail.get_name()), kind != "allow", reason)
+
+
+def record_verdicts(governed: Invocation, verdicts: list[GuardrailVerdict]) -> None:
+    """On the invocation a guardrail governed: an event per evaluation, and for one that
+    tripped, the policy verdict attributes (deny, rule = the guardrail's name) and a
+    denial in the run totals (the counter the policy gate's refusals go to)."""
+    for verdict in verdicts:
+        value = sc.PolicyVerdictValues.DENY if verdict.tripped else sc.PolicyVerdictValues.ALLOW
+        event = {sc.POLICY_RULE: verdict.name, sc.POLICY_VERDICT: value}
+        governed.span.add_event(
+            sc.EVENT_GUARDRAIL, {**event, sc.GUARDRAIL_TRIPPED: verdict.tripped}
+        )
+        if not verdict.tripped:
+            continue
+        ledger = current_ledger(governed.child_context())
+        if ledger is not None:
+            ledger.totals.add_denial()
+        reason = get_runtime().capturer.scrub(verdict.reason or "guardrail tripped")
+        governed.span.set_attributes(
+            {**event, sc.POLICY_REASON: reason, sc.GUARDRAIL_TRIPPED: True}
+        )
 
 
 # -- handoffs ------------------------------------------------------------------------------
@@ -433,9 +462,8 @@ async def _run_tool(
     try:
         sdk_span = sdk_tracing.get_current_span()  # the SDK's function span
         parent = processor.nearest(sdk_span.span_id) if sdk_span is not None else None
-        spec = ToolSpec(name=str(function_tool.name), description=function_tool.description)
         call_id = getattr(context, "tool_call_id", None)
-        tool = handler.start_tool(spec, _decoded(arguments), call_id, parent=parent)
+        tool = handler.start_tool(_spec(function_tool), _decoded(arguments), call_id, parent)
     except Intervention as stop:
         return _refused(stop)
     except Exception as exc:
@@ -446,6 +474,7 @@ async def _run_tool(
         if sdk_span is not None:
             processor.invocations.add(sdk_span.span_id, tool)  # agents run as tools nest in it
         token = tool.make_current()
+        _record_input_verdicts(tool, context)
     except Exception as exc:  # the tool still runs, its span outside the context
         report_internal_error("openai-agents tool context", exc)
     try:
@@ -462,9 +491,173 @@ async def _run_tool(
         # The SDK caught the tool's exception and answers the model with error text: for
         # us the call failed (retry counts, failure totals), though nothing was raised.
         handler.fail_tool(tool, ToolFailedInSdk(str(output)))
+    elif _tool_guardrails_wrapped and getattr(function_tool, "tool_output_guardrails", None):
+        # Its output guardrails run next, in this task: they end the span with their verdict.
+        _held_tool.set(_HeldTool(tool, context, output))
     else:
         handler.stop_tool(tool, output)
     return result
+
+
+def _spec(function_tool: Any) -> ToolSpec:
+    return ToolSpec(name=str(function_tool.name), description=function_tool.description)
+
+
+# -- tool guardrails -----------------------------------------------------------------------
+# The SDK runs a function tool's input guardrails before our invoker and its output
+# guardrails after it, in the same task. Each wrapper runs them with a results list of its
+# own (so concurrent calls sharing the SDK's list cannot be told apart wrongly), copies
+# the results into the SDK's list and puts the verdicts on the call's `execute_tool` span:
+# allowed inputs through a context variable the invoker reads, a refused call on a span
+# of its own (the tool never runs), outputs on the span the invoker held open for them.
+
+
+@dataclass
+class _HeldTool:
+    """A call that ran, its span held open until the tool's output guardrails decide."""
+
+    tool: ToolInvocation
+    context: Any  # the SDK's ToolContext of the call: the output guardrails get the same
+    output: Any
+
+
+_held_tool: ContextVar[_HeldTool | None] = ContextVar("otel_agents_held_tool", default=None)
+_input_verdicts: ContextVar[tuple[Any, list[GuardrailVerdict]] | None] = ContextVar(
+    "otel_agents_tool_input_verdicts", default=None
+)
+_INPUT_RESULTS = "tool_input_guardrail_results"
+_OUTPUT_RESULTS = "tool_output_guardrail_results"
+
+
+def _record_input_verdicts(tool: ToolInvocation, context: Any) -> None:
+    found = _input_verdicts.get()
+    if found is not None and found[0] is context:
+        _input_verdicts.set(None)
+        record_verdicts(tool, found[1])
+
+
+def _tool_input_wrapper(processor: OtelAgentsProcessor) -> Callable[..., Any]:
+    """Our wrapper (wrapt's signature) of the SDK's `_execute_tool_input_guardrails`."""
+
+    def wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        if not processor.active or not isinstance(kwargs.get(_INPUT_RESULTS), list):
+            return wrapped(*args, **kwargs)
+        return _guarded_tool_input(processor, wrapped, args, kwargs)
+
+    return wrapper
+
+
+async def _guarded_tool_input(
+    processor: OtelAgentsProcessor, wrapped: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Any:
+    ours: list[Any] = []
+    try:
+        message = await wrapped(*args, **{**kwargs, _INPUT_RESULTS: ours})
+    except BaseException:
+        _after_tool_input(processor, kwargs, ours, refused=True)
+        raise
+    finally:
+        kwargs[_INPUT_RESULTS].extend(ours)
+    _after_tool_input(processor, kwargs, ours, refused=message is not None)
+    return message
+
+
+def _after_tool_input(
+    processor: OtelAgentsProcessor, kwargs: dict[str, Any], results: list[Any], refused: bool
+) -> None:
+    """Allowed: leave the verdicts for the call's span. Refused: the call never runs, so
+    its span is made here, with the verdicts and the refusal."""
+    import agents.tracing as sdk_tracing
+
+    try:
+        verdicts = [GuardrailVerdict.of_tool_result(result) for result in results]
+        context = kwargs.get("tool_context")
+        if not verdicts:
+            return
+        if not refused:
+            _input_verdicts.set((context, verdicts))
+            return
+        sdk_span = sdk_tracing.get_current_span()  # the SDK's function span
+        parent = processor.nearest(sdk_span.span_id) if sdk_span is not None else None
+        arguments = _decoded(getattr(context, "tool_arguments", "") or "")
+        call_id = getattr(context, "tool_call_id", None)
+        tool = handler.start_refused_tool(_spec(kwargs["func_tool"]), arguments, call_id, parent)
+        record_verdicts(tool, verdicts)
+        handler.fail_tool(tool, GuardrailRefused(_refusal_reason(verdicts)))
+    except Exception as exc:
+        report_internal_error("openai-agents tool input guardrails", exc)
+
+
+def _tool_output_wrapper(processor: OtelAgentsProcessor) -> Callable[..., Any]:
+    """Our wrapper (wrapt's signature) of the SDK's `_execute_tool_output_guardrails`."""
+
+    def wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        held = _held_tool.get()
+        if held is None or held.context is not kwargs.get("tool_context"):
+            return wrapped(*args, **kwargs)
+        _held_tool.set(None)
+        if not isinstance(kwargs.get(_OUTPUT_RESULTS), list):
+            handler.stop_tool(held.tool, held.output)
+            return wrapped(*args, **kwargs)
+        return _guarded_tool_output(held, wrapped, args, kwargs)
+
+    return wrapper
+
+
+async def _guarded_tool_output(
+    held: _HeldTool, wrapped: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Any:
+    ours: list[Any] = []
+    try:
+        return await wrapped(*args, **{**kwargs, _OUTPUT_RESULTS: ours})
+    finally:
+        kwargs[_OUTPUT_RESULTS].extend(ours)
+        _release(held, ours)
+
+
+def _release(held: _HeldTool, results: list[Any]) -> None:
+    """End the held span: refused when an output guardrail tripped, else as the tool
+    returned."""
+    try:
+        verdicts = [GuardrailVerdict.of_tool_result(result) for result in results]
+        record_verdicts(held.tool, verdicts)
+        if any(verdict.tripped for verdict in verdicts):
+            handler.fail_tool(held.tool, GuardrailRefused(_refusal_reason(verdicts)))
+    except Exception as exc:
+        report_internal_error("openai-agents tool output guardrails", exc)
+    handler.stop_tool(held.tool, held.output)  # no-op when already ended
+
+
+def _release_unclaimed() -> None:
+    """A held span whose output guardrails never ran (the SDK returned early): end it."""
+    held = _held_tool.get()
+    if held is not None:
+        _held_tool.set(None)
+        handler.stop_tool(held.tool, held.output)
+
+
+def _post_invoke_wrapper(processor: OtelAgentsProcessor) -> Callable[..., Any]:
+    """Our wrapper of the SDK's per-call task body (invoker, then output guardrails), the
+    backstop that ends a span held for output guardrails the SDK did not run."""
+
+    def wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        return _with_backstop(wrapped, args, kwargs)
+
+    return wrapper
+
+
+async def _with_backstop(wrapped: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    try:
+        return await wrapped(*args, **kwargs)
+    finally:
+        _release_unclaimed()
+
+
+def _refusal_reason(verdicts: list[GuardrailVerdict]) -> str:
+    tripped = [v for v in verdicts if v.tripped]
+    if not tripped:
+        return "a tool guardrail stopped the call"
+    return f"tool guardrail {tripped[0].name}: {tripped[0].reason}"
 
 
 def _decoded(arguments: str) -> Any:
@@ -490,10 +683,15 @@ def _refused(stop: Intervention) -> Any:
 # -- patch / unpatch -----------------------------------------------------------------------
 
 _HANDOFF_MODULE = "agents.run_internal.turn_resolution"
+_TOOL_INPUT_GUARDRAILS = "_execute_tool_input_guardrails"
+_TOOL_OUTPUT_GUARDRAILS = "_execute_tool_output_guardrails"
+_TOOL_BATCH_EXECUTOR = "_FunctionToolBatchExecutor"
+_TOOL_POST_INVOKE = "_invoke_tool_and_run_post_invoke"
 _HANDOFF_EXECUTOR = "execute_handoffs"
 
 _processor: OtelAgentsProcessor | None = None
 _patched_module: ModuleType | None = None
+_tool_guardrails_wrapped = False  # the invoker holds spans for output guardrails only then
 _patcher = Patcher()
 
 
@@ -519,12 +717,31 @@ def patch(agents_module: ModuleType) -> None:
         _patcher.wrap(handoffs, _HANDOFF_EXECUTOR, _handoff_wrapper(_processor))
     except Exception as exc:  # handoffs are still recorded from the SDK's spans alone
         report_internal_error("openai-agents handoff patch", exc)
+    _wrap_tool_guardrails(execution, _processor)
+
+
+def _wrap_tool_guardrails(execution: ModuleType, processor: OtelAgentsProcessor) -> None:
+    """The tool guardrail runners and, as the backstop for held spans, the per-call task
+    body; all or none (a held span needs its backstop)."""
+    executor = getattr(execution, _TOOL_BATCH_EXECUTOR, None)
+    names = (_TOOL_INPUT_GUARDRAILS, _TOOL_OUTPUT_GUARDRAILS)
+    if executor is None or not all(hasattr(execution, name) for name in names):
+        return  # an SDK without tool guardrails (or laid out otherwise): not recorded
+    global _tool_guardrails_wrapped
+    try:
+        _patcher.wrap(executor, _TOOL_POST_INVOKE, _post_invoke_wrapper(processor))
+        _patcher.wrap(execution, _TOOL_INPUT_GUARDRAILS, _tool_input_wrapper(processor))
+        _patcher.wrap(execution, _TOOL_OUTPUT_GUARDRAILS, _tool_output_wrapper(processor))
+        _tool_guardrails_wrapped = True
+    except Exception as exc:
+        report_internal_error("openai-agents tool guardrail patch", exc)
 
 
 def unpatch() -> None:
-    global _patched_module
+    global _patched_module, _tool_guardrails_wrapped
     if _processor is not None:
         _processor.active = False
+    _tool_guardrails_wrapped = False
     _patcher.unwrap_all()
     execution = _patched_module
     if execution is not None:

@@ -19,8 +19,14 @@ from agents import (
     InputGuardrailTripwireTriggered,
     OpenAIResponsesModel,
     Runner,
+    ToolGuardrailFunctionOutput,
+    ToolInputGuardrailData,
+    ToolInputGuardrailTripwireTriggered,
+    ToolOutputGuardrailData,
     function_tool,
     input_guardrail,
+    tool_input_guardrail,
+    tool_output_guardrail,
 )
 from agents.extensions import handoff_filters
 from agents.handoffs import HandoffInputData
@@ -462,6 +468,142 @@ def test_passing_guardrail_leaves_an_allow_event_only(telemetry: Telemetry) -> N
     assert event.attributes is not None
     assert event.attributes[sc.POLICY_VERDICT] == "allow"
     assert telemetry.span("invoke_agent Agent workflow").attributes[sc.RUN_DENIALS] == 0
+
+
+READS: list[str] = []
+
+
+@tool_input_guardrail
+def no_wildcards(data: ToolInputGuardrailData) -> ToolGuardrailFunctionOutput:
+    if "*" in json.loads(data.context.tool_arguments)["table"]:
+        return ToolGuardrailFunctionOutput.reject_content("wildcards are not allowed")
+    return ToolGuardrailFunctionOutput.allow()
+
+
+@tool_output_guardrail
+def no_leaks(data: ToolOutputGuardrailData) -> ToolGuardrailFunctionOutput:
+    if "classified" in str(data.output):
+        return ToolGuardrailFunctionOutput.reject_content("output withheld")
+    return ToolGuardrailFunctionOutput.allow()
+
+
+@tool_input_guardrail
+def halt_on_drop(data: ToolInputGuardrailData) -> ToolGuardrailFunctionOutput:
+    if "drop" in data.context.tool_arguments:
+        return ToolGuardrailFunctionOutput.raise_exception()
+    return ToolGuardrailFunctionOutput.allow()
+
+
+@function_tool(
+    tool_input_guardrails=[halt_on_drop, no_wildcards], tool_output_guardrails=[no_leaks]
+)
+def read_table(table: str) -> str:
+    """Read a table's rows."""
+    READS.append(table)
+    return f"classified rows of {table}" if table == "vault" else f"rows of {table}"
+
+
+def _read_run(table: str) -> tuple[Any, AsyncScriptedTransport]:
+    READS.clear()
+    transport = AsyncScriptedTransport(
+        [
+            _response(1, [_call("read_table", {"table": table}, "call_g1")]),
+            _response(2, [_text("done")]),
+        ]
+    )
+    agent = Agent(name="reader", tools=[read_table], model=_model(transport))
+    return asyncio.run(Runner.run(agent, f"Read {table}")), transport
+
+
+def _guardrail_events(span: ReadableSpan) -> list[tuple[Any, Any, Any]]:
+    return [
+        (
+            e.attributes[sc.POLICY_RULE],
+            e.attributes[sc.POLICY_VERDICT],
+            e.attributes[sc.GUARDRAIL_TRIPPED],
+        )
+        for e in span.events
+        if e.name == sc.EVENT_GUARDRAIL and e.attributes is not None
+    ]
+
+
+def _tool_output_sent(transport: AsyncScriptedTransport) -> str:
+    items = transport.requests[1].json["input"]
+    [output] = [i for i in items if i.get("type") == "function_call_output"]
+    return str(output["output"])
+
+
+def test_tool_guardrails_that_pass_leave_allow_events_on_the_tool_span(
+    telemetry: Telemetry,
+) -> None:
+    _read_run("users")
+
+    tool = telemetry.span("execute_tool read_table")
+    assert READS == ["users"]
+    assert _guardrail_events(tool) == [
+        ("halt_on_drop", "allow", False),
+        ("no_wildcards", "allow", False),
+        ("no_leaks", "allow", False),
+    ]
+    assert sc.POLICY_VERDICT not in tool.attributes
+    assert tool.status.status_code is not StatusCode.ERROR
+    assert telemetry.span("invoke_agent Agent workflow").attributes[sc.RUN_DENIALS] == 0
+
+
+def test_tool_input_guardrail_rejection_is_a_deny_on_a_call_that_never_ran(
+    telemetry: Telemetry,
+) -> None:
+    _, transport = _read_run("*")
+
+    assert READS == []
+    assert _tool_output_sent(transport) == "wildcards are not allowed"
+    tool = telemetry.span("execute_tool read_table")
+    assert tool.attributes[sc.GEN_AI_TOOL_CALL_ID] == "call_g1"
+    assert tool.attributes[sc.POLICY_VERDICT] == "deny"
+    assert tool.attributes[sc.POLICY_RULE] == "no_wildcards"
+    assert tool.attributes[sc.GUARDRAIL_TRIPPED] is True
+    assert "wildcards are not allowed" in str(tool.attributes[sc.POLICY_REASON])
+    assert _guardrail_events(tool) == [
+        ("halt_on_drop", "allow", False),
+        ("no_wildcards", "deny", True),
+    ]
+    parent = _parent(tool, telemetry)
+    assert parent is not None and parent.name == "invoke_agent reader"
+    root = telemetry.span("invoke_agent Agent workflow").attributes
+    assert (root[sc.RUN_DENIALS], root[sc.RUN_TOOL_CALLS], root[sc.RUN_TOOL_FAILURES]) == (1, 1, 0)
+
+
+def test_tool_output_guardrail_rejection_is_a_deny_on_the_call_that_ran(
+    telemetry: Telemetry,
+) -> None:
+    _, transport = _read_run("vault")
+
+    assert READS == ["vault"]
+    assert _tool_output_sent(transport) == "output withheld"
+    tool = telemetry.span("execute_tool read_table")
+    assert tool.attributes[sc.POLICY_VERDICT] == "deny"
+    assert tool.attributes[sc.POLICY_RULE] == "no_leaks"
+    assert _guardrail_events(tool)[-1] == ("no_leaks", "deny", True)
+    assert tool.status.status_code is StatusCode.ERROR
+    root = telemetry.span("invoke_agent Agent workflow").attributes
+    assert (root[sc.RUN_DENIALS], root[sc.RUN_TOOL_FAILURES]) == (1, 0)
+
+
+def test_tool_guardrail_tripwire_stops_the_run_and_is_recorded(telemetry: Telemetry) -> None:
+    READS.clear()
+    transport = AsyncScriptedTransport(
+        [_response(1, [_call("read_table", {"table": "drop users"}, "call_x1")])]
+    )
+    agent = Agent(name="reader", tools=[read_table], model=_model(transport))
+
+    with pytest.raises(ToolInputGuardrailTripwireTriggered):
+        asyncio.run(Runner.run(agent, "Drop users"))
+
+    assert READS == []
+    tool = telemetry.span("execute_tool read_table")
+    assert tool.attributes[sc.POLICY_RULE] == "halt_on_drop"
+    assert tool.attributes[sc.GUARDRAIL_TRIPPED] is True
+    assert telemetry.span("invoke_agent Agent workflow").attributes[sc.RUN_DENIALS] == 1
 
 
 DENY_POLICY = """
