@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -31,13 +35,17 @@ from agents import (
 from agents.extensions import handoff_filters
 from agents.handoffs import HandoffInputData
 from agents_testing import Telemetry, instrumented
-from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.trace import StatusCode
 from pydantic import BaseModel
 from wire import AsyncScriptedTransport, ScriptedResponse, async_openai_client
 
+import otel_agents
 from otel_agents import semconv as sc
 from otel_agents.integrations import openai_agents as integration
+from otel_agents.store.exporter import StoreSpanProcessor
+from otel_agents.store.reader import Store
+from otel_agents.store.settings import StoreSettings
 
 MODEL = "gpt-4o-mini"
 
@@ -604,6 +612,57 @@ def test_tool_guardrail_tripwire_stops_the_run_and_is_recorded(telemetry: Teleme
     assert tool.attributes[sc.POLICY_RULE] == "halt_on_drop"
     assert tool.attributes[sc.GUARDRAIL_TRIPPED] is True
     assert telemetry.span("invoke_agent Agent workflow").attributes[sc.RUN_DENIALS] == 1
+
+
+def test_a_run_in_the_store_and_in_otel_agents_show(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The store's run row carries the ledger's totals (denials too) and `otel-agents
+    show` draws the run: agents, the tool that ran, the refused one, the handoff."""
+    path = tmp_path / "traces.db"
+    provider = TracerProvider()
+    provider.add_span_processor(StoreSpanProcessor(StoreSettings(path=path)))
+    monkeypatch.delenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", raising=False)
+    otel_agents.instrument(tracer_provider=provider, configure_sdk=False, detectors=False)
+    try:
+        agents.set_trace_processors([integration.processor()])  # type: ignore[list-item]
+        READS.clear()
+        transport = AsyncScriptedTransport(
+            [
+                _response(1, [_call("read_table", {"table": "users"}, "call_s1")]),
+                _response(2, [_call("read_table", {"table": "*"}, "call_s2")]),
+                _response(3, [_call("transfer_to_billing", {}, "call_s3")]),
+                _response(4, [_text("Billing done.")]),
+            ]
+        )
+        billing = Agent(name="billing", model=_model(transport))
+        reader = Agent(
+            name="reader", tools=[read_table], handoffs=[billing], model=_model(transport)
+        )
+        assert asyncio.run(Runner.run(reader, "Read users")).final_output == "Billing done."
+    finally:
+        otel_agents.uninstrument()
+        provider.shutdown()
+
+    with Store.open(path) as store:
+        [run] = store.runs()
+    assert run.agent == "Agent workflow" and run.status == "ok"
+    assert (run.llm_calls, run.tool_calls, run.handoffs, run.denials) == (4, 2, 1, 1)
+    env = {**os.environ, "OTEL_AGENTS_STORE_PATH": str(path), "NO_COLOR": "1"}
+    shown = subprocess.run(
+        [sys.executable, "-m", "otel_agents.cli", "show", run.run_id],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert "1 denial" in shown.stdout
+    lines = [line.strip(" │├└─") for line in shown.stdout.splitlines()]
+    for expected in ("agent    reader", "agent    billing", "tool     read_table ✓"):
+        assert any(line.startswith(expected) for line in lines), shown.stdout
+    assert any(line.startswith("tool     read_table ✗") for line in lines), shown.stdout
+    assert any("handoff" in line and "billing" in line for line in lines), shown.stdout
 
 
 DENY_POLICY = """
