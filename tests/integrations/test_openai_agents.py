@@ -722,6 +722,37 @@ def test_agent_retrying_a_failing_tool_trips_the_retry_detector(telemetry: Telem
     assert telemetry.span("invoke_agent Agent workflow").attributes[sc.RUN_ANOMALIES] >= 1
 
 
+def test_agents_handing_work_back_and_forth_trip_the_ping_pong_detector(
+    telemetry: Telemetry,
+) -> None:
+    transport = AsyncScriptedTransport(
+        [
+            _response(1, [_call("transfer_to_billing", {}, "call_p1")]),
+            _response(2, [_call("transfer_to_triage", {}, "call_p2")]),
+            _response(3, [_call("transfer_to_billing", {}, "call_p3")]),
+            _response(4, [_call("transfer_to_triage", {}, "call_p4")]),
+            _response(5, [_text("Nobody owns this.")]),
+        ]
+    )
+    billing = Agent(name="billing", model=_model(transport))
+    triage = Agent(name="triage", handoffs=[billing], model=_model(transport))
+    billing.handoffs = [triage]
+
+    result = asyncio.run(Runner.run(triage, "Who owns my refund?"))
+
+    assert result.final_output == "Nobody owns this."
+    handoffs = sorted(
+        (s for s in telemetry.spans() if s.name.startswith("handoff ")),
+        key=lambda s: s.start_time or 0,
+    )
+    assert [s.name for s in handoffs] == ["handoff billing", "handoff triage"] * 2
+    flagged = [s for s in handoffs if "handoff_ping_pong" in (s.attributes.get(sc.ANOMALY) or ())]
+    assert flagged == [handoffs[-1]], [dict(s.attributes) for s in handoffs]
+    root = telemetry.span("invoke_agent Agent workflow")
+    assert root.attributes[sc.RUN_HANDOFFS] == 4
+    assert root.attributes[sc.RUN_ANOMALIES] == 1
+
+
 def test_concurrent_async_runs_do_not_cross_talk(telemetry: Telemetry) -> None:
     async def one(city: str) -> Any:
         transport = AsyncScriptedTransport(
