@@ -8,7 +8,9 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +37,10 @@ from agents import (
 from agents.extensions import handoff_filters
 from agents.handoffs import HandoffInputData
 from agents_testing import Telemetry, instrumented
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.trace import StatusCode
 from pydantic import BaseModel
 from wire import AsyncScriptedTransport, ScriptedResponse, async_openai_client
@@ -663,6 +668,115 @@ def test_a_run_in_the_store_and_in_otel_agents_show(
         assert any(line.startswith(expected) for line in lines), shown.stdout
     assert any(line.startswith("tool     read_table ✗") for line in lines), shown.stdout
     assert any("handoff" in line and "billing" in line for line in lines), shown.stdout
+
+
+class _OtlpReceiver:
+    """An OTLP/HTTP trace receiver on a local port: every span it was sent, as protobuf."""
+
+    def __init__(self) -> None:
+        self.spans: list[Any] = []
+        received = self.spans
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                request = ExportTraceServiceRequest.FromString(body)
+                for resource_spans in request.resource_spans:
+                    for scope_spans in resource_spans.scope_spans:
+                        received.extend(scope_spans.spans)
+                self.send_response(200)
+                self.send_header("Content-Type", "application/x-protobuf")
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.endpoint = f"http://127.0.0.1:{self.server.server_port}/v1/traces"
+
+
+def _otlp_attributes(span: Any) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for attribute in span.attributes:
+        value = attribute.value
+        kind = value.WhichOneof("value")
+        if kind == "array_value":
+            values[attribute.key] = [
+                getattr(v, v.WhichOneof("value")) for v in value.array_value.values
+            ]
+        else:
+            values[attribute.key] = getattr(value, kind)
+    return values
+
+
+def test_the_same_spans_arrive_over_otlp(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run with a tool, a refused tool, a handoff and a guardrail, exported by the real
+    OTLP/HTTP exporter (synchronously: each span is received before the next one ends)."""
+    receiver = _OtlpReceiver()
+    serving = threading.Thread(target=receiver.server.serve_forever, daemon=True)
+    serving.start()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(endpoint=receiver.endpoint)))
+    monkeypatch.delenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", raising=False)
+    otel_agents.instrument(tracer_provider=provider, configure_sdk=False)
+    try:
+        agents.set_trace_processors([integration.processor()])  # type: ignore[list-item]
+        transport = AsyncScriptedTransport(
+            [
+                _response(1, [_reasoning("Read it."), _call("read_table", {"table": "a"}, "o1")]),
+                _response(2, [_call("read_table", {"table": "*"}, "o2")]),
+                _response(3, [_call("transfer_to_billing", {}, "o3")]),
+                _response(4, [_text("Done.")]),
+            ]
+        )
+        billing = Agent(name="billing", model=_model(transport))
+        reader = Agent(
+            name="reader", tools=[read_table], handoffs=[billing], model=_model(transport)
+        )
+        assert asyncio.run(Runner.run(reader, "Read a")).final_output == "Done."
+    finally:
+        otel_agents.uninstrument()
+        provider.shutdown()
+        receiver.server.shutdown()
+
+    by_id = {span.span_id: span for span in receiver.spans}
+
+    def parent_name(span: Any) -> str | None:
+        parent = by_id.get(span.parent_span_id)
+        return parent.name if parent is not None else None
+
+    assert sorted((s.name, parent_name(s)) for s in receiver.spans) == sorted(
+        [
+            ("invoke_agent Agent workflow", None),
+            ("invoke_agent reader", "invoke_agent Agent workflow"),
+            ("invoke_agent billing", "invoke_agent Agent workflow"),
+            *[(f"chat {MODEL}", "invoke_agent reader")] * 3,
+            (f"chat {MODEL}", "invoke_agent billing"),
+            ("execute_tool read_table", "invoke_agent reader"),
+            ("execute_tool read_table", "invoke_agent reader"),
+            ("handoff billing", "invoke_agent reader"),
+        ]
+    )
+    assert len({span.trace_id for span in receiver.spans}) == 1
+    tools = {
+        _otlp_attributes(s)[sc.GEN_AI_TOOL_CALL_ID]: s
+        for s in receiver.spans
+        if s.name == "execute_tool read_table"
+    }
+    ran, refused = tools["o1"], tools["o2"]
+    requester = next(
+        s for s in receiver.spans if _otlp_attributes(s).get(sc.GEN_AI_RESPONSE_ID) == "resp_1"
+    )
+    assert [link.span_id for link in ran.links] == [requester.span_id]
+    assert _otlp_attributes(ran)[sc.DECISION_REASONING_SOURCE] == "reasoning_summary"
+    assert _otlp_attributes(refused)[sc.POLICY_VERDICT] == "deny"
+    assert _otlp_attributes(refused)[sc.GUARDRAIL_TRIPPED] is True
+    assert [e.name for e in refused.events].count(sc.EVENT_GUARDRAIL) == 2
+    handoff = _otlp_attributes(next(s for s in receiver.spans if s.name == "handoff billing"))
+    assert handoff[sc.HANDOFF_ACCEPTED] is True and handoff[sc.HANDOFF_FROM] == "reader"
+    root = _otlp_attributes(next(s for s in receiver.spans if parent_name(s) is None))
+    assert (root[sc.RUN_TOOL_CALLS], root[sc.RUN_HANDOFFS], root[sc.RUN_DENIALS]) == (2, 1, 1)
+    assert root[sc.RUN_LLM_CALLS] == 4
 
 
 DENY_POLICY = """
