@@ -79,6 +79,19 @@ class _SpanTree:
             self._parents.pop(span_id, None)
 
 
+def _workflow_spec(trace: Any) -> AgentSpec:
+    """The run root for an SDK trace: named after its workflow (`trace("...")`, else the
+    SDK's "Agent workflow"), with the conventions' `gen_ai.workflow.name`, and the trace's
+    `group_id` (the SDK's conversation or thread id) as `gen_ai.conversation.id`."""
+    workflow = str(trace.name or "Agent workflow")
+    group_id = getattr(trace, "group_id", None)
+    return AgentSpec(
+        name=workflow,
+        conversation_id=str(group_id) if group_id else None,
+        attributes={sc.GEN_AI_WORKFLOW_NAME: workflow},
+    )
+
+
 class OtelAgentsProcessor:
     """The SDK's `TracingProcessor` interface (duck-typed, so that importing this module
     does not import the SDK). Every callback is a boundary: it never raises."""
@@ -111,7 +124,7 @@ class OtelAgentsProcessor:
         if not self.active:
             return
         try:
-            run = handler.start_agent(AgentSpec(name=str(trace.name or "Agent workflow")))
+            run = handler.start_agent(_workflow_spec(trace))
             self.invocations.add(trace.trace_id, run)
         except Exception as exc:
             report_internal_error("openai-agents trace start", exc)

@@ -414,6 +414,33 @@ def test_captured_content_on_tool_and_handoff_spans_is_scrubbed_of_secrets(
             assert SECRET_KEY not in json.dumps(dict(span.attributes), default=str)
 
 
+def test_an_sdk_trace_grouping_two_runs_is_one_run_under_its_workflow(
+    telemetry: Telemetry,
+) -> None:
+    transport = AsyncScriptedTransport(
+        [_response(1, [_text("Hello.")]), _response(2, [_text("Still here.")])]
+    )
+    greeter = Agent(name="greeter", model=_model(transport))
+
+    async def conversation() -> None:
+        with agents.trace("Support chat", group_id="thread-7"):
+            await Runner.run(greeter, "Hi")
+            await Runner.run(greeter, "Are you there?")
+
+    asyncio.run(conversation())
+
+    root = telemetry.span("invoke_agent Support chat")
+    assert root.parent is None
+    assert root.attributes[sc.GEN_AI_WORKFLOW_NAME] == "Support chat"
+    assert root.attributes[sc.GEN_AI_CONVERSATION_ID] == "thread-7"
+    assert root.attributes[sc.RUN_LLM_CALLS] == 2
+    greeters = [s for s in telemetry.spans() if s.name == "invoke_agent greeter"]
+    assert len(greeters) == 2
+    assert all(_parent(s, telemetry) is not None for s in greeters)
+    assert {_parent(s, telemetry).name for s in greeters} == {"invoke_agent Support chat"}  # type: ignore[union-attr]
+    assert {s.attributes[sc.RUN_ID] for s in greeters} == {root.attributes[sc.RUN_ID]}
+
+
 def test_second_handoff_in_one_turn_is_a_rejected_boundary(telemetry: Telemetry) -> None:
     transport = AsyncScriptedTransport(
         [
