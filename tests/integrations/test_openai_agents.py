@@ -1024,3 +1024,5 @@ def agents_names_run() -> None:
     guarded = Agent(name="guarded", input_guardrails=[no_secrets], model=_model(transport))
     with pytest.raises(InputGuardrailTripwireTriggered):
         asyncio.run(Runner.run(guarded, "my password"))
+    _read_run("*")  # a tool input guardrail refusing a call
+    _read_run("vault")  # a tool output guardrail rejecting a result
