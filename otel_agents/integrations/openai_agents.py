@@ -553,7 +553,8 @@ def _tool_input_wrapper(processor: OtelAgentsProcessor) -> Callable[..., Any]:
     """Our wrapper (wrapt's signature) of the SDK's `_execute_tool_input_guardrails`."""
 
     def wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        if not processor.active or not isinstance(kwargs.get(_INPUT_RESULTS), list):
+        guarded = getattr(kwargs.get("func_tool"), "tool_input_guardrails", None)
+        if not processor.active or not guarded or not isinstance(kwargs.get(_INPUT_RESULTS), list):
             return wrapped(*args, **kwargs)
         return _guarded_tool_input(processor, wrapped, args, kwargs)
 
@@ -590,6 +591,8 @@ def _after_tool_input(
         if not refused:
             _input_verdicts.set((context, verdicts))
             return
+        if not any(verdict.tripped for verdict in verdicts):
+            return  # stopped by an error (a guardrail's bug, a cancellation), not a verdict
         sdk_span = sdk_tracing.get_current_span()  # the SDK's function span
         parent = processor.nearest(sdk_span.span_id) if sdk_span is not None else None
         arguments = _decoded(getattr(context, "tool_arguments", "") or "")

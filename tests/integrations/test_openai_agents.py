@@ -646,6 +646,33 @@ def test_tool_guardrail_tripwire_stops_the_run_and_is_recorded(telemetry: Teleme
     assert telemetry.span("invoke_agent Agent workflow").attributes[sc.RUN_DENIALS] == 1
 
 
+def test_a_tool_guardrail_that_crashes_is_not_recorded_as_a_verdict(telemetry: Telemetry) -> None:
+    @tool_input_guardrail
+    def broken(data: ToolInputGuardrailData) -> ToolGuardrailFunctionOutput:
+        raise RuntimeError("guardrail bug")
+
+    @function_tool(tool_input_guardrails=[halt_on_drop, broken])  # one passes, then a crash
+    def guarded_lookup(key: str) -> str:
+        """A lookup behind a broken guardrail."""
+        READS.append(key)
+        return key
+
+    READS.clear()
+    transport = AsyncScriptedTransport(
+        [
+            _response(1, [_call("guarded_lookup", {"key": "k"}, "call_b1")]),
+            _response(2, [_text("done")]),
+        ]
+    )
+    agent = Agent(name="reader", tools=[guarded_lookup], model=_model(transport))
+    with pytest.raises(Exception, match="guardrail bug"):
+        asyncio.run(Runner.run(agent, "Look k up"))
+
+    assert READS == []
+    assert [s for s in telemetry.spans() if s.name.startswith("execute_tool")] == []
+    assert telemetry.span("invoke_agent Agent workflow").attributes[sc.RUN_DENIALS] == 0
+
+
 def test_a_run_in_the_store_and_in_otel_agents_show(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
