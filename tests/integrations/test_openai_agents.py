@@ -629,6 +629,35 @@ def test_tool_output_guardrail_rejection_is_a_deny_on_the_call_that_ran(
     assert (root[sc.RUN_DENIALS], root[sc.RUN_TOOL_FAILURES]) == (1, 0)
 
 
+def test_tool_guardrails_in_a_streamed_run(telemetry: Telemetry) -> None:
+    READS.clear()
+    transport = AsyncScriptedTransport(
+        [
+            _streamed(1, [_call("read_table", {"table": "*"}, "call_v1")]),
+            _streamed(2, [_call("read_table", {"table": "vault"}, "call_v2")]),
+            _streamed(3, [_text("done")]),
+        ]
+    )
+    agent = Agent(name="reader", tools=[read_table], model=_model(transport))
+
+    async def consume() -> None:
+        result = Runner.run_streamed(agent, "Read")
+        async for _ in result.stream_events():
+            pass
+
+    asyncio.run(consume())
+
+    assert READS == ["vault"]
+    tools = {
+        s.attributes[sc.GEN_AI_TOOL_CALL_ID]: s
+        for s in telemetry.spans()
+        if s.name == "execute_tool read_table"
+    }
+    assert tools["call_v1"].attributes[sc.POLICY_RULE] == "no_wildcards"
+    assert tools["call_v2"].attributes[sc.POLICY_RULE] == "no_leaks"
+    assert telemetry.span("invoke_agent Agent workflow").attributes[sc.RUN_DENIALS] == 2
+
+
 def test_tool_guardrail_tripwire_stops_the_run_and_is_recorded(telemetry: Telemetry) -> None:
     READS.clear()
     transport = AsyncScriptedTransport(
