@@ -629,6 +629,40 @@ def test_tool_output_guardrail_rejection_is_a_deny_on_the_call_that_ran(
     assert (root[sc.RUN_DENIALS], root[sc.RUN_TOOL_FAILURES]) == (1, 0)
 
 
+def test_parallel_calls_in_one_turn_keep_their_own_guardrail_verdicts(
+    telemetry: Telemetry,
+) -> None:
+    READS.clear()
+    calls = [
+        _call("read_table", {"table": "*"}, "call_p1"),
+        _call("read_table", {"table": "users"}, "call_p2"),
+        _call("read_table", {"table": "vault"}, "call_p3"),
+    ]
+    transport = AsyncScriptedTransport([_response(1, calls), _response(2, [_text("done")])])
+    agent = Agent(name="reader", tools=[read_table], model=_model(transport))
+
+    asyncio.run(Runner.run(agent, "Read three"))
+
+    assert sorted(READS) == ["users", "vault"]
+    tools = {
+        s.attributes[sc.GEN_AI_TOOL_CALL_ID]: s
+        for s in telemetry.spans()
+        if s.name == "execute_tool read_table"
+    }
+    assert [r for r, _, _ in _guardrail_events(tools["call_p1"])] == [
+        "halt_on_drop",
+        "no_wildcards",
+    ]
+    assert _guardrail_events(tools["call_p2"]) == [
+        ("halt_on_drop", "allow", False),
+        ("no_wildcards", "allow", False),
+        ("no_leaks", "allow", False),
+    ]
+    assert _guardrail_events(tools["call_p3"])[-1] == ("no_leaks", "deny", True)
+    assert sc.POLICY_VERDICT not in tools["call_p2"].attributes
+    assert telemetry.span("invoke_agent Agent workflow").attributes[sc.RUN_DENIALS] == 2
+
+
 def test_tool_guardrails_in_a_streamed_run(telemetry: Telemetry) -> None:
     READS.clear()
     transport = AsyncScriptedTransport(
