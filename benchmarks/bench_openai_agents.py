@@ -1,25 +1,57 @@
-"""Overhead of otel-agents on an OpenAI Agents SDK run: one agent step (a model call that
-asks for a tool, the tool call, the model's answer), against the same run uninstrumented.
+"""Overhead of tracing an OpenAI Agents SDK run: one agent step (a model call that asks for
+a tool, the tool call, the model's answer), side by side:
 
-    python benchmarks/bench_openai_agents.py [--runs N] [--repeat R]
+- `sdk-off`: the SDK with its tracing disabled (`set_tracing_disabled(True)`): the baseline;
+- `sdk-default`: the SDK's own tracing as it ships (its `BatchTraceProcessor`), with the
+  export to OpenAI replaced by one that discards (no network; the batching thread runs);
+- `otel-agents`: our processor and wrappers only (the SDK's export off), spans to the real
+  OpenTelemetry SDK with an exporter that discards;
+- `otel-agents+sdk`: ours beside the SDK's default processor, what `instrument()` gives an
+  application that leaves the SDK's export on;
+- `openinference`: `openinference-instrumentation-openai-agents` (its processor only, the
+  SDK's export off), on the same TracerProvider setup. Not installed in the project's
+  environment: run from the peers' virtualenv (benchmarks/README.md) or its row says so.
 
-The real SDK and the real `openai` client over an in-process mock transport; the real
-OpenTelemetry SDK with a span processor that keeps nothing. Every variant runs with the SDK's
-own trace export off (`set_trace_processors`), so only our processor differs. Each row is the
-best of R repeats of N runs, in wall-clock and CPU milliseconds per run.
+    python benchmarks/bench_openai_agents.py [--runs N] [--repeat R] [--variants ...]
+    python benchmarks/bench_openai_agents.py --callgrind 5,25 [--variants ...]
+
+The real SDK and the real `openai` client over an in-process mock transport. Each round runs
+every variant once, in turn (so a neighbour's load hits all of them alike); a variant's
+figure is its best round, in wall-clock and CPU milliseconds per run, and that as a ratio to
+`sdk-off`. CPU time counts every thread of the process (the SDK's batching thread too).
+
+With `--callgrind N1,N2` it counts instructions instead, which the machine's load does not
+move: each variant runs in a fresh process under valgrind's callgrind, once with N1 and once
+with N2 runs after the same warm-up, and (Ir(N2) - Ir(N1)) / (N2 - N1) is the count per run
+(the whole process: the SDK's batching thread and the export at shutdown included).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import json
+import subprocess
+import sys
+import tempfile
 import time
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import httpx2
 import openai
-from agents import Agent, OpenAIResponsesModel, Runner, function_tool, set_trace_processors
+from agents import (
+    Agent,
+    OpenAIResponsesModel,
+    Runner,
+    function_tool,
+    set_trace_processors,
+    set_tracing_disabled,
+)
+from agents.tracing.processor_interface import TracingExporter
+from agents.tracing.processors import BatchTraceProcessor
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
@@ -27,10 +59,23 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, Sp
 import otel_agents
 from otel_agents.integrations import openai_agents
 
+VARIANTS = ("sdk-off", "sdk-default", "otel-agents", "otel-agents+sdk", "openinference")
+
+
+EXPORTED = [0]  # spans (or SDK traces and spans) the variants exported, for spans per run
+
 
 class DiscardingExporter(SpanExporter):
-    def export(self, spans: object) -> SpanExportResult:
+    def export(self, spans: Any) -> SpanExportResult:
+        EXPORTED[0] += len(spans)
         return SpanExportResult.SUCCESS
+
+
+class DiscardingTracingExporter(TracingExporter):
+    """The SDK's exporter interface, discarding: its default export minus the network."""
+
+    def export(self, items: list[Any]) -> None:
+        EXPORTED[0] += len(items)
 
 
 def _body(output: list[dict[str, Any]]) -> dict[str, Any]:
@@ -78,48 +123,190 @@ def make_agent() -> Agent[Any]:
     )
 
 
-def measure(agent: Agent[Any], runs: int, repeat: int) -> tuple[float, float]:
-    """Milliseconds per run, wall clock and CPU: the best of `repeat` loops."""
+def measure(agent: Agent[Any], runs: int) -> tuple[float, float]:
+    """Milliseconds per run, wall clock and CPU, over `runs` runs."""
 
     async def loop() -> None:
         for _ in range(runs):
             result = await Runner.run(agent, "Weather in Paris?")
             assert result.final_output == "Sunny."
 
-    walls, cpus = [], []
-    for _ in range(repeat):
-        wall, cpu = time.perf_counter(), time.process_time()
-        asyncio.run(loop())
-        walls.append((time.perf_counter() - wall) / runs * 1e3)
-        cpus.append((time.process_time() - cpu) / runs * 1e3)
-    return min(walls), min(cpus)
+    wall, cpu = time.perf_counter(), time.process_time()
+    asyncio.run(loop())
+    return (time.perf_counter() - wall) / runs * 1e3, (time.process_time() - cpu) / runs * 1e3
+
+
+# -- variants: each sets itself up and returns its teardown -----------------------------------
+
+Teardown = Callable[[], None]
+
+
+def _provider() -> TracerProvider:
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(DiscardingExporter()))
+    return provider
+
+
+def _sdk_default() -> Teardown:
+    processor = BatchTraceProcessor(DiscardingTracingExporter())
+    set_trace_processors([processor])
+    return processor.shutdown
+
+
+def _otel_agents(with_sdk_default: bool) -> Teardown:
+    otel_agents.instrument(
+        tracer_provider=_provider(), meter_provider=MeterProvider(), configure_sdk=False
+    )
+    ours = openai_agents.processor()
+    assert ours is not None
+    sdk = BatchTraceProcessor(DiscardingTracingExporter()) if with_sdk_default else None
+    set_trace_processors([p for p in (sdk, ours) if p is not None])  # type: ignore[misc]
+
+    def teardown() -> None:
+        otel_agents.uninstrument()
+        if sdk is not None:
+            sdk.shutdown()
+
+    return teardown
+
+
+def _openinference() -> Teardown | None:
+    try:
+        importlib.util.find_spec("openinference.instrumentation.openai_agents")
+    except ModuleNotFoundError:
+        return None
+    from agents.tracing import get_trace_provider
+    from openinference.instrumentation.openai_agents import OpenAIAgentsInstrumentor
+
+    instrumentor = OpenAIAgentsInstrumentor()
+    instrumentor.instrument(tracer_provider=_provider())
+    registered = get_trace_provider()._multi_processor._processors  # type: ignore[attr-defined]
+    theirs = [p for p in registered if type(p).__module__.startswith("openinference")]
+    set_trace_processors(theirs)
+    return instrumentor.uninstrument  # type: ignore[no-any-return]
+
+
+def set_up(variant: str) -> Teardown | None:
+    """Start `variant`; its teardown, or None when it is not installed."""
+    set_tracing_disabled(variant == "sdk-off")
+    set_trace_processors([])
+    if variant == "sdk-off":
+        return lambda: None
+    if variant == "sdk-default":
+        return _sdk_default()
+    if variant in ("otel-agents", "otel-agents+sdk"):
+        return _otel_agents(with_sdk_default=variant == "otel-agents+sdk")
+    return _openinference()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=200)
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS))
+    parser.add_argument("--callgrind", metavar="N1,N2", help="count instructions instead")
+    parser.add_argument("--single", choices=VARIANTS, help=argparse.SUPPRESS)  # a child
     options = parser.parse_args()
+    variants = ["sdk-off", *(v for v in options.variants if v != "sdk-off")]
+    if options.single:
+        _run_single(options.single, options.runs)
+    elif options.callgrind:
+        n1, n2 = (int(n) for n in options.callgrind.split(","))
+        _print_instructions(variants, {v: _instructions(v, n1, n2) for v in variants})
+    else:
+        _time_variants(variants, options.runs, options.repeat)
+
+
+def _time_variants(variants: list[str], runs: int, repeat: int) -> None:
     agent = make_agent()
+    best: dict[str, tuple[float, float]] = {}
+    spans: dict[str, float] = {}
+    missing: set[str] = set()
+    for _ in range(repeat):
+        for variant in variants:
+            if variant in missing:
+                continue
+            exported_before = EXPORTED[0]
+            teardown = set_up(variant)
+            if teardown is None:
+                missing.add(variant)
+                continue
+            warmup = max(runs // 10, 1)
+            try:
+                measure(agent, warmup)
+                wall, cpu = measure(agent, runs)
+            finally:
+                teardown()  # flushes what a batching processor still held
+            spans[variant] = (EXPORTED[0] - exported_before) / (warmup + runs)
+            old = best.get(variant, (float("inf"), float("inf")))
+            best[variant] = (min(old[0], wall), min(old[1], cpu))
+    set_tracing_disabled(False)
+    _print(variants, best, spans, missing)
 
-    set_trace_processors([])
-    bare = measure(agent, options.runs, options.repeat)
 
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(DiscardingExporter()))
-    otel_agents.instrument(
-        tracer_provider=provider, meter_provider=MeterProvider(), configure_sdk=False
-    )
-    ours = openai_agents.processor()
-    assert ours is not None
-    set_trace_processors([ours])  # type: ignore[list-item]
-    instrumented = measure(agent, options.runs, options.repeat)
-    otel_agents.uninstrument()
+WARMUP_RUNS = 5
 
-    print(f"{'variant':<28}{'wall ms/run':>12}{'CPU ms/run':>12}")
-    for name, (wall, cpu) in (("SDK, no tracing processor", bare), ("otel-agents", instrumented)):
-        print(f"{name:<28}{wall:>12.2f}{cpu:>12.2f}")
-    print(f"{'overhead':<28}{instrumented[0] - bare[0]:>12.2f}{instrumented[1] - bare[1]:>12.2f}")
+
+def _run_single(variant: str, runs: int) -> None:
+    """A child under callgrind: set up, warm up, `runs` runs, tear down; exit 2 when the
+    variant is not installed."""
+    teardown = set_up(variant)
+    if teardown is None:
+        sys.exit(2)
+    agent = make_agent()
+    measure(agent, WARMUP_RUNS)
+    measure(agent, runs)
+    teardown()
+
+
+def _instructions(variant: str, n1: int, n2: int) -> float | None:
+    """Instructions per run of `variant` (None when it is not installed)."""
+    from callgrind import parse_ir, per_call
+
+    totals = []
+    with tempfile.TemporaryDirectory() as outdir:
+        for runs in (n1, n2):
+            out = Path(outdir) / f"callgrind.{variant}.{runs}.out"
+            command = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}"]
+            command += [sys.executable, __file__, "--single", variant, "--runs", str(runs)]
+            done = subprocess.run(command, capture_output=True, text=True, check=False)
+            if done.returncode == 2:
+                return None
+            if done.returncode != 0:
+                raise RuntimeError(f"{variant}: exit {done.returncode}: {done.stderr[-500:]}")
+            totals.append(parse_ir(out.read_text()))
+    return per_call(totals[0], totals[1], n1, n2)
+
+
+def _print_instructions(variants: list[str], counts: dict[str, float | None]) -> None:
+    base = counts["sdk-off"]
+    assert base is not None
+    print("| variant | instructions/run | added over sdk-off | x sdk-off |")
+    print("|---|---:|---:|---:|")
+    for variant in variants:
+        count = counts[variant]
+        if count is None:
+            print(f"| {variant} | not installed | | |")
+            continue
+        print(f"| {variant} | {count:,.0f} | {count - base:,.0f} | {count / base:.2f} |")
+
+
+def _print(
+    variants: list[str],
+    best: dict[str, tuple[float, float]],
+    spans: dict[str, float],
+    missing: set[str],
+) -> None:
+    base_wall, base_cpu = best["sdk-off"]
+    print("| variant | spans/run | wall ms/run | CPU ms/run | wall / sdk-off | CPU / sdk-off |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for variant in variants:
+        if variant in missing:
+            print(f"| {variant} | not installed | | | | |")
+            continue
+        wall, cpu = best[variant]
+        ratios = f"{wall / base_wall:.2f} | {cpu / base_cpu:.2f}"
+        print(f"| {variant} | {spans[variant]:.1f} | {wall:.2f} | {cpu:.2f} | {ratios} |")
 
 
 if __name__ == "__main__":

@@ -87,8 +87,8 @@ DETECTOR_OBSERVED: Final = "otel_agents.detector.observed"
 
 # otel_agents.guardrail
 GUARDRAIL_TRIPPED: Final = "otel_agents.guardrail.tripped"
-"""Whether a framework guardrail (an OpenAI Agents SDK input or output guardrail) tripped its
-tripwire. Type: boolean.
+"""Whether a framework guardrail (an OpenAI Agents SDK input, output or tool guardrail) tripped.
+Type: boolean.
 """
 
 # otel_agents.handoff
@@ -148,6 +148,8 @@ RUN_RETRIES: Final = "otel_agents.run.retries"
 """Number of repeated tool calls during the run. Type: int."""
 RUN_TOOL_FAILURES: Final = "otel_agents.run.tool_failures"
 """Number of tool executions during the run that ended in an error. Type: int."""
+RUN_DENIALS: Final = "otel_agents.run.denials"
+"""Number of decisions during the run that stopped work. Type: int."""
 RUN_ANOMALIES: Final = "otel_agents.run.anomalies"
 """Number of anomalies the detectors reported during the run. Type: int."""
 

@@ -165,6 +165,7 @@ class TreeView:
             (fmt.plural(run.handoffs, "handoff"), None),
             (fmt.plural(run.retries, "retry", "retries"), "yellow" if run.retries else None),
             (fmt.plural(run.anomalies, "anomaly", "anomalies"), "red" if run.anomalies else None),
+            (fmt.plural(run.denials, "denial"), "red" if run.denials else None),
         ]
         term.line(self._join(totals))
         if run.error:

@@ -197,6 +197,7 @@ class AgentRun(Invocation):
             sc.RUN_RETRIES: totals.retries,
             sc.RUN_TOOL_FAILURES: totals.tool_failures,
             sc.RUN_ANOMALIES: totals.anomalies,
+            sc.RUN_DENIALS: totals.denials,
         }
         if totals.cost_known:
             attributes[sc.RUN_COST_USD] = round(totals.cost_usd, 10)

@@ -61,6 +61,14 @@ def start_tool(
     return ToolInvocation.start(spec, arguments, call_id, parent=parent, make_current=False)
 
 
+def start_refused_tool(
+    spec: ToolSpec, arguments: Any, call_id: str | None = None, parent: Parent = None
+) -> ToolInvocation:
+    """A call the framework refused itself (its guardrail): the span, without our gate;
+    end it with `fail_tool(tool, intervention)`."""
+    return ToolInvocation.refused_upstream(spec, arguments, call_id, parent)
+
+
 def stop_tool(tool: ToolInvocation, result: Any = None) -> None:
     tool.finish(None, result)
 

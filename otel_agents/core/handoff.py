@@ -44,7 +44,7 @@ from otel_agents.core.common import (
     run_id_attributes,
 )
 from otel_agents.core.invocation import Invocation
-from otel_agents.core.ledger import current_ledger
+from otel_agents.core.ledger import RunLedger, current_ledger
 from otel_agents.errors import HandoffRejected
 from otel_agents.runtime import get_runtime, report_internal_error
 
@@ -55,6 +55,7 @@ class Handoff(Invocation):
     """A handoff boundary (`handoff {to}`): record checks, then accept or reject."""
 
     _token: object | None = None
+    ledger: RunLedger | None = None  # the run's, found from the parent when it opens
 
     def __init__(self, source: str, target: str, payload: Any) -> None:
         super().__init__()
@@ -115,7 +116,7 @@ class Handoff(Invocation):
             capture_content(span, runtime, {sc.HANDOFF_PAYLOAD: self.payload})
         if make_current:
             self._token = self.make_current()
-        ledger = current_ledger(ctx)
+        self.ledger = ledger = current_ledger(ctx)
         if ledger is not None:
             ledger.totals.add_handoff()
             ledger.handoffs.add(self.source, self.target)

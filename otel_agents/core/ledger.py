@@ -98,6 +98,7 @@ class RunTotals:
     retries: int = 0
     tool_failures: int = 0
     anomalies: int = 0
+    denials: int = 0  # decisions that stopped work: enforced deny/escalate, tripped guardrails
     tool_cost_usd: float = 0.0  # declared cost of the run's successful tool calls
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
@@ -129,6 +130,11 @@ class RunTotals:
     def add_handoff(self) -> None:
         with self._lock:
             self.handoffs += 1
+
+    def add_denial(self) -> None:
+        """A decision stopped work: a policy refused a tool call, or a guardrail tripped."""
+        with self._lock:
+            self.denials += 1
 
     def add_anomalies(self, count: int = 1) -> None:
         with self._lock:

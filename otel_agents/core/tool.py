@@ -219,6 +219,26 @@ class ToolInvocation(Invocation):
         return invocation
 
     @classmethod
+    def refused_upstream(
+        cls,
+        spec: ToolSpec,
+        arguments: Any,
+        call_id: str | None,
+        parent: Invocation | otel_context.Context | None,
+    ) -> ToolInvocation:
+        """The span of a call that a framework's own check refused before our gate was
+        asked (nothing will run, so the gate is not asked: no approval for a dead call).
+        The caller records the refusal and ends it (`finish` with the `Intervention`)."""
+        invocation = cls(spec, arguments)
+        try:
+            invocation.parent_context = Invocation.resolve_parent(parent)
+            invocation._open(call_id, make_current=False)
+        except Exception as exc:
+            report_internal_error("tool start", exc)
+            invocation.ensure_span()
+        return invocation
+
+    @classmethod
     def unchecked(cls, spec: ToolSpec, exc: BaseException) -> ToolInvocation:
         """When even `start` failed: a refusal under fail-closed (on a span of its own),
         else an invocation that records nothing, so that the tool runs as it would."""

@@ -41,7 +41,8 @@ class PingPongDetector(Detector):
     name = _PING_PONG
 
     def on_handoff_end(self, handoff: Handoff) -> None:
-        ledger = current_ledger()
+        # The handoff's own run: a framework integration records it outside the run's context.
+        ledger = handoff.ledger or current_ledger()
         if ledger is None:
             return
         chain = ledger.handoffs.recent()

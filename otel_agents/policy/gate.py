@@ -378,6 +378,8 @@ class PolicyGate(Observer):
         enforced = decision if decision is not None and decision.enforced else None
         stop = _STOPS.get(enforced.verdict) if enforced is not None else None
         if enforced is not None and stop is not None:
+            if invocation.ledger is not None:
+                invocation.ledger.totals.add_denial()
             raise stop(name, enforced.rule, enforced.reason)
         if violation is not None and self.mode is Mode.ENFORCE:
             _refund(invocation, state)  # checked before approval: no human sees a malformed call

@@ -71,6 +71,7 @@ class RunSummary:
     handoffs: int
     retries: int
     anomalies: int
+    denials: int = 0  # decisions that stopped work (policy refusals, tripped guardrails)
     root_span_id: str | None = None
     open_spans: int = 0  # spans started and never written as ended (unfinished runs)
     process_alive: bool | None = None  # of the process(es) that started them, if known
@@ -157,6 +158,11 @@ class Store:
         self.path = path
         conn.row_factory = sqlite3.Row
         self._has_open_spans = schema.has_table(conn, "open_spans")  # not in a v1 store
+        # An older store read without upgrading it has no runs.denials: read it as 0.
+        self._run_columns = ", ".join(
+            field if field != "denials" or schema.has_column(conn, "runs", field) else "0"
+            for field in RUN_FIELDS
+        )
 
     @classmethod
     def open(cls, path: Path) -> Store:
@@ -220,7 +226,7 @@ class Store:
             clause, values = _status_clause(f.status)
             where.append(clause)
             params.extend(values)
-        sql = f"SELECT {', '.join(RUN_FIELDS)} FROM runs WHERE {' AND '.join(where)}"
+        sql = f"SELECT {self._run_columns} FROM runs WHERE {' AND '.join(where)}"
         sql += " ORDER BY start_ns DESC"
         if f.limit and not unfinished_status:  # those are told apart below, in Python
             sql += f" LIMIT {int(f.limit)}"
@@ -231,7 +237,7 @@ class Store:
 
     def run(self, run_id: str) -> RunSummary:
         row = self._query(
-            f"SELECT {', '.join(RUN_FIELDS)} FROM runs WHERE run_id = ?", (run_id,)
+            f"SELECT {self._run_columns} FROM runs WHERE run_id = ?", (run_id,)
         ).fetchone()
         if row is None:
             raise RunNotFound(f"no run {run_id!r} in {self.path}")
@@ -479,8 +485,25 @@ def partial_totals(spans: list[SpanRow]) -> dict[str, Any]:
         if span.is_handoff:
             totals["handoffs"] += 1
         totals["anomalies"] += len(span.events_named(sc.EVENT_ANOMALY))
+        totals["denials"] += _denials(span)
     totals["cost_usd"] = cost
     return totals
+
+
+def _denials(span: SpanRow) -> int:
+    """Decisions on this span that stopped work, as the ledger counts them: each tripped
+    guardrail, else a tool call a policy refused (ended in error with a stopping verdict)."""
+    tripped = [
+        event
+        for event in span.events_named(sc.EVENT_GUARDRAIL)
+        if (event.get("attributes") or {}).get(sc.GUARDRAIL_TRIPPED) is True
+    ]
+    if tripped:
+        return len(tripped)
+    stopping = (sc.PolicyVerdictValues.DENY, sc.PolicyVerdictValues.ESCALATE)
+    enforced = span.get(sc.POLICY_MODE) == sc.PolicyModeValues.ENFORCE
+    refused = span.is_tool and enforced and span.get(sc.POLICY_VERDICT) in stopping
+    return int(refused)
 
 
 _COUNTED = (
@@ -491,6 +514,7 @@ _COUNTED = (
     "handoffs",
     "retries",
     "anomalies",
+    "denials",
 )
 
 

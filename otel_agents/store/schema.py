@@ -18,8 +18,10 @@ import contextlib
 import sqlite3
 from pathlib import Path
 
-SCHEMA_VERSION = 2  # 2 added open_spans
+SCHEMA_VERSION = 3  # 2 added open_spans, 3 added runs.denials
 BUSY_TIMEOUT_MS = 1_000
+# Columns added to existing tables since version 1: (table, column, declaration).
+_ADDED_COLUMNS = (("runs", "denials", "INTEGER NOT NULL DEFAULT 0"),)
 
 _TABLES = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -70,7 +72,8 @@ CREATE TABLE IF NOT EXISTS runs (
     tool_calls INTEGER NOT NULL DEFAULT 0,
     handoffs INTEGER NOT NULL DEFAULT 0,
     retries INTEGER NOT NULL DEFAULT 0,
-    anomalies INTEGER NOT NULL DEFAULT 0
+    anomalies INTEGER NOT NULL DEFAULT 0,
+    denials INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS runs_by_start ON runs (start_ns);
 CREATE TABLE IF NOT EXISTS anomalies (
@@ -186,11 +189,19 @@ def _prepare(conn: sqlite3.Connection) -> None:
             for statement in _TABLES.split(";"):
                 if statement.strip():
                     conn.execute(statement)
+            for table, column, declaration in _ADDED_COLUMNS:
+                if not has_column(conn, table, column):  # an older file's existing table
+                    conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         conn.execute("COMMIT")
     except BaseException:
         rollback(conn)
         raise
+
+
+def has_column(conn: sqlite3.Connection, table: str, column: str) -> bool:
+    """Whether a table has a column (a version-2 store's runs have no denials)."""
+    return any(row[1] == column for row in conn.execute(f"PRAGMA table_info({table})"))
 
 
 def has_table(conn: sqlite3.Connection, name: str) -> bool:

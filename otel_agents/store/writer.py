@@ -66,6 +66,7 @@ class RunRow:
     handoffs: int = 0
     retries: int = 0
     anomalies: int = 0
+    denials: int = 0
 
     def add_span(self, span: SpanRow) -> None:
         """Widen the run's time range with one of its spans; take the totals when the
@@ -95,6 +96,7 @@ class RunRow:
         self.handoffs = int_or_zero(root.get(sc.RUN_HANDOFFS))
         self.retries = int_or_zero(root.get(sc.RUN_RETRIES))
         self.anomalies = int_or_zero(root.get(sc.RUN_ANOMALIES))
+        self.denials = int_or_zero(root.get(sc.RUN_DENIALS))
 
     def merge_into(self, stored: RunRow) -> RunRow:
         """This batch's contribution on top of what the store already has."""

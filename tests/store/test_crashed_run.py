@@ -195,3 +195,28 @@ def test_a_store_of_the_previous_version_is_upgraded_and_still_read(tmp_path: Pa
         assert conn.execute("PRAGMA user_version").fetchone()[0] == schema.SCHEMA_VERSION
         assert conn.execute("SELECT count(*) FROM open_spans").fetchone()[0] == 0
     assert os.path.exists(path)
+
+
+def test_a_version_2_store_gains_run_denials_and_is_read_without_them(tmp_path: Path) -> None:
+    path = tmp_path / "traces.db"
+    from otel_agents.store import schema
+
+    runs_v2 = schema._TABLES.replace(",\n    denials INTEGER NOT NULL DEFAULT 0", "")
+    assert runs_v2 != schema._TABLES
+    conn = sqlite3.connect(path)
+    conn.executescript(runs_v2 + "PRAGMA user_version = 2;")
+    conn.execute(
+        "INSERT INTO runs (run_id, trace_id, start_ns, end_ns, finished, status, retries)"
+        " VALUES ('r1', 't1', 1, 2, 1, 'ok', 3)"
+    )
+    conn.commit()
+    conn.close()
+    with read(path) as store:  # the CLI reads it as it is: no denials recorded then
+        [run] = store.runs()
+        assert (run.retries, run.denials) == (3, 0)
+    schema.connect(path, create=True).close()  # a writer upgrades it
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == schema.SCHEMA_VERSION
+        assert conn.execute("SELECT denials FROM runs").fetchall() == [(0,)]
+    with read(path) as store:
+        assert store.run("r1").retries == 3
