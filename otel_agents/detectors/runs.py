@@ -41,7 +41,8 @@ class PingPongDetector(Detector):
     name = _PING_PONG
 
     def on_handoff_end(self, handoff: Handoff) -> None:
-        ledger = current_ledger()
+        # The boundary's own run: a callback-driven integration ends it outside that context.
+        ledger = current_ledger(handoff.parent_context)
         if ledger is None:
             return
         chain = ledger.handoffs.recent()

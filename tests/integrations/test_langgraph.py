@@ -1,0 +1,450 @@
+"""LangGraph / LangChain, run for real (graphs, `create_react_agent`, `ToolNode`, `@tool`,
+`Command`, `interrupt()` with a checkpointer) with a scripted chat model behind LangChain's
+real model interface, and `ChatOpenAI` over the real `openai` client and a scripted HTTP
+transport; traced by the real OpenTelemetry SDK."""
+
+from __future__ import annotations
+
+import asyncio
+import warnings
+from collections.abc import Iterator, Sequence
+from typing import Annotated, Any
+
+import pytest
+
+pytest.importorskip("langgraph.pregel")
+
+from agents_testing import Telemetry, instrumented
+from langchain_core.callbacks import CallbackManagerForLLMRun
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
+from langchain_core.outputs import ChatGeneration, ChatResult
+from langchain_core.tools import BaseTool, InjectedToolCallId, tool
+from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.graph import END, START, MessagesState, StateGraph
+from langgraph.prebuilt import ToolNode
+from langgraph.types import Command, interrupt
+from opentelemetry import trace
+from opentelemetry.sdk.trace import ReadableSpan
+from pydantic import Field
+
+from otel_agents import semconv as sc
+from otel_agents.errors import Intervention
+from otel_agents.integrations import langgraph as integration
+
+
+def create_react_agent(*args: Any, **kwargs: Any) -> Any:
+    """The prebuilt agent (deprecated in favour of `langchain.agents.create_agent`, which
+    is built on it; `langchain` is not a dependency here)."""
+    from langgraph.prebuilt import create_react_agent as prebuilt
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return prebuilt(*args, **kwargs)
+
+
+class ScriptedChatModel(BaseChatModel):
+    """Answers with the scripted messages in turn and keeps what it was sent."""
+
+    responses: list[AIMessage]
+    seen: list[list[BaseMessage]] = Field(default_factory=list)
+
+    @property
+    def _llm_type(self) -> str:
+        return "scripted"
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        self.seen.append(list(messages))
+        message = self.responses[len(self.seen) - 1]
+        return ChatResult(generations=[ChatGeneration(message=message)])
+
+    def bind_tools(self, tools: Sequence[Any], **kwargs: Any) -> ScriptedChatModel:  # type: ignore[override]
+        return self
+
+
+def _call(name: str, args: dict[str, Any], call_id: str, text: str = "") -> AIMessage:
+    return AIMessage(
+        text,
+        tool_calls=[{"name": name, "args": args, "id": call_id}],
+        usage_metadata={"input_tokens": 10, "output_tokens": 3, "total_tokens": 13},
+    )
+
+
+def _text(text: str) -> AIMessage:
+    return AIMessage(
+        text, usage_metadata={"input_tokens": 12, "output_tokens": 1, "total_tokens": 13}
+    )
+
+
+@pytest.fixture
+def telemetry(monkeypatch: pytest.MonkeyPatch) -> Iterator[Telemetry]:
+    yield from instrumented(monkeypatch)
+
+
+@tool
+def add(a: int, b: int) -> int:
+    """Add two numbers."""
+    return a + b
+
+
+DELETED: list[str] = []
+
+
+@tool
+def delete_records(table: str) -> str:
+    """Delete every record of a table."""
+    DELETED.append(table)
+    return "deleted"
+
+
+FLAKY_CALLS: list[str] = []
+
+
+@tool
+def flaky_lookup(key: str) -> str:
+    """A lookup that always fails."""
+    FLAKY_CALLS.append(key)
+    raise RuntimeError("backend unavailable")
+
+
+def _by_id(telemetry: Telemetry) -> dict[int, ReadableSpan]:
+    return {span.context.span_id: span for span in telemetry.spans()}
+
+
+def _parent_name(span: ReadableSpan, telemetry: Telemetry) -> str | None:
+    parent = _by_id(telemetry).get(span.parent.span_id) if span.parent else None
+    return parent.name if parent is not None else None
+
+
+def _tree(telemetry: Telemetry) -> list[tuple[str, str | None]]:
+    return sorted((span.name, _parent_name(span, telemetry)) for span in telemetry.spans())
+
+
+def _calc_agent() -> Any:
+    model = ScriptedChatModel(
+        responses=[_call("add", {"a": 1, "b": 2}, "call_1", "I will add them."), _text("3")]
+    )
+    return create_react_agent(model, [add], name="calc")
+
+
+CHAT = "chat scripted"
+REACT_TREE = [
+    (CHAT, "invoke_agent calc"),
+    (CHAT, "invoke_agent calc"),
+    ("execute_tool add", "invoke_agent calc"),
+    ("invoke_agent calc", None),
+]
+
+
+def _assert_react_run(telemetry: Telemetry) -> None:
+    assert _tree(telemetry) == REACT_TREE
+    tool_span = telemetry.span("execute_tool add")
+    assert tool_span.attributes[sc.GEN_AI_TOOL_CALL_ID] == "call_1"
+    first_chat = min(
+        (s for s in telemetry.spans() if s.name == CHAT), key=lambda s: s.start_time or 0
+    )
+    assert [link.context.span_id for link in tool_span.links] == [first_chat.context.span_id]
+    assert first_chat.attributes[sc.GEN_AI_USAGE_INPUT_TOKENS] == 10
+    root = telemetry.span("invoke_agent calc")
+    assert root.attributes[sc.RUN_LLM_CALLS] == 2
+    assert root.attributes[sc.RUN_TOOL_CALLS] == 1
+    assert root.attributes[sc.RUN_USAGE_INPUT_TOKENS] == 22
+    assert root.attributes[sc.RUN_USAGE_OUTPUT_TOKENS] == 4
+    run_ids = {s.attributes[sc.RUN_ID] for s in telemetry.spans()}
+    assert run_ids == {root.attributes[sc.RUN_ID]}
+
+
+def test_react_agent_span_tree_and_decision_path(telemetry: Telemetry) -> None:
+    result = _calc_agent().invoke({"messages": [("user", "1+2?")]})
+
+    assert result["messages"][-1].content == "3"
+    assert result["messages"][-2].content == "3"  # the tool's answer, untouched
+    _assert_react_run(telemetry)
+
+
+def test_async_run_has_the_same_tree(telemetry: Telemetry) -> None:
+    result = asyncio.run(_calc_agent().ainvoke({"messages": [("user", "1+2?")]}))
+
+    assert result["messages"][-1].content == "3"
+    _assert_react_run(telemetry)
+
+
+def test_concurrent_async_runs_do_not_cross_talk(telemetry: Telemetry) -> None:
+    def agent(name: str, call_id: str) -> Any:
+        model = ScriptedChatModel(
+            responses=[_call("add", {"a": 1, "b": 1}, call_id), _text(f"done {name}")]
+        )
+        return create_react_agent(model, [add], name=name)
+
+    async def both() -> list[Any]:
+        runs = [agent(n, f"call_{n}").ainvoke({"messages": [("user", n)]}) for n in "xy"]
+        return list(await asyncio.gather(*runs))
+
+    results = asyncio.run(both())
+
+    assert [r["messages"][-1].content for r in results] == ["done x", "done y"]
+    for name in "xy":
+        root = telemetry.span(f"invoke_agent {name}")
+        children = [
+            s for s in telemetry.spans() if s.parent and s.parent.span_id == root.context.span_id
+        ]
+        assert sorted(s.name for s in children) == [CHAT, CHAT, "execute_tool add"]
+        [tool_span] = [s for s in children if s.name == "execute_tool add"]
+        assert tool_span.attributes[sc.GEN_AI_TOOL_CALL_ID] == f"call_{name}"
+
+
+def test_tool_body_runs_with_its_span_current(telemetry: Telemetry) -> None:
+    inner_model = ScriptedChatModel(responses=[_text("a summary")])
+    seen_in_body: list[str] = []
+
+    @tool
+    def summarize(topic: str) -> str:
+        """Summarize a topic with a second model."""
+        seen_in_body.append(getattr(trace.get_current_span(), "name", ""))
+        return str(inner_model.invoke(topic).content)
+
+    model = ScriptedChatModel(
+        responses=[_call("summarize", {"topic": "otel"}, "call_s"), _text("done")]
+    )
+    create_react_agent(model, [summarize], name="writer").invoke({"messages": [("user", "go")]})
+
+    assert seen_in_body == ["execute_tool summarize"]
+    inner = [s for s in telemetry.spans() if _parent_name(s, telemetry) == "execute_tool summarize"]
+    assert [s.name for s in inner] == [CHAT]
+
+
+def test_subgraph_and_marked_node_are_nested_agents(telemetry: Telemetry) -> None:
+    researcher = create_react_agent(
+        ScriptedChatModel(responses=[_text("found it")]), [], name="researcher"
+    )
+    reviewer_model = ScriptedChatModel(responses=[_text("looks good")])
+
+    def review(state: MessagesState) -> dict[str, Any]:
+        return {"messages": [reviewer_model.invoke(state["messages"])]}
+
+    builder = StateGraph(MessagesState)
+    builder.add_node("research", researcher)
+    builder.add_node("review", review, metadata={integration.AGENT_METADATA_KEY: "reviewer"})
+    builder.add_node("format", lambda state: {"messages": []})
+    builder.add_edge(START, "research")
+    builder.add_edge("research", "review")
+    builder.add_edge("review", "format")
+    builder.add_edge("format", END)
+    builder.compile(name="team").invoke({"messages": [("user", "check this")]})
+
+    assert _tree(telemetry) == [
+        (CHAT, "invoke_agent researcher"),
+        (CHAT, "invoke_agent reviewer"),
+        ("invoke_agent researcher", "invoke_agent team"),
+        ("invoke_agent reviewer", "invoke_agent team"),
+        ("invoke_agent team", None),
+    ]
+    assert telemetry.span("invoke_agent team").attributes[sc.RUN_LLM_CALLS] == 2
+
+
+DENY_POLICY = """
+version: 1
+mode: enforce
+rules:
+  - id: no-deletes
+    match:
+      tool: delete_records
+    verdict: deny
+    reason: Agents never delete records.
+"""
+
+
+def test_tool_denied_by_policy_never_runs_and_the_model_sees_a_tool_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    DELETED.clear()
+    for telemetry in instrumented(monkeypatch, policy=DENY_POLICY):
+        model = ScriptedChatModel(
+            responses=[
+                _call("delete_records", {"table": "users"}, "call_d1"),
+                _text("I may not delete records."),
+            ]
+        )
+        agent = create_react_agent(model, [delete_records], name="janitor")
+
+        result = agent.invoke({"messages": [("user", "Clean the users table")]})
+
+        assert DELETED == []
+        assert result["messages"][-1].content == "I may not delete records."
+        [answer] = [m for m in model.seen[1] if isinstance(m, ToolMessage)]
+        assert answer.status == "error" and answer.tool_call_id == "call_d1"
+        assert "not run" in str(answer.content) and "no-deletes" in str(answer.content)
+        tool_span = telemetry.span("execute_tool delete_records")
+        assert tool_span.attributes[sc.POLICY_VERDICT] == "deny"
+        assert tool_span.attributes[sc.GEN_AI_TOOL_CALL_ID] == "call_d1"
+
+
+def test_denied_tool_called_directly_raises_the_intervention(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    DELETED.clear()
+    for _ in instrumented(monkeypatch, policy=DENY_POLICY):
+        with pytest.raises(Intervention):
+            delete_records.invoke({"table": "users"})
+        assert DELETED == []
+
+
+def test_agent_retrying_a_failing_tool_trips_the_retry_detector(telemetry: Telemetry) -> None:
+    FLAKY_CALLS.clear()
+    script = [_call("flaky_lookup", {"key": "acct-7"}, f"call_r{n}") for n in range(4)]
+    model = ScriptedChatModel(responses=[*script, _text("Giving up.")])
+    tools = ToolNode([flaky_lookup], handle_tool_errors=True)
+    agent = create_react_agent(model, tools, name="stubborn")
+
+    result = agent.invoke({"messages": [("user", "Look acct-7 up")]})
+
+    assert result["messages"][-1].content == "Giving up."
+    assert FLAKY_CALLS == ["acct-7"] * 4
+    spans = [s for s in telemetry.spans() if s.name == "execute_tool flaky_lookup"]
+    assert sorted(s.attributes[sc.TOOL_CALL_ATTEMPT] for s in spans) == [1, 2, 3, 4]
+    assert all(s.status.status_code == trace.StatusCode.ERROR for s in spans)
+    flagged = [s for s in spans if "retry_loop" in (s.attributes.get(sc.ANOMALY) or ())]
+    assert flagged, [dict(s.attributes) for s in spans]
+    root = telemetry.span("invoke_agent stubborn")
+    assert root.attributes[sc.RUN_TOOL_FAILURES] == 4
+    assert root.attributes[sc.RUN_ANOMALIES] >= 1
+
+
+class Bounces(MessagesState):
+    bounces: int
+
+
+def test_command_goto_between_nodes_is_a_handoff_and_ping_pong_is_found(
+    telemetry: Telemetry,
+) -> None:
+    def bounce(to: str) -> Any:
+        def node(state: Bounces) -> Command[str]:
+            done = state.get("bounces", 0) >= 5
+            return Command(
+                goto=END if done else to, update={"bounces": state.get("bounces", 0) + 1}
+            )
+
+        return node
+
+    builder = StateGraph(Bounces)
+    builder.add_node("planner", bounce("critic"), destinations=("critic", END))
+    builder.add_node("critic", bounce("planner"), destinations=("planner", END))
+    builder.add_edge(START, "planner")
+    builder.compile(name="loop").invoke({"messages": [], "bounces": 0})
+
+    handoffs = [s for s in telemetry.spans() if s.name.startswith("handoff ")]
+    pairs = [(s.attributes[sc.HANDOFF_FROM], s.attributes[sc.HANDOFF_TO]) for s in handoffs]
+    assert sorted(pairs) == sorted(
+        [("planner", "critic"), ("critic", "planner")] * 2 + [("planner", "critic")]
+    )
+    assert all(s.attributes[sc.HANDOFF_ACCEPTED] is True for s in handoffs)
+    assert {_parent_name(s, telemetry) for s in handoffs} == {"invoke_agent loop"}
+    flagged = [s for s in handoffs if "handoff_ping_pong" in (s.attributes.get(sc.ANOMALY) or ())]
+    assert len(flagged) == 1
+    root = telemetry.span("invoke_agent loop")
+    assert root.attributes[sc.RUN_HANDOFFS] == 5
+
+
+def test_handoff_tool_to_a_sibling_agent_is_a_boundary(telemetry: Telemetry) -> None:
+    @tool
+    def transfer_to_billing(tool_call_id: Annotated[str, InjectedToolCallId]) -> Command[str]:
+        """Hand the customer over to billing."""
+        answer = ToolMessage("Transferred to billing", tool_call_id=tool_call_id)
+        return Command(goto="billing", graph=Command.PARENT, update={"messages": [answer]})
+
+    triage = create_react_agent(
+        ScriptedChatModel(responses=[_call("transfer_to_billing", {}, "call_h1")]),
+        [transfer_to_billing],
+        name="triage",
+    )
+    billing = create_react_agent(
+        ScriptedChatModel(responses=[_text("Your invoice is paid.")]), [], name="billing"
+    )
+    builder = StateGraph(MessagesState)
+    builder.add_node("triage", triage, destinations=("billing",))
+    builder.add_node("billing", billing)
+    builder.add_edge(START, "triage")
+    result = builder.compile(name="desk").invoke({"messages": [("user", "my invoice?")]})
+
+    assert result["messages"][-1].content == "Your invoice is paid."
+    handoff = telemetry.span("handoff billing")
+    assert handoff.attributes[sc.HANDOFF_FROM] == "triage"
+    assert handoff.attributes[sc.HANDOFF_ACCEPTED] is True
+    assert _parent_name(handoff, telemetry) == "invoke_agent triage"
+    triage_span = telemetry.span("invoke_agent triage")
+    assert triage_span.status.status_code != trace.StatusCode.ERROR
+    assert (
+        telemetry.span("execute_tool transfer_to_billing").attributes[sc.GEN_AI_TOOL_CALL_ID]
+        == "call_h1"
+    )
+    assert _parent_name(telemetry.span("invoke_agent billing"), telemetry) == "invoke_agent desk"
+
+
+def test_interrupt_waits_for_a_human_and_the_resume_continues_the_run(
+    telemetry: Telemetry,
+) -> None:
+    def draft(state: MessagesState) -> dict[str, Any]:
+        return {"messages": [("ai", "draft ready")]}
+
+    def approve(state: MessagesState) -> dict[str, Any]:
+        answer = interrupt("Send the draft?")
+        return {"messages": [("ai", f"approved: {answer}")]}
+
+    builder = StateGraph(MessagesState)
+    builder.add_node("draft", draft)
+    builder.add_node("approve", approve)
+    builder.add_edge(START, "draft")
+    builder.add_edge("draft", "approve")
+    graph = builder.compile(name="mailer", checkpointer=InMemorySaver())
+    config: Any = {"configurable": {"thread_id": "thread-1"}}
+
+    paused = graph.invoke({"messages": [("user", "write it")]}, config)
+    assert "__interrupt__" in paused
+    [first] = telemetry.spans()
+    assert first.attributes[sc.APPROVAL_STATUS] == "pending"
+    assert first.status.status_code != trace.StatusCode.ERROR
+    assert sc.RUN_RESUMED not in first.attributes
+
+    resumed = graph.invoke(Command(resume="yes"), config)
+
+    assert resumed["messages"][-1].content == "approved: yes"
+    second = [s for s in telemetry.spans() if s is not first and s.name == "invoke_agent mailer"]
+    assert len(second) == 1
+    assert second[0].attributes[sc.RUN_ID] == first.attributes[sc.RUN_ID]
+    assert second[0].attributes[sc.RUN_RESUMED] is True
+    assert sc.APPROVAL_STATUS not in second[0].attributes
+    assert first.attributes[sc.GEN_AI_CONVERSATION_ID] == "thread-1"
+
+    graph.invoke({"messages": [("user", "another")]}, {"configurable": {"thread_id": "t2"}})
+    third = [s for s in telemetry.spans() if s.name == "invoke_agent mailer"][-1]
+    assert third.attributes[sc.RUN_ID] != first.attributes[sc.RUN_ID]
+
+
+def test_uninstrument_restores_every_hook_and_stops_recording(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from langchain_core.callbacks.base import BaseCallbackManager
+
+    before = (BaseTool.__dict__["run"], BaseCallbackManager.__dict__["__init__"])
+    session = instrumented(monkeypatch)
+    telemetry = next(session)
+    assert BaseTool.__dict__["run"] is not before[0]
+    with pytest.raises(StopIteration):
+        next(session)  # uninstrument()
+    assert (BaseTool.__dict__["run"], BaseCallbackManager.__dict__["__init__"]) == before
+    result = _calc_agent().invoke({"messages": [("user", "1+2?")]})
+    assert result["messages"][-1].content == "3"
+    assert telemetry.spans() == []
+
+
+def test_disabled_by_the_standard_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OTEL_PYTHON_DISABLED_INSTRUMENTATIONS", "otel_agents_langgraph")
+    for telemetry in instrumented(monkeypatch):
+        _calc_agent().invoke({"messages": [("user", "1+2?")]})
+        assert telemetry.spans() == []
