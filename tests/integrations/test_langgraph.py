@@ -6,8 +6,13 @@ transport; traced by the real OpenTelemetry SDK."""
 from __future__ import annotations
 
 import asyncio
+import os
+import re
+import subprocess
+import sys
 import warnings
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Annotated, Any
 
 import pytest
@@ -19,6 +24,7 @@ from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
+from langchain_core.runnables import RunnableLambda
 from langchain_core.tools import BaseTool, InjectedToolCallId, tool
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import END, START, MessagesState, StateGraph
@@ -225,8 +231,12 @@ def test_subgraph_and_marked_node_are_nested_agents(telemetry: Telemetry) -> Non
     )
     reviewer_model = ScriptedChatModel(responses=[_text("looks good")])
 
+    # Chains in chains inside the node all inherit its metadata: only the node is the agent.
+    ask = RunnableLambda(lambda messages: reviewer_model.invoke(messages))
+    review_chain = RunnableLambda(lambda messages: ask.invoke(messages))
+
     def review(state: MessagesState) -> dict[str, Any]:
-        return {"messages": [reviewer_model.invoke(state["messages"])]}
+        return {"messages": [review_chain.invoke(state["messages"])]}
 
     builder = StateGraph(MessagesState)
     builder.add_node("research", researcher)
@@ -448,3 +458,94 @@ def test_disabled_by_the_standard_variable(monkeypatch: pytest.MonkeyPatch) -> N
     for telemetry in instrumented(monkeypatch):
         _calc_agent().invoke({"messages": [("user", "1+2?")]})
         assert telemetry.spans() == []
+
+
+# -- ChatOpenAI over the real openai client: the openai adapter's one span per call -------
+
+
+def _completion(number: int, message: dict[str, Any], finish: str) -> Any:
+    from wire import ScriptedResponse
+
+    return ScriptedResponse.json(
+        {
+            "id": f"chatcmpl-{number}",
+            "object": "chat.completion",
+            "created": 1753948861,
+            "model": "gpt-4o-mini-2024-07-18",
+            "choices": [
+                {"index": 0, "message": message, "logprobs": None, "finish_reason": finish}
+            ],
+            "usage": {"prompt_tokens": 50, "completion_tokens": 7, "total_tokens": 57},
+        }
+    )
+
+
+def test_chat_openai_calls_are_recorded_once_by_the_openai_adapter(
+    telemetry: Telemetry,
+) -> None:
+    langchain_openai = pytest.importorskip("langchain_openai")
+    from wire import ScriptedTransport, openai_client
+
+    tool_call = {
+        "id": "call_w1",
+        "type": "function",
+        "function": {"name": "add", "arguments": '{"a": 2, "b": 3}'},
+    }
+    transport = ScriptedTransport(
+        [
+            _completion(
+                1, {"role": "assistant", "content": None, "tool_calls": [tool_call]}, "tool_calls"
+            ),
+            _completion(2, {"role": "assistant", "content": "5"}, "stop"),
+        ]
+    )
+    client = openai_client(transport)
+    model = langchain_openai.ChatOpenAI(
+        model="gpt-4o-mini", api_key="test", client=client.chat.completions, root_client=client
+    )
+
+    result = create_react_agent(model, [add], name="calc").invoke({"messages": [("user", "2+3")]})
+
+    assert result["messages"][-1].content == "5"
+    assert _tree(telemetry) == [
+        ("chat gpt-4o-mini", "invoke_agent calc"),
+        ("chat gpt-4o-mini", "invoke_agent calc"),
+        ("execute_tool add", "invoke_agent calc"),
+        ("invoke_agent calc", None),
+    ]
+    chats = sorted(
+        (s for s in telemetry.spans() if s.name == "chat gpt-4o-mini"),
+        key=lambda s: s.start_time or 0,
+    )
+    assert [s.attributes[sc.GEN_AI_RESPONSE_ID] for s in chats] == ["chatcmpl-1", "chatcmpl-2"]
+    tool_span = telemetry.span("execute_tool add")
+    assert tool_span.attributes[sc.GEN_AI_TOOL_CALL_ID] == "call_w1"
+    assert [link.context.span_id for link in tool_span.links] == [chats[0].context.span_id]
+    assert telemetry.span("invoke_agent calc").attributes[sc.RUN_LLM_CALLS] == 2
+
+
+def test_the_docs_example_runs_as_written(tmp_path: Path) -> None:
+    docs = (Path(__file__).parents[2] / "docs" / "frameworks.md").read_text()
+    section = docs.split("## LangGraph and LangChain", 1)[1].split("### Example", 1)[1]
+    [code] = re.findall(r"```python\n(.*?)```", section, flags=re.S)
+    script = tmp_path / "example.py"
+    script.write_text(code)
+    env = {**os.environ, "OTEL_AGENTS_STORE_PATH": str(tmp_path / "traces.db")}
+    env.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)
+    done = subprocess.run(
+        [sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "Sunny in Paris."
+    shown = subprocess.run(
+        [sys.executable, "-m", "otel_agents.cli", "show"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    lines = [line.strip(" │├└─") for line in shown.stdout.splitlines()]
+    assert any(line.startswith("agent    weather") for line in lines), shown.stdout
+    assert any(line.startswith("tool     get_weather ✓") for line in lines), shown.stdout
+    llm_lines = [line for line in lines if line.startswith("llm ")]
+    assert len(llm_lines) == 2 and "20→5 tok" in llm_lines[0], shown.stdout
