@@ -10,9 +10,10 @@ Five hooks, all undone by `unpatch()`:
     owner of the run ledger, carrying the run totals;
   - a nested run is an agent (`invoke_agent {name}`, nested) when it is a graph (a
     subgraph, a `create_react_agent`/`create_agent` prebuilt agent: any `Pregel`), or the
-    first run whose metadata carries `otel_agents.agent` (`add_node(..., metadata=
-    {"otel_agents.agent": True})`, or a name instead of True). Other nodes and chains get no
-    span: what runs in them nests under their nearest agent;
+    first run whose metadata names an agent (`add_node("review", review, metadata=
+    {"gen_ai.agent.name": "reviewer"})`: LangChain passes node metadata down to everything
+    the node runs, so only its first carrier counts). Other nodes and chains get no span:
+    what runs in them nests under their nearest agent;
   - a chat model is recorded from `on_chat_model_start`/`on_llm_end` (`chat {model}`:
     model, tokens from `usage_metadata`, the tool calls it requested with their ids, cost
     where priced), unless its provider's client is one our adapters already trace (the
@@ -65,10 +66,10 @@ from otel_agents.core.requests import ToolCallRequest
 from otel_agents.core.tool import ToolInvocation, ToolSpec
 from otel_agents.errors import Intervention
 from otel_agents.pricing import TokenUsage
-from otel_agents.runtime import report_internal_error
+from otel_agents.runtime import get_runtime, report_internal_error
 
-AGENT_METADATA_KEY = "otel_agents.agent"
-"""Node metadata that makes a node an agent (True, or the agent's name)."""
+AGENT_METADATA_KEY = sc.GEN_AI_AGENT_NAME
+"""Node metadata that makes a node an agent of that name (`gen_ai.agent.name`)."""
 
 _DEFAULT_RUN_NAME = "LangGraph"
 # `ls_provider` of chat models whose client our adapters trace -> that adapter's name.
@@ -90,7 +91,8 @@ class _Run:
     root: UUID
     name: str
     node: str | None
-    marked_agent: bool
+    carries_agent_name: bool  # its metadata names an agent (maybe inherited)
+    marked_agent: bool  # the first run down its line that carries it: the agent
     thread_id: str | None = None
     interrupted: bool = False
 
@@ -130,13 +132,15 @@ class OtelAgentsCallbackHandler(BaseCallbackHandler):
         meta = metadata if isinstance(metadata, Mapping) else {}
         with self._lock:
             parent_run = self._runs.get(parent) if parent is not None else None
-            marked = bool(meta.get(AGENT_METADATA_KEY))
+            marked = isinstance(meta.get(AGENT_METADATA_KEY), str)
             run = _Run(
                 parent=parent,
                 root=parent_run.root if parent_run is not None else run_id,
                 name=name,
                 node=meta.get("langgraph_node"),
-                marked_agent=marked and not (parent_run is not None and parent_run.marked_agent),
+                carries_agent_name=marked,
+                marked_agent=marked
+                and not (parent_run is not None and parent_run.carries_agent_name),
                 thread_id=_thread_id(meta),
             )
             self._runs.put(run_id, run)
@@ -192,9 +196,7 @@ class OtelAgentsCallbackHandler(BaseCallbackHandler):
             if parent_run_id is None:
                 self._start_root(run_id, run)
             elif is_graph or run.marked_agent:
-                marker = (metadata or {}).get(AGENT_METADATA_KEY)
-                agent_name = marker if isinstance(marker, str) else (run.node or name)
-                agent_name = name if is_graph else agent_name
+                agent_name = name if is_graph else str((metadata or {})[AGENT_METADATA_KEY])
                 parent = self.nearest(parent_run_id)
                 self.invocations.add(run_id, handler.start_agent(AgentSpec(agent_name), parent))
         except Exception as exc:
@@ -308,6 +310,8 @@ class OtelAgentsCallbackHandler(BaseCallbackHandler):
                 model=_model_name(meta, params),
                 stream=bool(params.get("stream", False)),
             )
+            if _capturing() and messages:
+                _add_request_content(request, messages[0])
             call = handler.start_inference(request, parent=self.nearest(parent_run_id))
             if call is not None:
                 self.invocations.add(run_id, call)
@@ -417,7 +421,48 @@ def _llm_response(result: LLMResult) -> LLMResponse:
     ]
     if response.tool_calls and not response.finish_reasons:
         response.finish_reasons = ["tool_calls"]
+    if _capturing():
+        output = _message_json(message)
+        if response.finish_reasons:
+            output["finish_reason"] = response.finish_reasons[0]
+        response.output_messages = [output]
     return response
+
+
+# -- content, in the conventions' JSON shapes (only built when it will be captured) ----------
+
+_ROLES = {"human": "user", "ai": "assistant", "system": "system", "tool": "tool"}
+
+
+def _capturing() -> bool:
+    return get_runtime().settings.capture_content.enabled
+
+
+def _add_request_content(request: LLMRequest, messages: Sequence[BaseMessage]) -> None:
+    system = [m for m in messages if m.type == "system"]
+    if system:
+        request.system_instructions = [{"type": "text", "content": m.text} for m in system]
+    request.input_messages = [_message_json(m) for m in messages if m.type != "system"]
+
+
+def _message_json(message: BaseMessage) -> dict[str, Any]:
+    parts: list[dict[str, Any]] = []
+    if isinstance(message, ToolMessage):
+        parts.append(
+            {"type": "tool_call_response", "id": message.tool_call_id, "response": message.text}
+        )
+    elif message.text:
+        parts.append({"type": "text", "content": message.text})
+    for call in getattr(message, "tool_calls", None) or []:
+        parts.append(
+            {
+                "type": "tool_call",
+                "id": call.get("id"),
+                "name": call.get("name"),
+                "arguments": call.get("args"),
+            }
+        )
+    return {"role": _ROLES.get(message.type, message.type), "parts": parts}
 
 
 def _usage(usage: Mapping[str, Any] | None) -> TokenUsage | None:

@@ -6,6 +6,7 @@ transport; traced by the real OpenTelemetry SDK."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import subprocess
@@ -527,6 +528,7 @@ def test_chat_openai_calls_are_recorded_once_by_the_openai_adapter(
 def test_the_docs_example_runs_as_written(tmp_path: Path) -> None:
     docs = (Path(__file__).parents[2] / "docs" / "frameworks.md").read_text()
     section = docs.split("## LangGraph and LangChain", 1)[1].split("### Example", 1)[1]
+    section = section.split("\n## ", 1)[0]  # this section only
     [code] = re.findall(r"```python\n(.*?)```", section, flags=re.S)
     script = tmp_path / "example.py"
     script.write_text(code)
@@ -549,3 +551,119 @@ def test_the_docs_example_runs_as_written(tmp_path: Path) -> None:
     assert any(line.startswith("tool     get_weather ✓") for line in lines), shown.stdout
     llm_lines = [line for line in lines if line.startswith("llm ")]
     assert len(llm_lines) == 2 and "20→5 tok" in llm_lines[0], shown.stdout
+
+
+def test_content_is_captured_when_asked_and_scrubbed(monkeypatch: pytest.MonkeyPatch) -> None:
+    secret = "sk-proj-abcdefghijklmnopqrstuvwxyz0123456789"
+    for telemetry in instrumented(monkeypatch, capture_content="SPAN_ONLY"):
+        model = ScriptedChatModel(
+            responses=[_call("add", {"a": 1, "b": 2}, "call_c1", "Adding."), _text("3")]
+        )
+        agent = create_react_agent(model, [add], prompt="You add numbers.", name="calc")
+        agent.invoke({"messages": [("user", f"1+2? my key is {secret}")]})
+
+        first, second = sorted(
+            (s for s in telemetry.spans() if s.name == CHAT), key=lambda s: s.start_time or 0
+        )
+        sent = json.loads(str(first.attributes[sc.GEN_AI_INPUT_MESSAGES]))
+        assert sent == [
+            {"role": "user", "parts": [{"type": "text", "content": "1+2? my key is [REDACTED]"}]}
+        ]
+        system = json.loads(str(first.attributes[sc.GEN_AI_SYSTEM_INSTRUCTIONS]))
+        assert system == [{"type": "text", "content": "You add numbers."}]
+        answered = json.loads(str(first.attributes[sc.GEN_AI_OUTPUT_MESSAGES]))
+        assert answered == [
+            {
+                "role": "assistant",
+                "parts": [
+                    {"type": "text", "content": "Adding."},
+                    {
+                        "type": "tool_call",
+                        "id": "call_c1",
+                        "name": "add",
+                        "arguments": {"a": 1, "b": 2},
+                    },
+                ],
+                "finish_reason": "tool_calls",
+            }
+        ]
+        history = json.loads(str(second.attributes[sc.GEN_AI_INPUT_MESSAGES]))
+        assert history[-1] == {
+            "role": "tool",
+            "parts": [{"type": "tool_call_response", "id": "call_c1", "response": "3"}],
+        }
+        assert secret not in str([dict(s.attributes) for s in telemetry.spans()])
+
+
+def test_content_is_not_built_when_capture_is_off(telemetry: Telemetry) -> None:
+    _calc_agent().invoke({"messages": [("user", "1+2?")]})
+    for span in telemetry.spans():
+        assert sc.GEN_AI_INPUT_MESSAGES not in span.attributes
+        assert sc.GEN_AI_OUTPUT_MESSAGES not in span.attributes
+
+
+def test_streamed_messages_give_the_same_tree_sync_and_async(telemetry: Telemetry) -> None:
+    from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+
+    def streaming_graph() -> Any:
+        model = GenericFakeChatModel(messages=iter([AIMessage("three words here")]))
+
+        def answer(state: MessagesState) -> dict[str, Any]:
+            return {"messages": [model.invoke(state["messages"])]}
+
+        builder = StateGraph(MessagesState)
+        builder.add_node("answer", answer)
+        builder.add_edge(START, "answer")
+        return builder.compile(name="streamer")
+
+    chunks = [
+        chunk.content
+        for chunk, _ in streaming_graph().stream(
+            {"messages": [("user", "hi")]}, stream_mode="messages"
+        )
+    ]
+
+    async def streamed() -> list[Any]:
+        graph = streaming_graph()
+        stream = graph.astream({"messages": [("user", "hi")]}, stream_mode="messages")
+        return [chunk.content async for chunk, _ in stream]
+
+    async_chunks = asyncio.run(streamed())
+
+    assert "".join(chunks) == "".join(async_chunks) == "three words here"
+    assert len(chunks) > 1  # streamed token by token, as without us
+    assert _tree(telemetry) == [
+        ("chat generic-fake-chat-model", "invoke_agent streamer"),
+        ("chat generic-fake-chat-model", "invoke_agent streamer"),
+        ("invoke_agent streamer", None),
+        ("invoke_agent streamer", None),
+    ]
+
+
+def test_interrupt_inside_a_tool_is_not_a_tool_failure(telemetry: Telemetry) -> None:
+    @tool
+    def wire_money(amount: int) -> str:
+        """Wire money, after a human said yes."""
+        answer = interrupt(f"Wire {amount}?")
+        return f"wired: {answer}"
+
+    model = ScriptedChatModel(
+        responses=[_call("wire_money", {"amount": 5}, "call_m1"), _text("Done.")]
+    )
+    agent = create_react_agent(model, [wire_money], name="payer", checkpointer=InMemorySaver())
+    config: Any = {"configurable": {"thread_id": "pay-1"}}
+
+    agent.invoke({"messages": [("user", "pay 5")]}, config)
+    paused_tool = telemetry.span("execute_tool wire_money")
+    assert paused_tool.status.status_code != trace.StatusCode.ERROR
+    root = telemetry.span("invoke_agent payer")
+    assert root.attributes[sc.APPROVAL_STATUS] == "pending"
+    assert root.attributes[sc.RUN_TOOL_FAILURES] == 0
+
+    result = agent.invoke(Command(resume="approved"), config)
+
+    assert result["messages"][-1].content == "Done."
+    tools = [s for s in telemetry.spans() if s.name == "execute_tool wire_money"]
+    assert len(tools) == 2 and all(s.attributes[sc.GEN_AI_TOOL_CALL_ID] == "call_m1" for s in tools)
+    roots = [s for s in telemetry.spans() if s.name == "invoke_agent payer"]
+    assert {s.attributes[sc.RUN_ID] for s in roots} == {root.attributes[sc.RUN_ID]}
