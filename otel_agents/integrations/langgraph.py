@@ -6,10 +6,10 @@ Five hooks, all undone by `unpatch()`:
   as an inheritable handler, so every run (graph, node, chat model, tool) reports to it. The
   handler runs inline (`run_inline`), in the caller's context, for sync and async runs. It
   maps LangChain's runs onto our invocations by `run_id` / `parent_run_id`:
-  - the outermost run (a chain with no parent run) is the agent run: `invoke_agent {name}`,
+  - the outermost graph run (no parent run) is the agent run: `invoke_agent {name}`,
     owner of the run ledger, carrying the run totals;
-  - a nested run is an agent (`invoke_agent {name}`, nested) when it is a graph (a
-    subgraph, a `create_react_agent`/`create_agent` prebuilt agent: any `Pregel`), or the
+  - a run is an agent (`invoke_agent {name}`, nested when it has a parent) when it is a
+    graph (a subgraph, a `create_react_agent`/`create_agent` prebuilt agent: any `Pregel`), or the
     first run whose metadata names an agent (`add_node("review", review, metadata=
     {"gen_ai.agent.name": "reviewer"})`: LangChain passes node metadata down to everything
     the node runs, so only its first carrier counts). Other nodes and chains get no span:
@@ -193,21 +193,25 @@ class OtelAgentsCallbackHandler(BaseCallbackHandler):
             name = str(kwargs.get("name") or _serialized_name(serialized) or _DEFAULT_RUN_NAME)
             run = self._add_run(run_id, parent_run_id, name, metadata)
             is_graph = self._is_graph_run(run_id)
+            if not (is_graph or run.marked_agent):
+                return  # a plain chain or node: what it runs nests under the nearest agent
+            agent_name = name if is_graph else str((metadata or {})[AGENT_METADATA_KEY])
             if parent_run_id is None:
-                self._start_root(run_id, run)
-            elif is_graph or run.marked_agent:
-                agent_name = name if is_graph else str((metadata or {})[AGENT_METADATA_KEY])
+                self._start_root(run_id, run, agent_name)
+            else:
                 parent = self.nearest(parent_run_id)
                 self.invocations.add(run_id, handler.start_agent(AgentSpec(agent_name), parent))
         except Exception as exc:
             report_internal_error("langgraph chain start", exc)
 
-    def _start_root(self, run_id: UUID, run: _Run) -> None:
+    def _start_root(self, run_id: UUID, run: _Run, name: str) -> None:
+        """The outermost graph: the run, continuing the run an interrupt paused on its
+        thread."""
         paused = None
         if run.thread_id is not None:
             with self._lock:
                 paused = self._paused_threads.pop(run.thread_id, None)
-        spec = AgentSpec(run.name, conversation_id=run.thread_id)
+        spec = AgentSpec(name, conversation_id=run.thread_id)
         agent = handler.start_agent(spec, run_id=paused)
         if paused is not None:
             agent.span.set_attribute(sc.RUN_RESUMED, True)

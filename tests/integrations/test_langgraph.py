@@ -667,3 +667,27 @@ def test_interrupt_inside_a_tool_is_not_a_tool_failure(telemetry: Telemetry) -> 
     assert len(tools) == 2 and all(s.attributes[sc.GEN_AI_TOOL_CALL_ID] == "call_m1" for s in tools)
     roots = [s for s in telemetry.spans() if s.name == "invoke_agent payer"]
     assert {s.attributes[sc.RUN_ID] for s in roots} == {root.attributes[sc.RUN_ID]}
+
+
+def test_a_plain_chain_is_no_agent_and_nests_under_the_current_one(telemetry: Telemetry) -> None:
+    from langchain_core.prompts import ChatPromptTemplate
+
+    import otel_agents
+
+    model = ScriptedChatModel(responses=[_call("add", {"a": 2, "b": 2}, "call_p1")])
+    chain = ChatPromptTemplate.from_messages([("user", "{question}")]) | model
+
+    with otel_agents.agent("app"):
+        message = chain.invoke({"question": "2+2?"})
+        answer = add.invoke(message.tool_calls[0])
+
+    assert answer.content == "4" and answer.tool_call_id == "call_p1"
+    assert _tree(telemetry) == [
+        (CHAT, "invoke_agent app"),
+        ("execute_tool add", "invoke_agent app"),
+        ("invoke_agent app", None),
+    ]
+    tool_span = telemetry.span("execute_tool add")
+    assert [link.context.span_id for link in tool_span.links] == [
+        telemetry.span(CHAT).context.span_id
+    ]
