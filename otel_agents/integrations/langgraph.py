@@ -234,8 +234,10 @@ class OtelAgentsCallbackHandler(BaseCallbackHandler):
                 self._record_handoffs(run_id, [c for c in raised if c.graph == Command.PARENT])
             if self.active and isinstance(error, GraphInterrupt):
                 self._mark_interrupted(run_id)
-            # Interrupts and parent commands are LangGraph's control flow, not failures.
-            self._end_chain(run_id, None if isinstance(error, GraphBubbleUp) else error)
+            # Interrupts and parent commands are LangGraph's control flow, and a stream its
+            # consumer closed early (GeneratorExit) was not a failure either.
+            control_flow = isinstance(error, GraphBubbleUp | GeneratorExit)
+            self._end_chain(run_id, None if control_flow else error)
         except Exception as exc:
             report_internal_error("langgraph chain error", exc)
 

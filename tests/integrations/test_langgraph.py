@@ -691,3 +691,54 @@ def test_a_plain_chain_is_no_agent_and_nests_under_the_current_one(telemetry: Te
     assert [link.context.span_id for link in tool_span.links] == [
         telemetry.span(CHAT).context.span_id
     ]
+
+
+def test_a_failing_node_raises_unchanged_and_the_run_is_an_error(telemetry: Telemetry) -> None:
+    failure = ValueError("no vendor record")
+
+    def broken(state: MessagesState) -> dict[str, Any]:
+        raise failure
+
+    builder = StateGraph(MessagesState)
+    builder.add_node("broken", broken)
+    builder.add_edge(START, "broken")
+
+    with pytest.raises(ValueError) as raised:
+        builder.compile(name="fragile").invoke({"messages": [("user", "go")]})
+
+    assert raised.value is failure
+    root = telemetry.span("invoke_agent fragile")
+    assert root.status.status_code == trace.StatusCode.ERROR
+    assert root.attributes[sc.ERROR_TYPE] == "ValueError"
+
+
+def test_parallel_tool_calls_each_get_their_span_and_call_id(telemetry: Telemetry) -> None:
+    calls = [{"name": "add", "args": {"a": n, "b": n}, "id": f"call_{n}"} for n in range(1, 4)]
+    first = AIMessage("", tool_calls=calls, usage_metadata=_text("").usage_metadata)
+    model = ScriptedChatModel(responses=[first, _text("done")])
+
+    create_react_agent(model, [add], name="calc").invoke({"messages": [("user", "go")]})
+
+    tools = [s for s in telemetry.spans() if s.name == "execute_tool add"]
+    assert sorted(str(s.attributes[sc.GEN_AI_TOOL_CALL_ID]) for s in tools) == [
+        "call_1",
+        "call_2",
+        "call_3",
+    ]
+    assert {_parent_name(s, telemetry) for s in tools} == {"invoke_agent calc"}
+    first_chat = min(
+        (s for s in telemetry.spans() if s.name == CHAT), key=lambda s: s.start_time or 0
+    )
+    assert all(
+        [link.context.span_id for link in s.links] == [first_chat.context.span_id] for s in tools
+    )
+
+
+def test_a_stream_abandoned_early_still_ends_the_run(telemetry: Telemetry) -> None:
+    stream = _calc_agent().stream({"messages": [("user", "1+2?")]}, stream_mode="updates")
+    next(iter(stream))
+    stream.close()
+
+    root = telemetry.span("invoke_agent calc")
+    assert root.end_time is not None
+    assert root.status.status_code != trace.StatusCode.ERROR  # the consumer stopped: no failure
