@@ -74,6 +74,22 @@ AGENT_METADATA_KEY = sc.GEN_AI_AGENT_NAME
 _DEFAULT_RUN_NAME = "LangGraph"
 # `ls_provider` of chat models whose client our adapters trace -> that adapter's name.
 _NATIVE_PROVIDERS = {"openai": "openai", "azure": "openai", "anthropic": "anthropic"}
+# LangChain's `ls_provider` -> the conventions' `gen_ai.provider.name`. Others are set as
+# LangChain names them (a custom value, as the conventions allow).
+_PROVIDER_NAMES = {
+    "openai": sc.GenAiProviderNameValues.OPENAI,
+    "azure": sc.GenAiProviderNameValues.AZURE_AI_OPENAI,
+    "anthropic": sc.GenAiProviderNameValues.ANTHROPIC,
+    "groq": sc.GenAiProviderNameValues.GROQ,
+    "deepseek": sc.GenAiProviderNameValues.DEEPSEEK,
+    "mistralai": sc.GenAiProviderNameValues.MISTRAL_AI,
+    "xai": sc.GenAiProviderNameValues.X_AI,
+    "perplexity": sc.GenAiProviderNameValues.PERPLEXITY,
+    "google_genai": sc.GenAiProviderNameValues.GCP_GEMINI,
+    "google_vertexai": sc.GenAiProviderNameValues.GCP_VERTEX_AI,
+    "amazon_bedrock": sc.GenAiProviderNameValues.AWS_BEDROCK,
+    "bedrock": sc.GenAiProviderNameValues.AWS_BEDROCK,
+}
 _RUNNING_TOOL: contextvars.ContextVar[ToolInvocation | None] = contextvars.ContextVar(
     "otel_agents_langgraph_tool", default=None
 )
@@ -312,7 +328,7 @@ class OtelAgentsCallbackHandler(BaseCallbackHandler):
                 return  # our client adapter records it; the agent is made current around it
             params = kwargs.get("invocation_params") or {}
             request = LLMRequest(
-                provider=str(meta.get("ls_provider") or "langchain"),
+                provider=_provider_name(meta.get("ls_provider")),
                 model=_model_name(meta, params),
                 stream=bool(params.get("stream", False)),
             )
@@ -395,6 +411,11 @@ def _natively_traced(provider: Any) -> bool:
 
     adapter = _NATIVE_PROVIDERS.get(str(provider)) if provider else None
     return adapter is not None and adapter in adapters._patched
+
+
+def _provider_name(ls_provider: Any) -> str:
+    name = str(ls_provider or "langchain")
+    return _PROVIDER_NAMES.get(name, name)
 
 
 def _model_name(metadata: Mapping[str, Any], params: Mapping[str, Any]) -> str | None:
@@ -519,7 +540,9 @@ class _Wrappers:
         wrapped(*args, **kwargs)
         ours = self.callbacks
         try:
-            if ours.active and not any(h is ours for h in instance.inheritable_handlers):
+            # Most managers are copies or children of one that has us already: `in` (a
+            # comparison in C, by identity for handlers) keeps that common case cheap.
+            if ours.active and ours not in instance.inheritable_handlers:
                 # New lists: the ones given may be the application's own.
                 instance.handlers = [*instance.handlers, ours]
                 instance.inheritable_handlers = [*instance.inheritable_handlers, ours]

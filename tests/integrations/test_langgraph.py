@@ -75,6 +75,14 @@ class ScriptedChatModel(BaseChatModel):
         return self
 
 
+class GroqLikeChatModel(ScriptedChatModel):
+    """Says it is Groq's (LangChain's `ls_provider`): a provider the conventions name and
+    no adapter of ours traces, so its calls are recorded from the callbacks."""
+
+    def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> Any:
+        return {**super()._get_ls_params(stop=stop, **kwargs), "ls_provider": "groq"}
+
+
 def _call(name: str, args: dict[str, Any], call_id: str, text: str = "") -> AIMessage:
     return AIMessage(
         text,
@@ -742,3 +750,43 @@ def test_a_stream_abandoned_early_still_ends_the_run(telemetry: Telemetry) -> No
     root = telemetry.span("invoke_agent calc")
     assert root.end_time is not None
     assert root.status.status_code != trace.StatusCode.ERROR  # the consumer stopped: no failure
+
+
+def langgraph_names_run() -> None:
+    """For tests/test_emitted_names.py (already instrumented): a tool-using agent nested in
+    a graph, a handoff tool, an interrupt and its resume, so every name this integration
+    emits is checked."""
+
+    @tool
+    def transfer_to_billing(tool_call_id: Annotated[str, InjectedToolCallId]) -> Command[str]:
+        """Hand the customer over to billing."""
+        answer = ToolMessage("Transferred to billing", tool_call_id=tool_call_id)
+        return Command(goto="billing", graph=Command.PARENT, update={"messages": [answer]})
+
+    triage_model = GroqLikeChatModel(
+        responses=[
+            _call("add", {"a": 1, "b": 2}, "call_n1", "Adding first."),
+            _call("transfer_to_billing", {}, "call_n2"),
+        ]
+    )
+    triage = create_react_agent(triage_model, [add, transfer_to_billing], name="triage")
+
+    def billing(state: MessagesState) -> dict[str, Any]:
+        return {"messages": [("ai", f"approved: {interrupt('Refund?')}")]}
+
+    builder = StateGraph(MessagesState)
+    builder.add_node("triage", triage, destinations=("billing",))
+    builder.add_node("billing", billing, metadata={integration.AGENT_METADATA_KEY: "billing"})
+    builder.add_edge(START, "triage")
+    graph = builder.compile(name="desk", checkpointer=InMemorySaver())
+    config: Any = {"configurable": {"thread_id": "names-1"}}
+    graph.invoke({"messages": [("user", "refund me")]}, config)
+    graph.invoke(Command(resume="yes"), config)
+
+
+def test_the_provider_is_named_as_the_conventions_name_it(telemetry: Telemetry) -> None:
+    GroqLikeChatModel(responses=[_text("hi")]).invoke("hello")
+    ScriptedChatModel(responses=[_text("hi")]).invoke("hello")
+
+    providers = sorted(str(s.attributes[sc.GEN_AI_PROVIDER_NAME]) for s in telemetry.spans())
+    assert providers == ["groq", "scriptedchatmodel"]  # LangChain's own name when unknown
