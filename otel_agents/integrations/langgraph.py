@@ -1,6 +1,6 @@
 """LangGraph and LangChain (`langgraph` 1.x, `langchain-core` 1.x) on the decision path.
 
-Five hooks, all undone by `unpatch()`:
+Four hooks, all undone by `unpatch()`:
 
 - `BaseCallbackManager.__init__`: every callback manager LangChain builds gets our handler
   as an inheritable handler, so every run (graph, node, chat model, tool) reports to it. The
@@ -9,8 +9,8 @@ Five hooks, all undone by `unpatch()`:
   - the outermost graph run (no parent run) is the agent run: `invoke_agent {name}`,
     owner of the run ledger, carrying the run totals;
   - a run is an agent (`invoke_agent {name}`, nested when it has a parent) when it is a
-    graph (a subgraph, a `create_react_agent`/`create_agent` prebuilt agent: any `Pregel`), or the
-    first run whose metadata names an agent (`add_node("review", review, metadata=
+    graph (a subgraph, a `create_react_agent`/`create_agent` prebuilt agent: any `Pregel`),
+    or the first run whose metadata names an agent (`add_node("review", review, metadata=
     {"gen_ai.agent.name": "reviewer"})`: LangChain passes node metadata down to everything
     the node runs, so only its first carrier counts). Other nodes and chains get no span:
     what runs in them nests under their nearest agent;
@@ -24,7 +24,8 @@ Five hooks, all undone by `unpatch()`:
     graph, to each target node), so the ping-pong detector sees back-and-forth;
   - `interrupt()` (`GraphInterrupt`) marks the agent spans it paused as waiting for a human
     (`otel_agents.approval.status` = `pending`, not an error); a later run on the same
-    `thread_id` (the resume) continues the same run id, marked `otel_agents.run.resumed`.
+    graph and `thread_id` in this process (the resume) continues the same run id, marked
+    `otel_agents.run.resumed`.
 - `Pregel.stream`/`astream` (which `invoke`/`ainvoke` call): each graph run gets a run id
   given up front, so the handler knows which chain runs are graphs.
 - `BaseChatModel._generate_with_cache`/`_agenerate_with_cache`: the model call runs with
@@ -138,8 +139,10 @@ class OtelAgentsCallbackHandler(BaseCallbackHandler):
         self.invocations: Invocations[Invocation] = Invocations()
         self._runs = _Bounded()
         self._graph_runs = _Bounded()
-        self._paused_threads = _Bounded()  # thread_id -> the run id of a paused run
-        self._handed_off: deque[Command[Any]] = deque(maxlen=256)
+        self._paused_threads = _Bounded()  # (graph, thread_id) -> a paused run's id
+        # Commands already recorded: the same object can end several nested runs. Kept by
+        # reference (an id could be reused by the next command once this one is freed).
+        self._handed_off: deque[Command[Any]] = deque(maxlen=64)
         self._lock = threading.Lock()
 
     # -- the run tree --------------------------------------------------------------------
@@ -226,7 +229,7 @@ class OtelAgentsCallbackHandler(BaseCallbackHandler):
         paused = None
         if run.thread_id is not None:
             with self._lock:
-                paused = self._paused_threads.pop(run.thread_id, None)
+                paused = self._paused_threads.pop((name, run.thread_id), None)
         spec = AgentSpec(name, conversation_id=run.thread_id)
         agent = handler.start_agent(spec, run_id=paused)
         if paused is not None:
@@ -257,6 +260,21 @@ class OtelAgentsCallbackHandler(BaseCallbackHandler):
         except Exception as exc:
             report_internal_error("langgraph chain error", exc)
 
+    # LangGraph's own lifecycle events (1.2 and later), which its graph callback managers
+    # send to their handlers, ours among them: an interrupt also pauses a graph at a static
+    # breakpoint (`interrupt_before`/`interrupt_after`), where no node raises.
+
+    def on_interrupt(self, event: Any) -> None:
+        try:
+            run_id = getattr(event, "run_id", None)
+            if self.active and run_id is not None:
+                self._mark_interrupted(run_id)
+        except Exception as exc:
+            report_internal_error("langgraph interrupt", exc)
+
+    def on_resume(self, event: Any) -> None:
+        """The resumed run was recognised when its graph started (by graph and thread)."""
+
     def _end_chain(self, run_id: UUID, error: BaseException | None) -> None:
         run = self._drop_run(run_id)
         agent = self.invocations.pop(run_id)
@@ -268,7 +286,7 @@ class OtelAgentsCallbackHandler(BaseCallbackHandler):
             handler.stop_agent(agent)
         if run is not None and run.parent is None and run.interrupted and run.thread_id:
             with self._lock:  # the resume on this thread continues this run
-                self._paused_threads.put(run.thread_id, agent.run_id)
+                self._paused_threads.put((agent.name, run.thread_id), agent.run_id)
 
     def _mark_interrupted(self, run_id: UUID) -> None:
         """The agent the interrupt paused, and the run, wait for a human."""

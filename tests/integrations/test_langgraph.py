@@ -790,3 +790,41 @@ def test_the_provider_is_named_as_the_conventions_name_it(telemetry: Telemetry) 
 
     providers = sorted(str(s.attributes[sc.GEN_AI_PROVIDER_NAME]) for s in telemetry.spans())
     assert providers == ["groq", "scriptedchatmodel"]  # LangChain's own name when unknown
+
+
+def test_a_static_breakpoint_is_a_wait_and_the_resume_continues_the_run(
+    telemetry: Telemetry,
+) -> None:
+    pytest.importorskip("langgraph.callbacks")  # lifecycle events: langgraph 1.2 and later
+
+    builder = StateGraph(MessagesState)
+    builder.add_node("draft", lambda state: {"messages": [("ai", "draft ready")]})
+    builder.add_node("send", lambda state: {"messages": [("ai", "sent")]})
+    builder.add_edge(START, "draft")
+    builder.add_edge("draft", "send")
+    graph = builder.compile(name="outbox", checkpointer=InMemorySaver(), interrupt_before=["send"])
+    config: Any = {"configurable": {"thread_id": "outbox-1"}}
+
+    graph.invoke({"messages": [("user", "write it")]}, config)
+    [paused] = telemetry.spans()
+    assert paused.attributes[sc.APPROVAL_STATUS] == "pending"
+
+    assert graph.invoke(None, config)["messages"][-1].content == "sent"
+    resumed = [s for s in telemetry.spans() if s is not paused]
+    assert [s.attributes[sc.RUN_ID] for s in resumed] == [paused.attributes[sc.RUN_ID]]
+    assert resumed[0].attributes[sc.RUN_RESUMED] is True
+
+
+def test_langgraph_lifecycle_events_reach_our_handler_without_errors(
+    telemetry: Telemetry, caplog: pytest.LogCaptureFixture
+) -> None:
+    builder = StateGraph(MessagesState)
+    builder.add_node("ask", lambda state: {"messages": [("ai", interrupt("ok?"))]})
+    builder.add_edge(START, "ask")
+    graph = builder.compile(name="asker", checkpointer=InMemorySaver())
+    config: Any = {"configurable": {"thread_id": "ask-1"}}
+
+    graph.invoke({"messages": [("user", "go")]}, config)
+    graph.invoke(Command(resume="yes"), config)
+
+    assert not [r for r in caplog.records if "OtelAgentsCallbackHandler" in r.getMessage()]
