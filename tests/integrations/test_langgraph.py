@@ -489,31 +489,35 @@ def _completion(number: int, message: dict[str, Any], finish: str) -> Any:
     )
 
 
+@pytest.mark.parametrize("mode", ["sync", "async"])
 def test_chat_openai_calls_are_recorded_once_by_the_openai_adapter(
-    telemetry: Telemetry,
+    telemetry: Telemetry, mode: str
 ) -> None:
     langchain_openai = pytest.importorskip("langchain_openai")
-    from wire import ScriptedTransport, openai_client
+    from wire import AsyncScriptedTransport, ScriptedTransport, async_openai_client, openai_client
 
     tool_call = {
         "id": "call_w1",
         "type": "function",
         "function": {"name": "add", "arguments": '{"a": 2, "b": 3}'},
     }
-    transport = ScriptedTransport(
-        [
-            _completion(
-                1, {"role": "assistant", "content": None, "tool_calls": [tool_call]}, "tool_calls"
-            ),
-            _completion(2, {"role": "assistant", "content": "5"}, "stop"),
-        ]
-    )
-    client = openai_client(transport)
-    model = langchain_openai.ChatOpenAI(
-        model="gpt-4o-mini", api_key="test", client=client.chat.completions, root_client=client
-    )
+    replies = [
+        _completion(
+            1, {"role": "assistant", "content": None, "tool_calls": [tool_call]}, "tool_calls"
+        ),
+        _completion(2, {"role": "assistant", "content": "5"}, "stop"),
+    ]
+    if mode == "sync":
+        client = openai_client(ScriptedTransport(replies))
+        clients = {"client": client.chat.completions, "root_client": client}
+    else:
+        aclient = async_openai_client(AsyncScriptedTransport(replies))
+        clients = {"async_client": aclient.chat.completions, "root_async_client": aclient}
+    model = langchain_openai.ChatOpenAI(model="gpt-4o-mini", api_key="test", **clients)
+    agent = create_react_agent(model, [add], name="calc")
+    question = {"messages": [("user", "2+3")]}
 
-    result = create_react_agent(model, [add], name="calc").invoke({"messages": [("user", "2+3")]})
+    result = agent.invoke(question) if mode == "sync" else asyncio.run(agent.ainvoke(question))
 
     assert result["messages"][-1].content == "5"
     assert _tree(telemetry) == [
