@@ -832,3 +832,46 @@ def test_langgraph_lifecycle_events_reach_our_handler_without_errors(
     graph.invoke(Command(resume="yes"), config)
 
     assert not [r for r in caplog.records if "OtelAgentsCallbackHandler" in r.getMessage()]
+
+
+APPROVAL_POLICY = """
+version: 1
+mode: enforce
+rules:
+  - id: deletes-need-approval
+    match:
+      tool: delete_records
+    verdict: require_approval
+    reason: A human signs off deletions.
+"""
+
+
+@pytest.mark.parametrize("approved", [True, False])
+def test_a_tool_waiting_for_approval_runs_only_when_approved(
+    monkeypatch: pytest.MonkeyPatch, approved: bool
+) -> None:
+    from otel_agents.policy import ApprovalDecision
+
+    DELETED.clear()
+    asked: list[str] = []
+
+    def approver(request: Any) -> ApprovalDecision:
+        asked.append(request.tool)
+        return ApprovalDecision(approved, approver="alice", reason="checked")
+
+    for telemetry in instrumented(monkeypatch, policy=APPROVAL_POLICY, approver=approver):
+        model = ScriptedChatModel(
+            responses=[_call("delete_records", {"table": "tmp"}, "call_a1"), _text("ok")]
+        )
+        create_react_agent(model, [delete_records], name="janitor").invoke(
+            {"messages": [("user", "drop tmp")]}
+        )
+
+        assert asked == ["delete_records"]
+        assert (["tmp"] if approved else []) == DELETED
+        [answer] = [m for m in model.seen[1] if isinstance(m, ToolMessage)]
+        assert answer.tool_call_id == "call_a1"
+        assert (answer.status == "error") is not approved
+        wait = telemetry.span("await_approval delete_records")
+        assert _parent_name(wait, telemetry) == "execute_tool delete_records"
+        assert wait.attributes[sc.APPROVAL_STATUS] == ("approved" if approved else "rejected")
