@@ -9,7 +9,7 @@ Four hooks, all undone by `unpatch()`:
   - the outermost graph run (no parent run) is the agent run: `invoke_agent {name}`,
     owner of the run ledger, carrying the run totals;
   - a run is an agent (`invoke_agent {name}`, nested when it has a parent) when it is a
-    graph (a subgraph, a `create_react_agent`/`create_agent` prebuilt agent: any `Pregel`),
+    graph (a subgraph, a `create_react_agent` prebuilt agent: any `Pregel`),
     or the first run whose metadata names an agent (`add_node("review", review, metadata=
     {"gen_ai.agent.name": "reviewer"})`: LangChain passes node metadata down to everything
     the node runs, so only its first carrier counts). Other nodes and chains get no span:
