@@ -311,8 +311,10 @@ class OtelAgentsCallbackHandler(BaseCallbackHandler):
                 continue
             source_agent = self.nearest(run_id)
             source = self._handoff_source(run_id, source_agent)
-            for target in targets:
-                boundary = handler.start_handoff(source, target, None, parent=source_agent)
+            for target in targets:  # what passed: the command's state update
+                boundary = handler.start_handoff(
+                    source, target, command.update, parent=source_agent
+                )
                 handler.stop_handoff(boundary, True)
 
     def _handoff_source(self, run_id: UUID, agent: Invocation | None) -> str:

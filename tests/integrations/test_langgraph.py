@@ -394,6 +394,7 @@ def test_handoff_tool_to_a_sibling_agent_is_a_boundary(telemetry: Telemetry) -> 
     assert result["messages"][-1].content == "Your invoice is paid."
     handoff = telemetry.span("handoff billing")
     assert handoff.attributes[sc.HANDOFF_FROM] == "triage"
+    assert handoff.attributes[sc.HANDOFF_PAYLOAD_SUMMARY] == "dict with 1 key: messages"
     assert handoff.attributes[sc.HANDOFF_ACCEPTED] is True
     assert _parent_name(handoff, telemetry) == "invoke_agent triage"
     triage_span = telemetry.span("invoke_agent triage")
