@@ -876,3 +876,74 @@ def test_a_tool_waiting_for_approval_runs_only_when_approved(
         wait = telemetry.span("await_approval delete_records")
         assert _parent_name(wait, telemetry) == "execute_tool delete_records"
         assert wait.attributes[sc.APPROVAL_STATUS] == ("approved" if approved else "rejected")
+
+
+def test_agents_handing_work_back_and_forth_trip_the_ping_pong_detector(
+    telemetry: Telemetry,
+) -> None:
+    """Swarm style: two prebuilt agents, each with a handoff tool to the other."""
+
+    def transfer_to(agent: str) -> BaseTool:
+        @tool(f"transfer_to_{agent}")
+        def transfer(tool_call_id: Annotated[str, InjectedToolCallId]) -> Command[str]:
+            """Hand the conversation over."""
+            answer = ToolMessage(f"Transferred to {agent}", tool_call_id=tool_call_id)
+            return Command(goto=agent, graph=Command.PARENT, update={"messages": [answer]})
+
+        return transfer
+
+    def bouncing(name: str, other: str, turns: int) -> Any:
+        script = [_call(f"transfer_to_{other}", {}, f"call_{name}{n}") for n in range(turns)]
+        model = ScriptedChatModel(responses=[*script, _text(f"{name} is done")])
+        return create_react_agent(model, [transfer_to(other)], name=name)
+
+    builder = StateGraph(MessagesState)
+    builder.add_node("sales", bouncing("sales", "support", 3), destinations=("support",))
+    builder.add_node("support", bouncing("support", "sales", 2), destinations=("sales",))
+    builder.add_edge(START, "sales")
+    result = builder.compile(name="swarm").invoke({"messages": [("user", "help")]})
+
+    assert result["messages"][-1].content == "support is done"
+    handoffs = sorted(
+        (s for s in telemetry.spans() if s.name.startswith("handoff ")),
+        key=lambda s: s.start_time or 0,
+    )
+    assert [s.attributes[sc.HANDOFF_FROM] for s in handoffs] == [
+        "sales",
+        "support",
+        "sales",
+        "support",
+        "sales",
+    ]
+    assert [_parent_name(s, telemetry) for s in handoffs] == [
+        "invoke_agent sales",
+        "invoke_agent support",
+    ] * 2 + ["invoke_agent sales"]
+    flagged = [s for s in handoffs if "handoff_ping_pong" in (s.attributes.get(sc.ANOMALY) or ())]
+    assert len(flagged) == 1
+    assert telemetry.span("invoke_agent swarm").attributes[sc.RUN_HANDOFFS] == 5
+
+
+def test_concurrent_sync_runs_in_threads_do_not_cross_talk(telemetry: Telemetry) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    def run(name: str) -> str:
+        model = ScriptedChatModel(
+            responses=[_call("add", {"a": 2, "b": 2}, f"call_{name}"), _text(f"done {name}")]
+        )
+        agent = create_react_agent(model, [add], name=name)
+        return str(agent.invoke({"messages": [("user", name)]})["messages"][-1].content)
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        answers = list(pool.map(run, ["t1", "t2", "t3", "t4"]))
+
+    assert answers == ["done t1", "done t2", "done t3", "done t4"]
+    for name in ("t1", "t2", "t3", "t4"):
+        root = telemetry.span(f"invoke_agent {name}")
+        children = [
+            s for s in telemetry.spans() if s.parent and s.parent.span_id == root.context.span_id
+        ]
+        assert sorted(s.name for s in children) == [CHAT, CHAT, "execute_tool add"]
+        assert {s.attributes[sc.RUN_ID] for s in children} == {root.attributes[sc.RUN_ID]}
+        [tool_span] = [s for s in children if s.name == "execute_tool add"]
+        assert tool_span.attributes[sc.GEN_AI_TOOL_CALL_ID] == f"call_{name}"
