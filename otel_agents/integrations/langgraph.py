@@ -42,7 +42,6 @@ Four hooks, all undone by `unpatch()`:
 
 from __future__ import annotations
 
-import contextvars
 import threading
 import uuid
 from collections import OrderedDict, deque
@@ -57,6 +56,7 @@ from langchain_core.messages import BaseMessage, ToolMessage
 from langchain_core.outputs import LLMResult
 from langgraph.errors import GraphBubbleUp, GraphInterrupt, ParentCommand
 from langgraph.types import Command, Send
+from opentelemetry import context as otel_context
 
 from otel_agents import semconv as sc
 from otel_agents.core import handler
@@ -91,9 +91,7 @@ _PROVIDER_NAMES = {
     "amazon_bedrock": sc.GenAiProviderNameValues.AWS_BEDROCK,
     "bedrock": sc.GenAiProviderNameValues.AWS_BEDROCK,
 }
-_RUNNING_TOOL: contextvars.ContextVar[ToolInvocation | None] = contextvars.ContextVar(
-    "otel_agents_langgraph_tool", default=None
-)
+_RUNNING_TOOL_KEY = otel_context.create_key("otel_agents.langgraph.running_tool")
 
 
 class ToolFailedInLangChain(Exception):
@@ -391,8 +389,8 @@ class OtelAgentsCallbackHandler(BaseCallbackHandler):
     ) -> None:
         try:
             self._add_run(run_id, parent_run_id, str(serialized.get("name") or "tool"), None)
-            tool = _RUNNING_TOOL.get()
-            if tool is not None and not tool.finished:
+            tool = otel_context.get_value(_RUNNING_TOOL_KEY)
+            if isinstance(tool, ToolInvocation) and not tool.finished:
                 self.invocations.add(run_id, tool)  # what the tool runs nests in it
         except Exception as exc:
             report_internal_error("langgraph tool start", exc)
@@ -596,53 +594,86 @@ class _Wrappers:
         manager = _argument(args, kwargs, 2, "run_manager")
         return self.callbacks.nearest(getattr(manager, "run_id", None)) if manager else None
 
+    # The wrappers are boundaries (LangChain calls them): every call into our code is
+    # guarded in line, the context found on entry is put back if ours failed to, and the
+    # wrapped call runs whatever happened to ours.
+
     def generate(self, wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
-        token = self._enter(self._model_target, args, kwargs)
+        entry, token = otel_context.get_current(), None
+        try:
+            token = self._enter(args, kwargs)
+        except Exception as exc:
+            report_internal_error("langgraph model context", exc)
         try:
             return wrapped(*args, **kwargs)
         finally:
-            Invocation.stop_current(token)
+            try:
+                _leave(entry, token)
+            except Exception as exc:
+                report_internal_error("langgraph model context", exc)
+            if otel_context.get_current() is not entry:
+                otel_context.attach(entry)
 
     async def agenerate(
         self, wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any
     ) -> Any:
-        token = self._enter(self._model_target, args, kwargs)
+        entry, token = otel_context.get_current(), None
+        try:
+            token = self._enter(args, kwargs)
+        except Exception as exc:
+            report_internal_error("langgraph model context", exc)
         try:
             return await wrapped(*args, **kwargs)
         finally:
-            Invocation.stop_current(token)
+            try:
+                _leave(entry, token)
+            except Exception as exc:
+                report_internal_error("langgraph model context", exc)
+            if otel_context.get_current() is not entry:
+                otel_context.attach(entry)
 
-    def _enter(
-        self, find: Callable[[Any, Any], Invocation | None], args: Any, kwargs: Any
-    ) -> object | None:
+    def _enter(self, args: Any, kwargs: Any) -> object | None:
+        """Make the model call's span (or its agent) current; the token to leave it."""
         if not self.callbacks.active:
             return None
-        try:
-            target = find(args, kwargs)
-            return target.make_current() if target is not None else None
-        except Exception as exc:
-            report_internal_error("langgraph model context", exc)
-            return None
+        manager = _argument(args, kwargs, 2, "run_manager")
+        target = self.callbacks.nearest(getattr(manager, "run_id", None)) if manager else None
+        return target.make_current() if target is not None else None
 
     # -- tools: the gate before the body, the span current around it -----------------------
 
     def tool_run(self, wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
         if not self.callbacks.active:
             return wrapped(*args, **kwargs)
-        started = self._start_tool(instance, args, kwargs)
+        entry, started = otel_context.get_current(), None
+        try:
+            started = self._start_tool(instance, args, kwargs)
+        except Intervention:
+            raise  # refused, called without a tool call id: the policy's deliberate stop
+        except Exception as exc:
+            report_internal_error("langgraph tool start", exc)
+            if otel_context.get_current() is not entry:
+                otel_context.attach(entry)
         if isinstance(started, ToolMessage):
-            return started
+            return started  # refused: the body does not run, the model reads why
         if started is None:
             return wrapped(*args, **kwargs)
-        tool, tokens = started
         try:
             result = wrapped(*args, **kwargs)
         except BaseException as exc:
-            _end_tool(tool, None, exc)
+            try:
+                _after_tool(entry, *started, None, exc)
+            except Exception as internal:
+                report_internal_error("langgraph tool end", internal)
+            if otel_context.get_current() is not entry:
+                otel_context.attach(entry)
             raise
-        finally:
-            _leave(tokens)
-        _end_tool(tool, result, None)
+        try:
+            _after_tool(entry, *started, result, None)
+        except Exception as internal:
+            report_internal_error("langgraph tool end", internal)
+        if otel_context.get_current() is not entry:
+            otel_context.attach(entry)
         return result
 
     async def tool_arun(
@@ -650,28 +681,43 @@ class _Wrappers:
     ) -> Any:
         if not self.callbacks.active:
             return await wrapped(*args, **kwargs)
-        started = self._start_tool(instance, args, kwargs)
+        entry, started = otel_context.get_current(), None
+        try:
+            started = self._start_tool(instance, args, kwargs)
+        except Intervention:
+            raise  # refused, called without a tool call id: the policy's deliberate stop
+        except Exception as exc:
+            report_internal_error("langgraph tool start", exc)
+            if otel_context.get_current() is not entry:
+                otel_context.attach(entry)
         if isinstance(started, ToolMessage):
-            return started
+            return started  # refused: the body does not run, the model reads why
         if started is None:
             return await wrapped(*args, **kwargs)
-        tool, tokens = started
         try:
             result = await wrapped(*args, **kwargs)
         except BaseException as exc:
-            _end_tool(tool, None, exc)
+            try:
+                _after_tool(entry, *started, None, exc)
+            except Exception as internal:
+                report_internal_error("langgraph tool end", internal)
+            if otel_context.get_current() is not entry:
+                otel_context.attach(entry)
             raise
-        finally:
-            _leave(tokens)
-        _end_tool(tool, result, None)
+        try:
+            _after_tool(entry, *started, result, None)
+        except Exception as internal:
+            report_internal_error("langgraph tool end", internal)
+        if otel_context.get_current() is not entry:
+            otel_context.attach(entry)
         return result
 
     def _start_tool(
         self, instance: Any, args: Any, kwargs: Any
-    ) -> tuple[ToolInvocation, tuple[object, contextvars.Token[Any]]] | ToolMessage | None:
-        """The started tool and the context tokens; a refusal's `ToolMessage`; or None
-        when recording failed (the tool then runs unrecorded). A refusal without a tool
-        call id raises the policy's `Intervention`."""
+    ) -> tuple[ToolInvocation, object] | ToolMessage | None:
+        """The started tool, made current (and the token to leave it); a refusal's
+        `ToolMessage`; or None when recording failed (the tool then runs unrecorded). A
+        refusal without a tool call id raises the policy's `Intervention`."""
         call_id = kwargs.get("tool_call_id")
         try:
             manager = _argument(args, kwargs, 4, "callbacks")
@@ -694,20 +740,36 @@ class _Wrappers:
             report_internal_error("langgraph tool start", exc)
             return None
         try:
-            return tool, (tool.make_current(), _RUNNING_TOOL.set(tool))
+            # The tool's context, marked with the tool for `on_tool_start` (its run id).
+            running = otel_context.set_value(_RUNNING_TOOL_KEY, tool, tool.child_context())
+            return tool, otel_context.attach(running)
         except Exception as exc:
             report_internal_error("langgraph tool context", exc)
             handler.stop_tool(tool)
             return None
 
 
-def _leave(tokens: tuple[object, contextvars.Token[Any]]) -> None:
-    context_token, tool_token = tokens
+def _leave(entry: otel_context.Context, token: object | None) -> None:
+    """Detach what we attached; put back the context found on entry if that failed."""
     try:
-        _RUNNING_TOOL.reset(tool_token)
-    except ValueError as exc:  # reset from another context: nothing of ours to undo there
-        report_internal_error("langgraph tool context", exc)
-    Invocation.stop_current(context_token)
+        if token is not None:
+            otel_context.detach(token)  # type: ignore[arg-type]
+    except Exception as exc:
+        report_internal_error("langgraph context", exc)
+    if otel_context.get_current() is not entry:
+        otel_context.attach(entry)
+
+
+def _after_tool(
+    entry: otel_context.Context,
+    tool: ToolInvocation,
+    token: object,
+    result: Any,
+    error: BaseException | None,
+) -> None:
+    """Leave the tool's context, then record how the call ended."""
+    _leave(entry, token)
+    _end_tool(tool, result, error)
 
 
 def _end_tool(tool: ToolInvocation, result: Any, error: BaseException | None) -> None:
