@@ -57,6 +57,7 @@ from langchain_core.outputs import LLMResult
 from langgraph.errors import GraphBubbleUp, GraphInterrupt, ParentCommand
 from langgraph.types import Command, Send
 from opentelemetry import context as otel_context
+from opentelemetry.util.types import AttributeValue
 
 from otel_agents import semconv as sc
 from otel_agents.core import handler
@@ -349,6 +350,7 @@ class OtelAgentsCallbackHandler(BaseCallbackHandler):
                 provider=_provider_name(meta.get("ls_provider")),
                 model=_model_name(meta, params),
                 stream=bool(params.get("stream", False)),
+                parameters=_request_parameters(meta),
             )
             if _capturing() and messages:
                 _add_request_content(request, messages[0])
@@ -434,6 +436,17 @@ def _natively_traced(provider: Any) -> bool:
 def _provider_name(ls_provider: Any) -> str:
     name = str(ls_provider or "langchain")
     return _PROVIDER_NAMES.get(name, name)
+
+
+def _request_parameters(metadata: Mapping[str, Any]) -> dict[str, AttributeValue]:
+    """The request parameters LangChain reports for tracing (`ls_temperature`, ...)."""
+    parameters: dict[str, AttributeValue] = {}
+    temperature, max_tokens = metadata.get("ls_temperature"), metadata.get("ls_max_tokens")
+    if isinstance(temperature, int | float) and not isinstance(temperature, bool):
+        parameters[sc.GEN_AI_REQUEST_TEMPERATURE] = float(temperature)
+    if isinstance(max_tokens, int) and not isinstance(max_tokens, bool):
+        parameters[sc.GEN_AI_REQUEST_MAX_TOKENS] = max_tokens
+    return parameters
 
 
 def _model_name(metadata: Mapping[str, Any], params: Mapping[str, Any]) -> str | None:

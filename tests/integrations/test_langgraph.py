@@ -80,7 +80,8 @@ class GroqLikeChatModel(ScriptedChatModel):
     no adapter of ours traces, so its calls are recorded from the callbacks."""
 
     def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> Any:
-        return {**super()._get_ls_params(stop=stop, **kwargs), "ls_provider": "groq"}
+        params = super()._get_ls_params(stop=stop, **kwargs)
+        return {**params, "ls_provider": "groq", "ls_temperature": 0.2, "ls_max_tokens": 64}
 
 
 def _call(name: str, args: dict[str, Any], call_id: str, text: str = "") -> AIMessage:
@@ -795,6 +796,9 @@ def test_the_provider_is_named_as_the_conventions_name_it(telemetry: Telemetry) 
 
     providers = sorted(str(s.attributes[sc.GEN_AI_PROVIDER_NAME]) for s in telemetry.spans())
     assert providers == ["groq", "scriptedchatmodel"]  # LangChain's own name when unknown
+    [groq] = [s for s in telemetry.spans() if s.attributes[sc.GEN_AI_PROVIDER_NAME] == "groq"]
+    assert groq.attributes[sc.GEN_AI_REQUEST_TEMPERATURE] == 0.2
+    assert groq.attributes[sc.GEN_AI_REQUEST_MAX_TOKENS] == 64
 
 
 def test_a_static_breakpoint_is_a_wait_and_the_resume_continues_the_run(
