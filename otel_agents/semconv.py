@@ -132,6 +132,8 @@ POLICY_MODE: Final = "otel_agents.policy.mode"
 # otel_agents.run
 RUN_ID: Final = "otel_agents.run.id"
 """Identifier of the agent run the span belongs to. Type: string."""
+RUN_RESUMED: Final = "otel_agents.run.resumed"
+"""This root agent span continues a run that paused to wait for a human. Type: boolean."""
 RUN_COST_USD: Final = "otel_agents.run.cost.usd"
 """Total cost of the run's LLM calls, in US dollars. Type: double."""
 RUN_USAGE_INPUT_TOKENS: Final = "otel_agents.run.usage.input_tokens"
@@ -187,6 +189,11 @@ class ApprovalStatusValues:
 
     ERROR: Final = "error"
     """The approval channel failed before an answer arrived."""
+
+    PENDING: Final = "pending"
+    """The run paused to wait for a human (a framework interrupt, such as LangGraph's
+    `interrupt()`); the answer arrives with a later resume of the same run.
+    """
 
 
 class ContractStatusValues:

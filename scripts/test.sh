@@ -40,7 +40,7 @@ echo "== pytest"
 # google-genai, boto3) the extras accept (their lower bounds in pyproject.toml), in a
 # virtualenv of their own.
 echo "== client adapters on the oldest supported SDKs"
-oldest=$(grep -oE '"(openai|anthropic|google-genai|boto3|openai-agents|mcp)>=[0-9.]+' pyproject.toml | tr -d '"' | sed 's/>=/==/')
+oldest=$(grep -oE '"(openai|anthropic|google-genai|boto3|openai-agents|mcp|langgraph|langgraph-prebuilt|langchain-core)>=[0-9.]+' pyproject.toml | tr -d '"' | sed 's/>=/==/')
 OLDEST_VENV="$VENV-oldest-sdks"
 if [ ! -x "$OLDEST_VENV/bin/python" ]; then
   "$PYTHON" -m venv "$OLDEST_VENV"
@@ -48,7 +48,7 @@ fi
 "$OLDEST_VENV/bin/python" -m pip install --quiet --upgrade pip
 # shellcheck disable=SC2086 # one requirement per word
 "$OLDEST_VENV/bin/python" -m pip install --quiet -e '.[dev]' $oldest
-"$OLDEST_VENV/bin/python" -m pip list 2>/dev/null | grep -E '^(openai|anthropic|google-genai|boto3|openai-agents|mcp) '
+"$OLDEST_VENV/bin/python" -m pip list 2>/dev/null | grep -E '^(openai|anthropic|google-genai|boto3|openai-agents|mcp|langgraph|langgraph-prebuilt|langchain-core) '
 "$OLDEST_VENV/bin/python" -m pytest -q -p no:cacheprovider tests/adapters tests/integrations tests/cli/test_demo.py
 
 # The README's install command, as a newcomer runs it (a fresh virtualenv, stock pip).

@@ -269,6 +269,14 @@ def _framework_calls() -> None:
     agents_names_run()
 
 
+def _langgraph_calls() -> None:
+    """The LangGraph integration: a nested agent, a tool, a handoff tool, an interrupt."""
+    if importlib.util.find_spec("langgraph.pregel") is not None:
+        from integrations.test_langgraph import langgraph_names_run
+
+        langgraph_names_run()
+
+
 def _mcp_calls() -> None:
     """An MCP tool call, client and server side (over the SDK's in-memory connection)."""
     from mcp import Client
@@ -308,6 +316,7 @@ def emitted() -> Iterator[list[Signal]]:
             _core_api_calls()
             _framework_calls()
             _mcp_calls()
+            _langgraph_calls()
             yield _collect(telemetry, Conventions())
 
 

@@ -45,6 +45,7 @@ ADAPTERS: tuple[Adapter, ...] = (
     Adapter("bedrock", "botocore.client", "otel_agents.adapters.bedrock"),
     Adapter("openai_agents", "agents", "otel_agents.integrations.openai_agents"),
     Adapter("mcp", "mcp", "otel_agents.adapters.mcp"),
+    Adapter("langgraph", "langgraph.pregel", "otel_agents.integrations.langgraph"),
 )
 
 _lock = threading.Lock()

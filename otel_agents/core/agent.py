@@ -105,11 +105,13 @@ class AgentRun(Invocation):
         *,
         parent: Invocation | otel_context.Context | None = None,
         make_current: bool = True,
+        run_id: str | None = None,
     ) -> AgentRun:
         """Open the agent span in `parent` (default: the current context). The first
-        agent of a run (none above it in `parent`) starts the run and its ledger.
-        `make_current=False` leaves the context alone: children then start with
-        `parent=run`, and `finish` may come from another context or thread."""
+        agent of a run (none above it in `parent`) starts the run and its ledger, under
+        `run_id` when given (a resumed run keeps its id). `make_current=False` leaves the
+        context alone: children then start with `parent=run`, and `finish` may come from
+        another context or thread."""
         try:
             runtime = get_runtime()
             ctx = Invocation.resolve_parent(parent)
@@ -117,6 +119,8 @@ class AgentRun(Invocation):
             is_root = ledger is None
             if ledger is None:
                 ledger = RunLedger(root_agent=spec.name)
+                if run_id:
+                    ledger.run_id = run_id
             run = cls(spec, ledger, is_root)
             run.parent_context = ctx
             run.start_span(

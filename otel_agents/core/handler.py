@@ -80,9 +80,10 @@ def fail_tool(tool: ToolInvocation, error: BaseException) -> None:
 # -- agents ----------------------------------------------------------------------------------
 
 
-def start_agent(spec: AgentSpec, parent: Parent = None) -> AgentRun:
-    """The first agent without a run above it in `parent` starts the run and its ledger."""
-    return AgentRun.start(spec, parent=parent, make_current=False)
+def start_agent(spec: AgentSpec, parent: Parent = None, run_id: str | None = None) -> AgentRun:
+    """The first agent without a run above it in `parent` starts the run and its ledger
+    (under `run_id` when given: a framework resuming a paused run keeps its id)."""
+    return AgentRun.start(spec, parent=parent, make_current=False, run_id=run_id)
 
 
 def stop_agent(run: AgentRun) -> None:

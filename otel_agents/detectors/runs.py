@@ -41,8 +41,9 @@ class PingPongDetector(Detector):
     name = _PING_PONG
 
     def on_handoff_end(self, handoff: Handoff) -> None:
-        # The handoff's own run: a framework integration records it outside the run's context.
-        ledger = handoff.ledger or current_ledger()
+        # The handoff's own run: a callback-driven integration ends it outside the run's
+        # context.
+        ledger = handoff.ledger or current_ledger(handoff.parent_context)
         if ledger is None:
             return
         chain = ledger.handoffs.recent()

@@ -404,8 +404,12 @@ class PolicyGate(Observer):
         """
         runtime = get_runtime()
         request = _approval_request(invocation, decision, facts)
+        # Under the tool's span whether or not it is current: a framework integration
+        # starts tools from callbacks without making them current.
+        child_context = getattr(invocation, "child_context", None)
         span = runtime.tracer.start_span(
             f"await_approval {request.tool}",
+            context=child_context() if child_context is not None else None,
             kind=SpanKind.INTERNAL,
             attributes=_approval_attributes(request, self.approver),
         )

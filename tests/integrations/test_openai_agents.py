@@ -1035,7 +1035,7 @@ def test_the_docs_example_runs_as_written(tmp_path: Any) -> None:
     from pathlib import Path
 
     docs = (Path(__file__).parents[2] / "docs" / "frameworks.md").read_text()
-    section = docs.split("### Example", 1)[1]
+    section = docs.split("### Example", 1)[1].split("\n## ", 1)[0]  # this section only
     [code] = re.findall(r"```python\n(.*?)```", section, flags=re.S)
     script = tmp_path / "example.py"
     script.write_text(code)
