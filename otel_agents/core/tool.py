@@ -96,6 +96,8 @@ class ToolSpec:
     reversible: bool | None = None
     impact_scope: str | None = None
     options: Mapping[str, Any] = field(default_factory=dict)
+    # What serves the tool (an MCP server's name): a policy matches `{namespace}/{name}` too.
+    namespace: str | None = None
     # The span attributes every call of the tool starts with, built once.
     attributes: Mapping[str, AttributeValue] = field(
         init=False, repr=False, compare=False, default_factory=dict
@@ -103,6 +105,10 @@ class ToolSpec:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "attributes", self.static_attributes())
+
+    @property
+    def qualified_name(self) -> str | None:
+        return f"{self.namespace}/{self.name}" if self.namespace else None
 
     def static_attributes(self) -> dict[str, AttributeValue]:
         attributes: dict[str, AttributeValue] = {

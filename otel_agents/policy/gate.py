@@ -95,6 +95,7 @@ class _ToolPlan:
     records: Declared
     cost_usd: Declared
     attributes: dict[str, AttributeValue]
+    qualified: str | None = None  # `{server}/{tool}`: what a rule may match besides the name
     profiles: dict[str | None, ToolProfile] = field(default_factory=dict)
     metric_key: AttributeKey = ()  # the tool's part of the verdicts metric's attributes
 
@@ -115,6 +116,7 @@ class _ToolPlan:
             records = contract.records if records is None else records
             cost = contract.cost_usd if cost is None else cost
         plan = cls(spec.name, spec.tags, contract, reversible, impact_scope, records, cost, {})
+        plan.qualified = getattr(spec, "qualified_name", None)
         if contract is not None:
             plan.attributes = _contract_attributes(contract, reversible, impact_scope)
         return plan
@@ -127,7 +129,9 @@ class _ToolPlan:
         """The evaluator's view of the tool for `agent`, made once per agent."""
         profile = self.profiles.get(agent)
         if profile is None:
-            profile = ToolProfile(agent, self.name, self.tags, self.reversible, self.impact_scope)
+            profile = ToolProfile(
+                agent, self.name, self.tags, self.reversible, self.impact_scope, self.qualified
+            )
             self.profiles[agent] = profile
         return profile
 
