@@ -22,6 +22,7 @@ from mcp.server import Server  # noqa: E402
 from mcp.server.mcpserver import MCPServer  # noqa: E402
 from mcp.shared import _otel as mcp_otel  # noqa: E402
 from mcp.shared.exceptions import MCPError  # noqa: E402
+from mcp_http import serving  # noqa: E402
 from mcp_types import (  # noqa: E402
     INVALID_PARAMS,
     REQUEST_TIMEOUT,
@@ -476,3 +477,46 @@ async def test_outside_a_run_the_served_call_is_not_a_second_attempt(telemetry: 
     ran_first, ran_second = server_spans(telemetry, "lookup_vendor")
     assert [attrs(s)[sc.TOOL_CALL_ATTEMPT] for s in (first, ran_first)] == [1, 1]
     assert [attrs(s)[sc.TOOL_CALL_ATTEMPT] for s in (second, ran_second)] == [2, 2]
+
+
+# -- streamable HTTP: a real server app on 127.0.0.1 ----------------------------------------
+
+
+async def test_over_streamable_http_one_trace_with_the_session_id_on_both_sides(
+    telemetry: Any,
+) -> None:
+    with serving(make_server().streamable_http_app()) as base:
+        # A pre-2026-07-28 session: the server assigns an `Mcp-Session-Id`.
+        async with Client(f"{base}/mcp", mode="legacy") as client:
+            result = await client.call_tool("lookup_vendor", {"vendor_id": "v-20"})
+
+    assert result.content[0].text == "vendor v-20"  # type: ignore[union-attr]
+    (ours,) = client_spans(telemetry, "lookup_vendor")
+    (sent,) = spans_named(telemetry, "MCP send tools/call lookup_vendor")
+    (served,) = spans_named(telemetry, "tools/call lookup_vendor")
+    (ran,) = server_spans(telemetry, "lookup_vendor")
+    # One trace: ours -> the SDK's client span -> the server's SDK span -> the server's tool.
+    assert sent.parent.span_id == ours.context.span_id
+    assert served.parent.span_id == sent.context.span_id
+    assert ran.parent.span_id == served.context.span_id
+    assert len({s.context.trace_id for s in (ours, sent, served, ran)}) == 1
+    session_id = attrs(ours)[sc.MCP_SESSION_ID]
+    assert isinstance(session_id, str) and session_id
+    assert attrs(ran)[sc.MCP_SESSION_ID] == session_id
+    assert attrs(ours)[sc.NETWORK_TRANSPORT] == attrs(ran)[sc.NETWORK_TRANSPORT] == "tcp"
+    assert attrs(ours)[sc.JSONRPC_REQUEST_ID] == attrs(ran)[sc.JSONRPC_REQUEST_ID]
+    assert attrs(ours)[sc.MCP_SERVER_NAME] == attrs(ran)[sc.MCP_SERVER_NAME] == "vendors"
+
+
+async def test_over_streamable_http_a_modern_session_has_no_session_id(telemetry: Any) -> None:
+    with serving(make_server().streamable_http_app()) as base:
+        async with Client(f"{base}/mcp") as client:
+            await client.call_tool("lookup_vendor", {"vendor_id": "v-21"})
+
+    (ours,) = client_spans(telemetry, "lookup_vendor")
+    (ran,) = server_spans(telemetry, "lookup_vendor")
+    assert attrs(ours)[sc.MCP_PROTOCOL_VERSION] == "2026-07-28"
+    # The conventions: no `mcp.session.id` for a 2026-07-28 session (there is none).
+    assert sc.MCP_SESSION_ID not in attrs(ours) and sc.MCP_SESSION_ID not in attrs(ran)
+    assert attrs(ours)[sc.NETWORK_TRANSPORT] == "tcp"
+    assert ran.context.trace_id == ours.context.trace_id
