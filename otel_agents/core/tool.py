@@ -137,6 +137,7 @@ class ToolDecision:
     verdict: str | None = None
     contract_status: str | None = None  # passed, input_violation, output_violation
     gate_state: Any = None
+    approved: bool = False  # a human approved the call (its verdict was require_approval)
 
 
 class ToolInvocation(Invocation):

@@ -136,6 +136,14 @@ class _ToolPlan:
         return profile
 
 
+def _approved_by_caller(invocation: Any) -> bool:
+    """A call served in the process that made it (an MCP server under its client) whose
+    caller was approved already: one approval for one call."""
+    caller = getattr(invocation, "caller", None)
+    decision = getattr(caller, "decision", None)
+    return getattr(decision, "approved", False) is True
+
+
 def _contract_attributes(
     contract: ToolContract, reversible: bool | None, impact_scope: str | None
 ) -> dict[str, AttributeValue]:
@@ -283,7 +291,7 @@ class PolicyGate(Observer):
         if plan.contract is not None or state.reserved_usd:
             outcome.gate_state = state  # for on_tool_end
         try:
-            self._enforce(invocation, decision, violation, facts, state)
+            outcome.approved = self._enforce(invocation, decision, violation, facts, state)
         except Intervention as stop:
             stop.decision = outcome
             raise
@@ -376,8 +384,9 @@ class PolicyGate(Observer):
         violation: str | None,
         facts: CallFacts | None,
         state: _CallState,
-    ) -> None:
-        """Stop or pause the call as the verdict (in enforce mode) and contract demand."""
+    ) -> bool:
+        """Stop or pause the call as the verdict (in enforce mode) and contract demand.
+        True when the call goes ahead with a human's approval."""
         name = invocation.spec.name
         enforced = decision if decision is not None and decision.enforced else None
         stop = _STOPS.get(enforced.verdict) if enforced is not None else None
@@ -386,13 +395,15 @@ class PolicyGate(Observer):
         if violation is not None and self.mode is Mode.ENFORCE:
             _refund(invocation, state)  # checked before approval: no human sees a malformed call
             raise ContractViolation(name, "input", violation)
-        if enforced is not None and enforced.verdict is Verdict.REQUIRE_APPROVAL:
-            answer, status = self._await_approval(invocation, enforced, facts)
-            if not answer.approved:
-                _refund(invocation, state)
-                raise ApprovalRejected(
-                    name, enforced.rule, enforced.reason, status, answer.approver
-                )
+        if enforced is None or enforced.verdict is not Verdict.REQUIRE_APPROVAL:
+            return False
+        if _approved_by_caller(invocation):
+            return True  # the same call, served in the process that made it: asked once
+        answer, status = self._await_approval(invocation, enforced, facts)
+        if not answer.approved:
+            _refund(invocation, state)
+            raise ApprovalRejected(name, enforced.rule, enforced.reason, status, answer.approver)
+        return True
 
     # -- approval ----------------------------------------------------------------------
 

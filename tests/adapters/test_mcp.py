@@ -14,7 +14,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 import otel_agents
 from otel_agents import semconv as sc
 from otel_agents.errors import ContractViolation, ToolCallDenied
-from otel_agents.policy import Match, Mode, Policy, Rule, Verdict
+from otel_agents.policy import ApprovalDecision, Match, Mode, Policy, Rule, Verdict
 
 mcp = pytest.importorskip("mcp")
 from mcp import Client, StdioServerParameters  # noqa: E402
@@ -520,3 +520,31 @@ async def test_over_streamable_http_a_modern_session_has_no_session_id(telemetry
     assert sc.MCP_SESSION_ID not in attrs(ours) and sc.MCP_SESSION_ID not in attrs(ran)
     assert attrs(ours)[sc.NETWORK_TRANSPORT] == "tcp"
     assert ran.context.trace_id == ours.context.trace_id
+
+
+async def test_a_call_served_in_process_is_approved_once(telemetry: Any) -> None:
+    asked: list[str] = []
+
+    def approve(request: Any) -> ApprovalDecision:
+        asked.append(request.tool)
+        return ApprovalDecision(True, approver="alice")
+
+    needs_approval = Rule(
+        "approve-destructive", Verdict("require_approval"), Match(tags=("mcp:destructive",))
+    )
+    reinstrument(
+        telemetry,
+        policy=Policy(rules=(needs_approval,), mode=Mode("enforce")),
+        approver=approve,
+    )
+    async with Client(make_server()) as client:
+        await client.list_tools()  # the client knows the hint too: both gates require approval
+        result = await client.call_tool("close_vendor", {"vendor_id": "v-22"})
+
+    assert result.is_error is False
+    assert asked == ["close_vendor"]  # one call, one approval
+    assert reached == ["v-22"]
+    (ours,) = client_spans(telemetry, "close_vendor")
+    (ran,) = server_spans(telemetry, "close_vendor")
+    assert attrs(ours)[sc.POLICY_VERDICT] == attrs(ran)[sc.POLICY_VERDICT] == "require_approval"
+    assert len(spans_named(telemetry, "await_approval close_vendor")) == 1
