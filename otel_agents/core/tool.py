@@ -302,6 +302,8 @@ class ToolInvocation(Invocation):
                 self.fingerprint = fingerprint(spec.name, arguments_key)
                 self.attempt = caller.attempt
             attributes[sc.TOOL_CALL_FINGERPRINT] = self.fingerprint
+        if caller is not None:
+            self.call_id = self.call_id or caller.call_id  # one call, one id
         # Without a run or a trace to count in, every call is a first attempt.
         attributes[sc.TOOL_CALL_ATTEMPT] = self.attempt
         if self.request is not None:

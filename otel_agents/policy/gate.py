@@ -27,6 +27,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from opentelemetry import trace
+from opentelemetry.context import Context
 from opentelemetry.metrics import Meter
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from opentelemetry.util.types import AttributeValue
@@ -134,6 +136,15 @@ class _ToolPlan:
             )
             self.profiles[agent] = profile
         return profile
+
+
+def _under(invocation: Any) -> Context | None:
+    """The wait's parent: the call's span, also when the call is not current (an
+    integration that opens it without making it current, as the client adapters do)."""
+    span = getattr(invocation, "span", None)
+    if span is None or not span.get_span_context().is_valid:
+        return None
+    return trace.set_span_in_context(span)
 
 
 def _approved_by_caller(invocation: Any) -> bool:
@@ -419,6 +430,7 @@ class PolicyGate(Observer):
         request = _approval_request(invocation, decision, facts)
         span = runtime.tracer.start_span(
             f"await_approval {request.tool}",
+            context=_under(invocation),
             kind=SpanKind.INTERNAL,
             attributes=_approval_attributes(request, self.approver),
         )

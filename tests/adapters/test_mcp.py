@@ -547,4 +547,16 @@ async def test_a_call_served_in_process_is_approved_once(telemetry: Any) -> None
     (ours,) = client_spans(telemetry, "close_vendor")
     (ran,) = server_spans(telemetry, "close_vendor")
     assert attrs(ours)[sc.POLICY_VERDICT] == attrs(ran)[sc.POLICY_VERDICT] == "require_approval"
-    assert len(spans_named(telemetry, "await_approval close_vendor")) == 1
+    (waited,) = spans_named(telemetry, "await_approval close_vendor")
+    # The wait is under the call it held, though the adapter never made that span current.
+    assert waited.parent is not None and waited.parent.span_id == ours.context.span_id
+
+
+async def test_a_call_served_in_process_has_its_callers_call_id(telemetry: Any) -> None:
+    async with Client(make_server()) as client:
+        with otel_agents.tool_call_id("call_7"):
+            await client.call_tool("lookup_vendor", {"vendor_id": "v-23"})
+
+    (ours,) = client_spans(telemetry, "lookup_vendor")
+    (ran,) = server_spans(telemetry, "lookup_vendor")
+    assert attrs(ours)[sc.GEN_AI_TOOL_CALL_ID] == attrs(ran)[sc.GEN_AI_TOOL_CALL_ID] == "call_7"
