@@ -117,6 +117,17 @@ _VERDICT_WORDS = {
 }
 
 
+def _verdict_per_call(records: list[Any]) -> dict[str, str | None]:
+    """One verdict per tool call: a call served in the process that made it (the demo's
+    MCP server) has two records with one call id; a verdict that held it back wins."""
+    calls: dict[str, str | None] = {}
+    for record in records:
+        key = record.call_id or record.span_id
+        if calls.get(key) in (None, "allow"):
+            calls[key] = record.verdict
+    return calls
+
+
 def _print_summary(ctx: Context, run_id: str, elapsed: float, store_flag: str) -> None:
     from otel_agents.store.reader import AlertFilter, AuditFilter
 
@@ -125,7 +136,7 @@ def _print_summary(ctx: Context, run_id: str, elapsed: float, store_flag: str) -
         summary = store.run(run_id)
         findings = store.alerts(AlertFilter(run_id=run_id, limit=None))
         records = list(store.audit_records(AuditFilter(run_id=run_id)))
-    verdicts = Counter(r.verdict for r in records if r.verdict and r.verdict != "allow")
+    verdicts = Counter(v for v in _verdict_per_call(records).values() if v and v != "allow")
     approvers = sorted({r.approver for r in records if r.approver})
     short = run_id[:SHORT_ID]
     term.line(

@@ -10,7 +10,8 @@ rejects the summary (no tax id); intake looks the tax id up and hands off again.
 check times out three times and the fourth attempt is escalated by the retry limit; one
 huge model call trips the cost-spike and budget detectors; creating the account needs
 finance's approval (auto-approved here, the approver recorded); an admin grant is denied;
-a billing role is granted instead.
+a billing role is granted instead; invoicing is set up through an MCP server (in memory),
+whose destructive tool needs approval too.
 """
 
 from __future__ import annotations
@@ -70,8 +71,9 @@ def _onboard(narrate: Narrator) -> DemoRun:
     import openai
 
     import otel_agents
+    from otel_agents.demo import billing
     from otel_agents.demo.scripted_model import ScriptedModelServer
-    from otel_agents.demo.workflow import VENDOR_ID, demo_script, run_agent
+    from otel_agents.demo.workflow import TOOLS, VENDOR_ID, demo_script, run_agent
 
     with ScriptedModelServer(demo_script()) as server:
         client = openai.OpenAI(base_url=server.base_url, api_key="demo-key", max_retries=0)
@@ -83,6 +85,7 @@ def _onboard(narrate: Narrator) -> DemoRun:
 
         def provisioning(summary: dict[str, Any]) -> str:
             tools = ["verify_bank_account", "create_account", "grant_permission"]
+            tools += [name for name in TOOLS if name == billing.TOOL]  # over MCP
             return run_agent(
                 client, "provisioning", _PROVISIONING, json.dumps(summary), tools, narrate
             )

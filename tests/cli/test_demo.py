@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import importlib.util
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -13,6 +14,9 @@ import pytest
 from clitools import Result, cli
 
 pytest.importorskip("openai")
+# With the `mcp` SDK the story ends with invoicing set up over MCP: one more decision, one
+# more tool call (the billing server's side of it is the same call), one more approval.
+MCP = importlib.util.find_spec("mcp") is not None
 
 
 def _nodes(tree: dict[str, Any]) -> Iterator[dict[str, Any]]:
@@ -40,7 +44,7 @@ def test_the_demo_prints_the_story_and_the_commands_to_look_at_it(demo: Any) -> 
     assert "verify_bank_account: stopped by policy (ToolCallEscalated)" in out
     assert "create_account: approval requested (new-accounts-need-finance)" in out
     assert "grant_permission: stopped by policy (ToolCallDenied)" in out
-    assert "1 denied, 1 escalated, 1 held for approval" in out
+    assert f"1 denied, 1 escalated, {2 if MCP else 1} held for approval" in out
     assert "approved by finance-oncall (demo auto-approval)" in out
     assert "detector findings: budget_exceeded, cost_spike, retry_loop" in out
     short = shown["run"]["run_id"][:8]
@@ -53,7 +57,9 @@ def test_the_whole_story_is_in_the_stored_spans(demo: Any) -> None:
     _, _, shown = demo
     run = shown["run"]
     assert run["agent"] == "vendor-onboarding" and run["status"] == "ok"
-    assert (run["llm_calls"], run["tool_calls"], run["handoffs"]) == (12, 9, 2)
+    assert (run["llm_calls"], run["tool_calls"], run["handoffs"]) == (
+        (13, 10, 2) if MCP else (12, 9, 2)
+    )
     assert run["retries"] == 3 and run["anomalies"] == 3
     nodes = list(_nodes(shown["path"][0]))
 
@@ -99,6 +105,8 @@ def test_every_tool_call_is_linked_to_the_model_decision_that_asked_for_it(demo:
     nodes = list(_nodes(shown["path"][0]))
     llm_ids = {n["span_id"]: n for n in nodes if n["kind"] == "llm"}
     for tool in (n for n in nodes if n["kind"] == "tool"):
+        if (tool.get("mcp") or {}).get("side") == "server":
+            continue  # the billing server's run of a call: its client's call is linked
         assert tool["match"] == "call_id"
         decision = llm_ids[tool["requested_by"]]
         assert tool["tool"] in decision["requested_tools"]
@@ -109,7 +117,7 @@ def test_the_audit_log_of_the_demo_verifies(demo: Any) -> None:
     store, _, shown = demo
     audit = cli(store, "audit", "--run", shown["run"]["run_id"][:8])
     assert audit.code == 0, audit.err
-    assert len(audit.out.splitlines()) == 9
+    assert len(audit.out.splitlines()) == (11 if MCP else 9)  # both sides of the MCP call
     verify = cli(store, "audit", "verify")
     assert verify.code == 0, verify.out + verify.err
 
@@ -235,3 +243,26 @@ def test_without_the_openai_sdk_the_demo_says_what_to_install(
     assert main(["--store", str(tmp_path / "traces.db"), "demo"]) == 1
     assert "the demo needs openai: pip install 'otel-agents[demo]'" in capsys.readouterr().err
     assert not (tmp_path / "traces.db").exists()
+
+
+@pytest.mark.skipif(not MCP, reason="the MCP step needs the mcp SDK")
+def test_the_mcp_call_shows_its_server_and_its_servers_side(demo: Any) -> None:
+    store, result, shown = demo
+    assert "set_up_billing: approval requested (defaults.irreversible)" in result.out
+    nodes = list(_nodes(shown["path"][0]))
+    called, served = [n for n in nodes if n["kind"] == "tool" and n["tool"] == "set_up_billing"]
+    assert called["mcp"] == {
+        "side": "client",
+        "server": "billing-server",
+        "protocol_version": "2026-07-28",
+    }
+    assert served["mcp"]["side"] == "server" and served["mcp"]["server"] == "billing-server"
+    # One call: the server's span is under the client's, with its call id and attempt,
+    # and the approval was asked for once.
+    assert served in list(_nodes(called))
+    assert (served["call_id"], served["attempt"]) == (called["call_id"], called["attempt"])
+    assert [n["kind"] for n in _nodes(called)].count("approval") == 1
+    assert called["policy"]["verdict"] == "require_approval"
+    text = cli(store, "show", shown["run"]["run_id"][:8], COLUMNS="200").out
+    assert "set_up_billing ✓  require_approval  via mcp billing-server" in text
+    assert "served by mcp billing-server" in text
