@@ -577,9 +577,7 @@ def _name_of(server: Any) -> str | None:
 # -- tool specs from MCP tool definitions ---------------------------------------------------
 
 
-def spec_of(
-    listed: Any, server: str | None = None, tool_type: str = MCP_TOOL_TYPE
-) -> McpToolSpec:
+def spec_of(listed: Any, server: str | None = None, tool_type: str = MCP_TOOL_TYPE) -> McpToolSpec:
     """A listed MCP tool as a `ToolSpec`: its input schema as contract, its hints as facts."""
     return tool_spec(
         listed.name,

@@ -560,3 +560,24 @@ async def test_a_call_served_in_process_has_its_callers_call_id(telemetry: Any) 
     (ours,) = client_spans(telemetry, "lookup_vendor")
     (ran,) = server_spans(telemetry, "lookup_vendor")
     assert attrs(ours)[sc.GEN_AI_TOOL_CALL_ID] == attrs(ran)[sc.GEN_AI_TOOL_CALL_ID] == "call_7"
+
+
+async def test_our_own_failures_never_reach_the_caller_or_the_server(
+    telemetry: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from otel_agents.adapters import mcp as adapter
+
+    def broken(*args: Any) -> Any:
+        raise RuntimeError("injected")
+
+    monkeypatch.setattr(adapter, "_session_attributes", broken)
+    monkeypatch.setattr(adapter, "_served_spec", broken)
+    monkeypatch.setattr(adapter, "_server_attributes", broken)
+    async with Client(make_server(), mode="legacy") as client:
+        result = await client.call_tool("lookup_vendor", {"vendor_id": "v-24"})
+
+    assert result.content[0].text == "vendor v-24"  # type: ignore[union-attr]
+    assert reached == ["v-24"]
+    (ours,) = client_spans(telemetry, "lookup_vendor")  # recorded without the MCP extras
+    assert sc.MCP_SERVER_NAME not in attrs(ours)
+    assert server_spans(telemetry, "lookup_vendor") == []  # the server ran it untraced
