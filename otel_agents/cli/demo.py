@@ -17,6 +17,7 @@ _EXAMPLES = """\
 examples:
   otel-agents demo                      run it; the run goes to the local store
   otel-agents demo --store /tmp/demo.db
+  otel-agents demo --mcp                ... ending with a tool call over MCP
   OTEL_EXPORTER_OTLP_ENDPOINT=http://localhost:4318 otel-agents demo
                                         also send it to a collector (docker-compose.yml)
 
@@ -44,17 +45,21 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
         epilog=_EXAMPLES,
         formatter_class=HelpFormatter,
     )
+    parser.add_argument(
+        "--mcp",
+        action="store_true",
+        help="end with invoicing set up through an MCP server (in memory; needs the mcp extra)",
+    )
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
-    missing = [
-        name for name in ("openai", "genai_prices") if importlib.util.find_spec(name) is None
-    ]
+    needed = ("openai", "genai_prices", *(("mcp",) if args.mcp else ()))
+    missing = [name for name in needed if importlib.util.find_spec(name) is None]
     if missing:
         ctx.err.write(
             f"otel-agents: error: the demo needs {' and '.join(missing)}: "
-            "pip install 'otel-agents[demo]'\n"
+            f"pip install 'otel-agents[{'demo,mcp' if args.mcp else 'demo'}]'\n"
         )
         return EXIT_ERROR
     term = ctx.term
@@ -69,7 +74,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     from otel_agents.demo import run_demo
 
     started = time.monotonic()
-    outcome = run_demo(lambda text: term.line("  " + text))
+    outcome = run_demo(lambda text: term.line("  " + text), mcp=args.mcp)
     elapsed = time.monotonic() - started
     if not outcome.run_id:
         ctx.err.write("otel-agents: error: the demo run was not recorded\n")

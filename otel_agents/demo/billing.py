@@ -1,11 +1,12 @@
-"""The demo's MCP server: billing, reached over MCP (in memory, offline).
+"""The demo's MCP server (`otel-agents demo --mcp`): billing, reached over MCP (in memory,
+offline).
 
 `billing-server` serves one tool, `set_up_billing`, declared destructive
 (`destructiveHint`). The provisioning agent's model asks for it like any other tool; the
 call goes through the official `mcp` client, which lists the server's tools first, so the
 hint reaches the demo policy (irreversible tools need approval) before anything is sent.
 The server runs in the same process: its own span of the call sits under the client's,
-counted once and approved once. Without the `mcp` SDK the story skips this step.
+counted once and approved once.
 """
 
 from __future__ import annotations

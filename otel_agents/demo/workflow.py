@@ -113,7 +113,7 @@ def tool_specs(names: list[str]) -> list[dict[str, Any]]:
 # -- the scripted model's side of the story ---------------------------------------------
 
 
-def demo_script() -> Script:
+def demo_script(with_mcp: bool = False) -> Script:
     """The model's answers: what each agent "decides" at each turn, and the tokens it used."""
     iban = VENDORS[VENDOR_ID]["iban"]
     draft = {"vendor_id": VENDOR_ID, "name": "Acme Robotics GmbH", "iban": iban, "plan": "standard"}
@@ -145,7 +145,7 @@ def demo_script() -> Script:
                 Turn("Admin was denied by policy; granting billing access instead.",
                      [ToolCall("grant_permission", {"account_id": ACCOUNT_ID,
                                                     "role": "billing_viewer"})]),
-                *_billing_turns(),
+                *(_billing_turns() if with_mcp else []),
                 Turn(f"Account {ACCOUNT_ID} is active with billing_viewer access; bank "
                      "verification waits for a human."),
             ],
@@ -154,9 +154,7 @@ def demo_script() -> Script:
 
 
 def _billing_turns() -> list[Turn]:
-    """Invoicing is set up through the billing MCP server, when the `mcp` SDK is there."""
-    if billing.TOOL not in TOOLS:
-        return []
+    """Invoicing is set up through the billing MCP server (`otel-agents demo --mcp`)."""
     arguments = {"account_id": ACCOUNT_ID, "plan": "net-30"}
     text = "Last, invoicing: the billing server sets the account up on net-30 terms."
     return [Turn(text, [ToolCall(billing.TOOL, arguments)])]

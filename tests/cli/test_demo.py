@@ -14,8 +14,6 @@ import pytest
 from clitools import Result, cli
 
 pytest.importorskip("openai")
-# With the `mcp` SDK the story ends with invoicing set up over MCP: one more decision, one
-# more tool call (the billing server's side of it is the same call), one more approval.
 MCP = importlib.util.find_spec("mcp") is not None
 
 
@@ -44,7 +42,7 @@ def test_the_demo_prints_the_story_and_the_commands_to_look_at_it(demo: Any) -> 
     assert "verify_bank_account: stopped by policy (ToolCallEscalated)" in out
     assert "create_account: approval requested (new-accounts-need-finance)" in out
     assert "grant_permission: stopped by policy (ToolCallDenied)" in out
-    assert f"1 denied, 1 escalated, {2 if MCP else 1} held for approval" in out
+    assert "1 denied, 1 escalated, 1 held for approval" in out
     assert "approved by finance-oncall (demo auto-approval)" in out
     assert "detector findings: budget_exceeded, cost_spike, retry_loop" in out
     short = shown["run"]["run_id"][:8]
@@ -57,9 +55,7 @@ def test_the_whole_story_is_in_the_stored_spans(demo: Any) -> None:
     _, _, shown = demo
     run = shown["run"]
     assert run["agent"] == "vendor-onboarding" and run["status"] == "ok"
-    assert (run["llm_calls"], run["tool_calls"], run["handoffs"]) == (
-        (13, 10, 2) if MCP else (12, 9, 2)
-    )
+    assert (run["llm_calls"], run["tool_calls"], run["handoffs"]) == (12, 9, 2)
     assert run["retries"] == 3 and run["anomalies"] == 3
     nodes = list(_nodes(shown["path"][0]))
 
@@ -105,8 +101,6 @@ def test_every_tool_call_is_linked_to_the_model_decision_that_asked_for_it(demo:
     nodes = list(_nodes(shown["path"][0]))
     llm_ids = {n["span_id"]: n for n in nodes if n["kind"] == "llm"}
     for tool in (n for n in nodes if n["kind"] == "tool"):
-        if (tool.get("mcp") or {}).get("side") == "server":
-            continue  # the billing server's run of a call: its client's call is linked
         assert tool["match"] == "call_id"
         decision = llm_ids[tool["requested_by"]]
         assert tool["tool"] in decision["requested_tools"]
@@ -117,7 +111,7 @@ def test_the_audit_log_of_the_demo_verifies(demo: Any) -> None:
     store, _, shown = demo
     audit = cli(store, "audit", "--run", shown["run"]["run_id"][:8])
     assert audit.code == 0, audit.err
-    assert len(audit.out.splitlines()) == (11 if MCP else 9)  # both sides of the MCP call
+    assert len(audit.out.splitlines()) == 9
     verify = cli(store, "audit", "verify")
     assert verify.code == 0, verify.out + verify.err
 
@@ -245,10 +239,33 @@ def test_without_the_openai_sdk_the_demo_says_what_to_install(
     assert not (tmp_path / "traces.db").exists()
 
 
-@pytest.mark.skipif(not MCP, reason="the MCP step needs the mcp SDK")
-def test_the_mcp_call_shows_its_server_and_its_servers_side(demo: Any) -> None:
-    store, result, shown = demo
+@pytest.fixture(scope="module")
+def mcp_demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Result, dict[str, Any]]:
+    if not MCP:
+        pytest.skip("the MCP step needs the mcp SDK")
+    store = tmp_path_factory.mktemp("mcp-demo") / "traces.db"
+    result = cli(store, "--store", str(store), "demo", "--mcp")
+    assert result.code == 0, result.err
+    shown = cli(store, "show", "--json")
+    assert shown.code == 0, shown.err
+    return store, result, shown.json()
+
+
+def test_with_mcp_the_story_ends_with_one_call_over_mcp(mcp_demo: Any) -> None:
+    store, result, shown = mcp_demo
+    assert result.err == ""
     assert "set_up_billing: approval requested (defaults.irreversible)" in result.out
+    # One more decision, one more tool call (the server's side of it is the same call),
+    # one more approval.
+    assert "1 denied, 1 escalated, 2 held for approval" in result.out
+    run = shown["run"]
+    assert (run["llm_calls"], run["tool_calls"], run["handoffs"]) == (13, 10, 2)
+    audit = cli(store, "audit", "--run", run["run_id"][:8])
+    assert len(audit.out.splitlines()) == 11  # both sides of the MCP call, one call id
+
+
+def test_the_mcp_call_shows_its_server_and_its_servers_side(mcp_demo: Any) -> None:
+    store, _, shown = mcp_demo
     nodes = list(_nodes(shown["path"][0]))
     called, served = [n for n in nodes if n["kind"] == "tool" and n["tool"] == "set_up_billing"]
     assert called["mcp"] == {
@@ -260,6 +277,7 @@ def test_the_mcp_call_shows_its_server_and_its_servers_side(demo: Any) -> None:
     # One call: the server's span is under the client's, with its call id and attempt,
     # and the approval was asked for once.
     assert served in list(_nodes(called))
+    assert called["match"] == "call_id" and called["requested_by"]  # the model asked for it
     assert (served["call_id"], served["attempt"]) == (called["call_id"], called["attempt"])
     assert [n["kind"] for n in _nodes(called)].count("approval") == 1
     assert called["policy"]["verdict"] == "require_approval"
