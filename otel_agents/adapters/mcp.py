@@ -164,7 +164,7 @@ async def _call_tool(
     if name is None:
         return await wrapped(*args, **kwargs)
     tool = handler.start_tool(_spec(session, name), arguments)
-    token = _enter(tool, session)
+    token = _enter(tool)
     outbound = _Outbound()
     sending = _outbound.set(outbound)
     key = _track(tool, name)
@@ -203,7 +203,7 @@ def _name_and_arguments(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[
     return (name if isinstance(name, str) else None), arguments
 
 
-def _enter(tool: ToolInvocation, session: Any) -> object | None:
+def _enter(tool: ToolInvocation) -> object | None:
     """Our span current: the SDK's span nests under it."""
     try:
         return tool.make_current()
