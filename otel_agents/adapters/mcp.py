@@ -387,13 +387,14 @@ def _untrack(key: tuple[int, str] | None, tool: ToolInvocation) -> None:
 
 def _caller_of(name: str, arguments: Any) -> ToolInvocation | None:
     """The client invocation in this process that this served call is (same trace, same
-    tool; by arguments when several are in flight)."""
+    tool; by arguments when several are in flight). None when that is not certain: the
+    call is then counted and checked (approval too) as a call of its own."""
     trace_id = trace.get_current_span().get_span_context().trace_id
     with _in_flight_lock:
         calls = list(_in_flight.get((trace_id, name), ()))
-    if len(calls) > 1:
-        calls = [call for call in calls if call.arguments == arguments] or calls
-    return calls[-1] if calls else None
+    if len(calls) > 1:  # the first with these arguments (identical calls are alike)
+        calls = [call for call in calls if call.arguments == arguments][:1]
+    return calls[0] if calls else None
 
 
 async def _list_tools(

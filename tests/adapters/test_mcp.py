@@ -581,3 +581,33 @@ async def test_our_own_failures_never_reach_the_caller_or_the_server(
     (ours,) = client_spans(telemetry, "lookup_vendor")  # recorded without the MCP extras
     assert sc.MCP_SERVER_NAME not in attrs(ours)
     assert server_spans(telemetry, "lookup_vendor") == []  # the server ran it untraced
+
+
+async def test_concurrent_calls_served_in_process_each_find_their_own_caller(
+    telemetry: Any,
+) -> None:
+    ids = [f"v-{n}" for n in range(6)]
+
+    async def call(client: Client, vendor_id: str) -> None:
+        with otel_agents.tool_call_id(f"call-{vendor_id}"):
+            await client.call_tool("lookup_vendor", {"vendor_id": vendor_id})
+
+    # JSON-RPC over streams: the server reads the requests while all of them are in flight.
+    async with otel_agents.agent("caller"), Client(make_server(), mode="legacy") as client:
+        await asyncio.gather(*(call(client, i) for i in ids))
+
+    (run,) = spans_named(telemetry, "invoke_agent caller")
+    assert attrs(run)[sc.RUN_TOOL_CALLS] == len(ids)
+    ours = {s.context.span_id: s for s in client_spans(telemetry, "lookup_vendor")}
+    sdk = {
+        s.context.span_id: s
+        for name in ("tools/call lookup_vendor", "MCP send tools/call lookup_vendor")
+        for s in spans_named(telemetry, name)
+    }
+    ran_spans = server_spans(telemetry, "lookup_vendor")
+    assert len(ran_spans) == len(ids)
+    for ran in ran_spans:
+        # ours <- the SDK's client span <- the SDK's server span <- the server's span
+        caller = ours[sdk[sdk[ran.parent.span_id].parent.span_id].parent.span_id]
+        # Its own caller's call: the caller's call id, none of the others'.
+        assert attrs(ran)[sc.GEN_AI_TOOL_CALL_ID] == attrs(caller)[sc.GEN_AI_TOOL_CALL_ID]
