@@ -115,6 +115,10 @@ HANDOFF_REASON: Final = "otel_agents.handoff.reason"
 LLM_ATTEMPTS: Final = "otel_agents.llm.attempts"
 """HTTP attempts the client SDK made for one logical LLM call. Type: int."""
 
+# otel_agents.mcp
+MCP_SERVER_NAME: Final = "otel_agents.mcp.server.name"
+"""The name of the MCP server that serves the tool (its `serverInfo.name`). Type: string."""
+
 # otel_agents.policy
 POLICY_VERDICT: Final = "otel_agents.policy.verdict"
 """Verdict of the otel-agents policy engine on a tool call. Values: `PolicyVerdictValues`. Type:
@@ -440,6 +444,10 @@ GEN_AI_WORKFLOW_NAME: Final = "gen_ai.workflow.name"
 HTTP_REQUEST_RESEND_COUNT: Final = "http.request.resend_count"
 """How many times an HTTP request was re-sent (retries, redirects). Type: int."""
 
+# jsonrpc.request
+JSONRPC_REQUEST_ID: Final = "jsonrpc.request.id"
+"""The `id` of the JSON-RPC request, as a string. Type: string."""
+
 # mcp.method
 MCP_METHOD_NAME: Final = "mcp.method.name"
 """The name of the request or notification method. Values: `McpMethodNameValues`. Type: string enum.
@@ -449,6 +457,18 @@ MCP_METHOD_NAME: Final = "mcp.method.name"
 MCP_PROTOCOL_VERSION: Final = "mcp.protocol.version"
 """The version of the Model Context Protocol used. Type: string."""
 
+# mcp.session
+MCP_SESSION_ID: Final = "mcp.session.id"
+"""Identifies the connection-scoped session carried by an `Mcp-Session-Id` header, when one is
+present. Type: string.
+"""
+
+# network
+NETWORK_TRANSPORT: Final = "network.transport"
+"""The transport protocol used for the MCP session. Values: `NetworkTransportValues`. Type: string
+enum.
+"""
+
 # openai.request
 OPENAI_REQUEST_SERVICE_TIER: Final = "openai.request.service_tier"
 """The service tier the request asked for (`auto`, `default`, `flex`, `priority`). Type: string."""
@@ -456,6 +476,10 @@ OPENAI_REQUEST_SERVICE_TIER: Final = "openai.request.service_tier"
 # openai.response
 OPENAI_RESPONSE_SERVICE_TIER: Final = "openai.response.service_tier"
 """The service tier that served the request. Type: string."""
+
+# rpc.response
+RPC_RESPONSE_STATUS_CODE: Final = "rpc.response.status_code"
+"""The error code from the JSON-RPC response, as a string. Type: string."""
 
 # server
 SERVER_ADDRESS: Final = "server.address"
@@ -573,6 +597,16 @@ class McpMethodNameValues:
 
     TOOLS_CALL: Final = "tools/call"
     """Request to call a tool."""
+
+
+class NetworkTransportValues:
+    """Values of `network.transport`."""
+
+    TCP: Final = "tcp"
+    """TCP (MCP over HTTP)."""
+
+    PIPE: Final = "pipe"
+    """Named or anonymous pipe (MCP over stdio)."""
 
 
 # -- metrics --------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ against `semconv/upstream/gen-ai.json` (the upstream snapshot) and our registry:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib.util
 import sys
 from collections.abc import Iterator, Mapping
@@ -281,6 +282,8 @@ def _mcp_calls() -> None:
     """An MCP tool call, client and server side (over the SDK's in-memory connection)."""
     from mcp import Client
     from mcp.server.mcpserver import MCPServer
+    from mcp.shared.exceptions import MCPError
+    from mcp_types import INVALID_PARAMS
 
     server = MCPServer("names")
 
@@ -288,10 +291,19 @@ def _mcp_calls() -> None:
     def echo_back(text: str) -> str:
         return text
 
+    @server.tool()
+    def refuse(text: str) -> str:
+        raise MCPError(code=INVALID_PARAMS, message="no")
+
     async def run() -> None:
         async with Client(server) as client:
             await client.list_tools()
             await client.call_tool("echo_back", {"text": "hi"})
+        # JSON-RPC framing: request ids on both sides, and a JSON-RPC error code.
+        async with Client(server, mode="legacy") as client:
+            await client.call_tool("echo_back", {"text": "hi"})
+            with contextlib.suppress(MCPError):
+                await client.call_tool("refuse", {"text": "hi"})
 
     asyncio.run(run())
 

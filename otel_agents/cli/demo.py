@@ -17,6 +17,7 @@ _EXAMPLES = """\
 examples:
   otel-agents demo                      run it; the run goes to the local store
   otel-agents demo --store /tmp/demo.db
+  otel-agents demo --mcp                ... ending with a tool call over MCP
   OTEL_EXPORTER_OTLP_ENDPOINT=http://localhost:4318 otel-agents demo
                                         also send it to a collector (docker-compose.yml)
 
@@ -44,17 +45,21 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
         epilog=_EXAMPLES,
         formatter_class=HelpFormatter,
     )
+    parser.add_argument(
+        "--mcp",
+        action="store_true",
+        help="end with invoicing set up through an MCP server (in memory; needs the mcp extra)",
+    )
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
-    missing = [
-        name for name in ("openai", "genai_prices") if importlib.util.find_spec(name) is None
-    ]
+    needed = ("openai", "genai_prices", *(("mcp",) if args.mcp else ()))
+    missing = [name for name in needed if importlib.util.find_spec(name) is None]
     if missing:
         ctx.err.write(
             f"otel-agents: error: the demo needs {' and '.join(missing)}: "
-            "pip install 'otel-agents[demo]'\n"
+            f"pip install 'otel-agents[{'demo,mcp' if args.mcp else 'demo'}]'\n"
         )
         return EXIT_ERROR
     term = ctx.term
@@ -69,7 +74,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     from otel_agents.demo import run_demo
 
     started = time.monotonic()
-    outcome = run_demo(lambda text: term.line("  " + text))
+    outcome = run_demo(lambda text: term.line("  " + text), mcp=args.mcp)
     elapsed = time.monotonic() - started
     if not outcome.run_id:
         ctx.err.write("otel-agents: error: the demo run was not recorded\n")
@@ -117,6 +122,17 @@ _VERDICT_WORDS = {
 }
 
 
+def _verdict_per_call(records: list[Any]) -> dict[str, str | None]:
+    """One verdict per tool call: a call served in the process that made it (the demo's
+    MCP server) has two records with one call id; a verdict that held it back wins."""
+    calls: dict[str, str | None] = {}
+    for record in records:
+        key = record.call_id or record.span_id
+        if calls.get(key) in (None, "allow"):
+            calls[key] = record.verdict
+    return calls
+
+
 def _print_summary(ctx: Context, run_id: str, elapsed: float, store_flag: str) -> None:
     from otel_agents.store.reader import AlertFilter, AuditFilter
 
@@ -125,7 +141,7 @@ def _print_summary(ctx: Context, run_id: str, elapsed: float, store_flag: str) -
         summary = store.run(run_id)
         findings = store.alerts(AlertFilter(run_id=run_id, limit=None))
         records = list(store.audit_records(AuditFilter(run_id=run_id)))
-    verdicts = Counter(r.verdict for r in records if r.verdict and r.verdict != "allow")
+    verdicts = Counter(v for v in _verdict_per_call(records).values() if v and v != "allow")
     approvers = sorted({r.approver for r in records if r.approver})
     short = run_id[:SHORT_ID]
     term.line(

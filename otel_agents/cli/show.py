@@ -284,6 +284,8 @@ class TreeView:
             contract = d.get("contract") or {}
             if contract.get("status") and contract["status"] != "passed":
                 facts.append((f"contract {contract['status']}", "red"))
+            if d.get("mcp"):
+                facts.append((_mcp_text(d["mcp"]), "dim"))
         elif node.kind == dp.APPROVAL:
             status = d.get("approval_status") or "?"
             facts.append((status, _APPROVAL_STYLE.get(status)))
@@ -418,6 +420,15 @@ def _unfinished_text(run: RunSummary) -> str:
     if run.process_alive is False and run.open_spans:
         return f"did not finish: its process is gone (killed or crashed); {still_open}"
     return f"did not finish: quiet for over 10 minutes{'; ' + still_open if still_open else ''}"
+
+
+def _mcp_text(mcp: dict[str, Any]) -> str:
+    """`via mcp billing-server (tcp)` for the client's call, `served by mcp ...` for the
+    server's run of it."""
+    where = str(mcp.get("server") or "?")
+    if mcp.get("transport"):
+        where += f" ({mcp['transport']})"
+    return f"via mcp {where}" if mcp.get("side") == "client" else f"served by mcp {where}"
 
 
 def _policy_text(policy: dict[str, Any] | None) -> str | None:

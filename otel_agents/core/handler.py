@@ -55,10 +55,17 @@ def fail_inference(call: LLMCall, error: BaseException) -> None:
 
 
 def start_tool(
-    spec: ToolSpec, arguments: Any, call_id: str | None = None, parent: Parent = None
+    spec: ToolSpec,
+    arguments: Any,
+    call_id: str | None = None,
+    parent: Parent = None,
+    caller: ToolInvocation | None = None,
 ) -> ToolInvocation:
-    """Runs the policy gate: raises its `Intervention` when the call must not run."""
-    return ToolInvocation.start(spec, arguments, call_id, parent=parent, make_current=False)
+    """Runs the policy gate: raises its `Intervention` when the call must not run.
+    `caller`: the invocation of the same call this one serves in this process."""
+    return ToolInvocation.start(
+        spec, arguments, call_id, parent=parent, make_current=False, caller=caller
+    )
 
 
 def start_refused_tool(

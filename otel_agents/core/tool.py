@@ -96,6 +96,8 @@ class ToolSpec:
     reversible: bool | None = None
     impact_scope: str | None = None
     options: Mapping[str, Any] = field(default_factory=dict)
+    # What serves the tool (an MCP server's name): a policy matches `{namespace}/{name}` too.
+    namespace: str | None = None
     # The span attributes every call of the tool starts with, built once.
     attributes: Mapping[str, AttributeValue] = field(
         init=False, repr=False, compare=False, default_factory=dict
@@ -103,6 +105,10 @@ class ToolSpec:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "attributes", self.static_attributes())
+
+    @property
+    def qualified_name(self) -> str | None:
+        return f"{self.namespace}/{self.name}" if self.namespace else None
 
     def static_attributes(self) -> dict[str, AttributeValue]:
         attributes: dict[str, AttributeValue] = {
@@ -131,6 +137,7 @@ class ToolDecision:
     verdict: str | None = None
     contract_status: str | None = None  # passed, input_violation, output_violation
     gate_state: Any = None
+    approved: bool = False  # a human approved the call (its verdict was require_approval)
 
 
 class ToolInvocation(Invocation):
@@ -148,6 +155,10 @@ class ToolInvocation(Invocation):
     result: Any = None
     exception: BaseException | None = None
     decision: ToolDecision | None = None
+    caller: ToolInvocation | None = None
+    # The `error.type` of a failure, when the integration knows a better one than the
+    # exception's class (an MCP JSON-RPC error: its code).
+    error_name: str | None = None
     _token: object | None = None
 
     def __init__(self, spec: ToolSpec, arguments: Any) -> None:
@@ -168,6 +179,9 @@ class ToolInvocation(Invocation):
         # Internal errors while the call was being opened, up to the gate's verdict: the
         # gate decides on them by `on_error` (fail closed: the call is refused).
         self.open_failures: list[BaseException] = []
+        # The caller's invocation of this same call when this one serves it in the same
+        # process (an MCP server under its client): the caller's record is the call's.
+        self.caller: ToolInvocation | None = None
         self._token: object | None = None
 
     @classmethod
@@ -180,6 +194,7 @@ class ToolInvocation(Invocation):
         *,
         parent: Invocation | otel_context.Context | None = None,
         make_current: bool = True,
+        caller: ToolInvocation | None = None,
     ) -> ToolInvocation:
         """Open the `execute_tool` span and run the observers' pre-checks (the gate).
 
@@ -189,8 +204,11 @@ class ToolInvocation(Invocation):
         arguments), for the gate to decide on. `parent` (default: the current context)
         is where the call runs: its run ledger and agent; `make_current=False` leaves the
         context alone (a callback API finishes the call later, perhaps elsewhere).
+        `caller`: the invocation this one serves in the same process (see `caller`): it
+        is counted once, in the caller's ledger, with the caller's attempt number.
         """
         invocation = cls(spec, arguments)
+        invocation.caller = caller
         invocation.open_failures.extend(failures)
         watching = opening_failures.set(invocation.open_failures)
         try:
@@ -296,14 +314,23 @@ class ToolInvocation(Invocation):
         attributes.update(run_id_attributes(ctx))
         links: Sequence[Link] = ()
         reasoning: str | None = None
-        self.ledger = ledger = current_ledger(ctx)
+        caller = self.caller
+        self.ledger = ledger = current_ledger(ctx) if caller is None else caller.ledger
         if ledger is not None:
             arguments_key = canonical_arguments(self.arguments)
-            self.request, self.match = ledger.requests.claim(self.call_id, spec.name, arguments_key)
-            self.fingerprint = fingerprint(spec.name, arguments_key)
-            self.attempt = ledger.attempts.next(self.fingerprint)
-            ledger.totals.add_tool_call(self.attempt)
+            if caller is None:
+                self.request, self.match = ledger.requests.claim(
+                    self.call_id, spec.name, arguments_key
+                )
+                self.fingerprint = fingerprint(spec.name, arguments_key)
+                self.attempt = ledger.attempts.next(self.fingerprint)
+                ledger.totals.add_tool_call(self.attempt)
+            else:  # served here: the caller counted the call (and its attempt) already
+                self.fingerprint = fingerprint(spec.name, arguments_key)
+                self.attempt = caller.attempt
             attributes[sc.TOOL_CALL_FINGERPRINT] = self.fingerprint
+        if caller is not None:
+            self.call_id = self.call_id or caller.call_id  # one call, one id
         # Without a run or a trace to count in, every call is a first attempt.
         attributes[sc.TOOL_CALL_ATTEMPT] = self.attempt
         if self.request is not None:
@@ -360,6 +387,13 @@ class ToolInvocation(Invocation):
             report_internal_error("tool stop", internal)
             self._end_quietly()
 
+    def note_failed_result(self) -> None:
+        """The tool answered with an error result instead of raising (an MCP `isError`):
+        a failure of the call all the same, for the run totals and the retry limits."""
+        if self.caller is None and self.ledger is not None and self.fingerprint is not None:
+            self.ledger.attempts.note_failure(self.fingerprint)
+            self.ledger.totals.add_tool_failure()
+
     @property
     def verdict(self) -> str | None:
         return self.decision.verdict if self.decision is not None else None
@@ -386,8 +420,8 @@ class ToolInvocation(Invocation):
     def _record_end(self, exc: BaseException | None) -> None:
         runtime = get_runtime()
         if exc is not None:
-            record_error(self.span, exc, runtime)
-            if self.ledger is not None and self.fingerprint is not None:
+            record_error(self.span, exc, runtime, self.error_name)
+            if self.caller is None and self.ledger is not None and self.fingerprint is not None:
                 # Policies and detectors count these; a refusal is not the tool failing.
                 self.ledger.attempts.note_failure(self.fingerprint)
                 if not isinstance(exc, Intervention):
@@ -399,7 +433,7 @@ class ToolInvocation(Invocation):
         if self.agent_name:
             metric_attributes[sc.GEN_AI_AGENT_NAME] = self.agent_name
         if exc is not None:
-            metric_attributes[sc.ERROR_TYPE] = error_type(exc)
+            metric_attributes[sc.ERROR_TYPE] = self.error_name or error_type(exc)
         decision = self.decision
         if decision is not None and decision.verdict is not None:
             metric_attributes[sc.POLICY_VERDICT] = decision.verdict

@@ -10,7 +10,8 @@ rejects the summary (no tax id); intake looks the tax id up and hands off again.
 check times out three times and the fourth attempt is escalated by the retry limit; one
 huge model call trips the cost-spike and budget detectors; creating the account needs
 finance's approval (auto-approved here, the approver recorded); an admin grant is denied;
-a billing role is granted instead.
+a billing role is granted instead. With `mcp=True` (`otel-agents demo --mcp`), invoicing is
+then set up through an MCP server (in memory), whose destructive tool needs approval too.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ class DemoRun:
     trace_id: str
 
 
-def run_demo(narrate: Narrator) -> DemoRun:
+def run_demo(narrate: Narrator, mcp: bool = False) -> DemoRun:
     """Instrument (content capture on, the demo policy, an auto-approver), run the story,
     and flush, so that the store holds the whole run when this returns."""
     import otel_agents
@@ -51,7 +52,7 @@ def run_demo(narrate: Narrator) -> DemoRun:
         detectors=DETECTORS,
     )
     try:
-        return _onboard(narrate)
+        return _onboard(narrate, mcp)
     finally:
         otel_agents.flush()
 
@@ -66,14 +67,15 @@ def _auto_approver(narrate: Narrator) -> Callable[[Any], Any]:
     return approve
 
 
-def _onboard(narrate: Narrator) -> DemoRun:
+def _onboard(narrate: Narrator, mcp: bool = False) -> DemoRun:
     import openai
 
     import otel_agents
+    from otel_agents.demo import billing
     from otel_agents.demo.scripted_model import ScriptedModelServer
     from otel_agents.demo.workflow import VENDOR_ID, demo_script, run_agent
 
-    with ScriptedModelServer(demo_script()) as server:
+    with ScriptedModelServer(demo_script(with_mcp=mcp)) as server:
         client = openai.OpenAI(base_url=server.base_url, api_key="demo-key", max_retries=0)
 
         def intake(task: str) -> dict[str, Any]:
@@ -83,6 +85,7 @@ def _onboard(narrate: Narrator) -> DemoRun:
 
         def provisioning(summary: dict[str, Any]) -> str:
             tools = ["verify_bank_account", "create_account", "grant_permission"]
+            tools += [billing.TOOL] if mcp else []  # over MCP
             return run_agent(
                 client, "provisioning", _PROVISIONING, json.dumps(summary), tools, narrate
             )

@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import otel_agents
+from otel_agents.demo import billing
 from otel_agents.demo.scripted_model import Script, ToolCall, Turn
 from otel_agents.errors import Intervention
 
@@ -76,6 +77,9 @@ TOOLS: dict[str, Callable[..., Any]] = {
         grant_permission,
     )
 }
+# The tool the billing MCP server serves (see `billing`), when the `mcp` SDK is installed.
+if billing.available():
+    TOOLS[billing.TOOL] = billing.set_up_billing
 
 
 def tool_specs(names: list[str]) -> list[dict[str, Any]]:
@@ -86,13 +90,15 @@ def tool_specs(names: list[str]) -> list[dict[str, Any]]:
         "verify_bank_account": {"iban": "string"},
         "create_account": {"vendor_id": "string", "name": "string", "plan": "string"},
         "grant_permission": {"account_id": "string", "role": "string"},
+        billing.TOOL: billing.PARAMETERS,
     }
+    descriptions = {billing.TOOL: billing.DESCRIPTION}
     return [
         {
             "type": "function",
             "function": {
                 "name": name,
-                "description": (TOOLS[name].__doc__ or "").strip(),
+                "description": descriptions.get(name) or (TOOLS[name].__doc__ or "").strip(),
                 "parameters": {
                     "type": "object",
                     "properties": {k: {"type": t} for k, t in schemas[name].items()},
@@ -107,7 +113,7 @@ def tool_specs(names: list[str]) -> list[dict[str, Any]]:
 # -- the scripted model's side of the story ---------------------------------------------
 
 
-def demo_script() -> Script:
+def demo_script(with_mcp: bool = False) -> Script:
     """The model's answers: what each agent "decides" at each turn, and the tokens it used."""
     iban = VENDORS[VENDOR_ID]["iban"]
     draft = {"vendor_id": VENDOR_ID, "name": "Acme Robotics GmbH", "iban": iban, "plan": "standard"}
@@ -139,11 +145,19 @@ def demo_script() -> Script:
                 Turn("Admin was denied by policy; granting billing access instead.",
                      [ToolCall("grant_permission", {"account_id": ACCOUNT_ID,
                                                     "role": "billing_viewer"})]),
+                *(_billing_turns() if with_mcp else []),
                 Turn(f"Account {ACCOUNT_ID} is active with billing_viewer access; bank "
                      "verification waits for a human."),
             ],
         }
     )  # fmt: skip
+
+
+def _billing_turns() -> list[Turn]:
+    """Invoicing is set up through the billing MCP server (`otel-agents demo --mcp`)."""
+    arguments = {"account_id": ACCOUNT_ID, "plan": "net-30"}
+    text = "Last, invoicing: the billing server sets the account up on net-30 terms."
+    return [Turn(text, [ToolCall(billing.TOOL, arguments)])]
 
 
 # -- a minimal tool-calling agent ------------------------------------------------------

@@ -51,6 +51,7 @@ class ToolProfile:
     tags: tuple[str, ...] = ()
     reversible: bool | None = None
     impact_scope: str | None = None
+    qualified: str | None = None  # `{server}/{tool}` for a tool a named server serves
 
 
 @dataclass
@@ -148,12 +149,15 @@ class _CompiledRule:
 
     def matches_profile(self, profile: ToolProfile) -> bool:
         return (
-            self.tool.matches(profile.tool)
+            (self.tool.matches(profile.tool) or self._matches_qualified(profile))
             and self.agent.matches(profile.agent)
             and self.tags.matches_any(profile.tags)
             and (self.reversible is None or profile.reversible is self.reversible)
             and self.scope.matches(profile.impact_scope)
         )
+
+    def _matches_qualified(self, profile: ToolProfile) -> bool:
+        return profile.qualified is not None and self.tool.matches(profile.qualified)
 
     def matches_call(self, facts: CallFacts) -> bool:
         if self.min_records is not None and (

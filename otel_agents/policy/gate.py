@@ -27,6 +27,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from opentelemetry import trace
+from opentelemetry.context import Context
 from opentelemetry.metrics import Meter
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from opentelemetry.util.types import AttributeValue
@@ -95,6 +97,7 @@ class _ToolPlan:
     records: Declared
     cost_usd: Declared
     attributes: dict[str, AttributeValue]
+    qualified: str | None = None  # `{server}/{tool}`: what a rule may match besides the name
     profiles: dict[str | None, ToolProfile] = field(default_factory=dict)
     metric_key: AttributeKey = ()  # the tool's part of the verdicts metric's attributes
 
@@ -115,6 +118,7 @@ class _ToolPlan:
             records = contract.records if records is None else records
             cost = contract.cost_usd if cost is None else cost
         plan = cls(spec.name, spec.tags, contract, reversible, impact_scope, records, cost, {})
+        plan.qualified = getattr(spec, "qualified_name", None)
         if contract is not None:
             plan.attributes = _contract_attributes(contract, reversible, impact_scope)
         return plan
@@ -127,9 +131,32 @@ class _ToolPlan:
         """The evaluator's view of the tool for `agent`, made once per agent."""
         profile = self.profiles.get(agent)
         if profile is None:
-            profile = ToolProfile(agent, self.name, self.tags, self.reversible, self.impact_scope)
+            profile = ToolProfile(
+                agent, self.name, self.tags, self.reversible, self.impact_scope, self.qualified
+            )
             self.profiles[agent] = profile
         return profile
+
+
+def _under(invocation: Any) -> Context | None:
+    """The wait's parent: the call's span, also when the call is not current (an
+    integration that opens it without making it current, as the client adapters do)."""
+    span = getattr(invocation, "span", None)
+    if span is None or not span.get_span_context().is_valid:
+        return None
+    child_context = getattr(invocation, "child_context", None)
+    if child_context is not None:  # the span in the call's own context: its run, its agent
+        context: Context = child_context()
+        return context
+    return trace.set_span_in_context(span)
+
+
+def _approved_by_caller(invocation: Any) -> bool:
+    """A call served in the process that made it (an MCP server under its client) whose
+    caller was approved already: one approval for one call."""
+    caller = getattr(invocation, "caller", None)
+    decision = getattr(caller, "decision", None)
+    return getattr(decision, "approved", False) is True
 
 
 def _contract_attributes(
@@ -279,7 +306,7 @@ class PolicyGate(Observer):
         if plan.contract is not None or state.reserved_usd:
             outcome.gate_state = state  # for on_tool_end
         try:
-            self._enforce(invocation, decision, violation, facts, state)
+            outcome.approved = self._enforce(invocation, decision, violation, facts, state)
         except Intervention as stop:
             stop.decision = outcome
             raise
@@ -372,8 +399,9 @@ class PolicyGate(Observer):
         violation: str | None,
         facts: CallFacts | None,
         state: _CallState,
-    ) -> None:
-        """Stop or pause the call as the verdict (in enforce mode) and contract demand."""
+    ) -> bool:
+        """Stop or pause the call as the verdict (in enforce mode) and contract demand.
+        True when the call goes ahead with a human's approval."""
         name = invocation.spec.name
         enforced = decision if decision is not None and decision.enforced else None
         stop = _STOPS.get(enforced.verdict) if enforced is not None else None
@@ -384,13 +412,15 @@ class PolicyGate(Observer):
         if violation is not None and self.mode is Mode.ENFORCE:
             _refund(invocation, state)  # checked before approval: no human sees a malformed call
             raise ContractViolation(name, "input", violation)
-        if enforced is not None and enforced.verdict is Verdict.REQUIRE_APPROVAL:
-            answer, status = self._await_approval(invocation, enforced, facts)
-            if not answer.approved:
-                _refund(invocation, state)
-                raise ApprovalRejected(
-                    name, enforced.rule, enforced.reason, status, answer.approver
-                )
+        if enforced is None or enforced.verdict is not Verdict.REQUIRE_APPROVAL:
+            return False
+        if _approved_by_caller(invocation):
+            return True  # the same call, served in the process that made it: asked once
+        answer, status = self._await_approval(invocation, enforced, facts)
+        if not answer.approved:
+            _refund(invocation, state)
+            raise ApprovalRejected(name, enforced.rule, enforced.reason, status, answer.approver)
+        return True
 
     # -- approval ----------------------------------------------------------------------
 
@@ -404,12 +434,9 @@ class PolicyGate(Observer):
         """
         runtime = get_runtime()
         request = _approval_request(invocation, decision, facts)
-        # Under the tool's span whether or not it is current: a framework integration
-        # starts tools from callbacks without making them current.
-        child_context = getattr(invocation, "child_context", None)
         span = runtime.tracer.start_span(
             f"await_approval {request.tool}",
-            context=child_context() if child_context is not None else None,
+            context=_under(invocation),
             kind=SpanKind.INTERNAL,
             attributes=_approval_attributes(request, self.approver),
         )

@@ -217,7 +217,31 @@ def _tool(span: SpanRow) -> dict[str, Any]:
                 "violation": span.get(sc.CONTRACT_VIOLATION),
             }
         ),
+        "mcp": _mcp(span),
     }
+
+
+# What `gen_ai.tool.type` the MCP adapter gives a call's client side (the server side runs
+# a `function` of its own).
+_MCP_CLIENT_TOOL_TYPE = "extension"
+
+
+def _mcp(span: SpanRow) -> dict[str, Any] | None:
+    """An MCP tools/call: which side (the client's call or the server's run of it), the
+    server, the transport and the session and request ids."""
+    if span.get(sc.MCP_METHOD_NAME) is None:
+        return None
+    client = span.get(sc.GEN_AI_TOOL_TYPE) == _MCP_CLIENT_TOOL_TYPE
+    return _present(
+        {
+            "side": "client" if client else "server",
+            "server": span.get(sc.MCP_SERVER_NAME),
+            "transport": span.get(sc.NETWORK_TRANSPORT),
+            "session_id": span.get(sc.MCP_SESSION_ID),
+            "request_id": span.get(sc.JSONRPC_REQUEST_ID),
+            "protocol_version": span.get(sc.MCP_PROTOCOL_VERSION),
+        }
+    )
 
 
 def _approval(span: SpanRow) -> dict[str, Any]:

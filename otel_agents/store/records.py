@@ -66,8 +66,15 @@ class SpanRow:
     @property
     def is_tool(self) -> bool:
         return self.name.startswith(TOOL_SPAN_PREFIX) or (
-            self.operation == sc.GenAiOperationNameValues.EXECUTE_TOOL
+            self.operation == sc.GenAiOperationNameValues.EXECUTE_TOOL and not self.is_mcp_rpc
         )
+
+    @property
+    def is_mcp_rpc(self) -> bool:
+        """The MCP SDK's own span of a request, sent or served (`tools/call lookup`): the
+        protocol exchange, not a tool execution (the MCP conventions give it the operation
+        name `execute_tool` all the same)."""
+        return self.kind in ("client", "server") and sc.MCP_METHOD_NAME in self.attributes
 
     @property
     def is_agent(self) -> bool:

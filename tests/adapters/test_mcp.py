@@ -13,16 +13,25 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 import otel_agents
 from otel_agents import semconv as sc
-from otel_agents.core.common import error_type
 from otel_agents.errors import ContractViolation, ToolCallDenied
-from otel_agents.policy import Match, Mode, Policy, Rule, Verdict
+from otel_agents.policy import ApprovalDecision, Match, Mode, Policy, Rule, Verdict
 
 mcp = pytest.importorskip("mcp")
 from mcp import Client, StdioServerParameters  # noqa: E402
+from mcp.server import Server  # noqa: E402
 from mcp.server.mcpserver import MCPServer  # noqa: E402
 from mcp.shared import _otel as mcp_otel  # noqa: E402
 from mcp.shared.exceptions import MCPError  # noqa: E402
-from mcp_types import INVALID_PARAMS, ToolAnnotations  # noqa: E402
+from mcp_http import serving  # noqa: E402
+from mcp_types import (  # noqa: E402
+    INVALID_PARAMS,
+    REQUEST_TIMEOUT,
+    CallToolResult,
+    ListToolsResult,
+    TextContent,
+    Tool,
+    ToolAnnotations,
+)
 
 reached: list[str] = []
 
@@ -121,7 +130,9 @@ async def test_a_json_rpc_error_reaches_the_caller_unchanged(telemetry: Any) -> 
     assert raised.value.error.code == INVALID_PARAMS
     (ours,) = client_spans(telemetry, "refuse")
     assert ours.status.status_code is StatusCode.ERROR
-    assert attrs(ours)[sc.ERROR_TYPE] == error_type(raised.value)  # as for a local tool
+    # The MCP conventions: the JSON-RPC error code is the error type and the status code.
+    assert attrs(ours)[sc.ERROR_TYPE] == str(INVALID_PARAMS)
+    assert attrs(ours)[sc.RPC_RESPONSE_STATUS_CODE] == str(INVALID_PARAMS)
 
 
 async def test_a_denied_call_never_reaches_the_server(telemetry: Any) -> None:
@@ -267,3 +278,336 @@ async def test_the_servers_policy_stops_a_call_the_client_let_through(telemetry:
     assert attrs(ran)[sc.POLICY_VERDICT] == "deny"
     assert attrs(ran)[sc.TOOL_REVERSIBLE] is False
     assert attrs(ours)[sc.ERROR_TYPE] == "tool_error"
+
+
+# -- the MCP conventions' attributes on our span ---------------------------------------------
+
+
+async def test_over_stdio_our_span_has_the_request_id_transport_and_server_name(
+    telemetry: Any,
+) -> None:
+    script = Path(__file__).with_name("mcp_stdio_server.py")
+    params = StdioServerParameters(command=sys.executable, args=[str(script)])
+    async with Client(params) as client:
+        await client.call_tool("where_am_i", {})
+
+    (ours,) = client_spans(telemetry, "where_am_i")
+    (sent,) = spans_named(telemetry, "MCP send tools/call where_am_i")
+    # The request id our span names is the one the SDK sent (and put on its own span).
+    assert attrs(ours)[sc.JSONRPC_REQUEST_ID] == attrs(sent)["jsonrpc.request.id"]
+    assert attrs(ours)[sc.NETWORK_TRANSPORT] == "pipe"
+    assert attrs(ours)[sc.MCP_SERVER_NAME] == "probe"
+    assert sc.MCP_SESSION_ID not in attrs(ours)  # stdio has no session id
+
+
+async def test_in_memory_there_is_no_network_transport(telemetry: Any) -> None:
+    async with Client(make_server()) as client:
+        await client.call_tool("lookup_vendor", {"vendor_id": "v-12"})
+
+    (ours,) = client_spans(telemetry, "lookup_vendor")
+    assert attrs(ours)[sc.MCP_SERVER_NAME] == "vendors"
+    assert sc.NETWORK_TRANSPORT not in attrs(ours)
+    # The direct in-process connection sends no JSON-RPC request: no request id.
+    assert sc.JSONRPC_REQUEST_ID not in attrs(ours)
+
+
+async def test_the_legacy_in_memory_transport_has_json_rpc_request_ids(telemetry: Any) -> None:
+    async with Client(make_server(), mode="legacy") as client:
+        await client.call_tool("lookup_vendor", {"vendor_id": "v-13"})
+        await client.call_tool("lookup_vendor", {"vendor_id": "v-14"})
+
+    first, second = client_spans(telemetry, "lookup_vendor")
+    ran_first, ran_second = server_spans(telemetry, "lookup_vendor")
+    assert attrs(first)[sc.JSONRPC_REQUEST_ID] != attrs(second)[sc.JSONRPC_REQUEST_ID]
+    # Both sides name the same request.
+    assert attrs(ran_first)[sc.JSONRPC_REQUEST_ID] == attrs(first)[sc.JSONRPC_REQUEST_ID]
+    assert attrs(ran_second)[sc.JSONRPC_REQUEST_ID] == attrs(second)[sc.JSONRPC_REQUEST_ID]
+    assert attrs(first)[sc.MCP_PROTOCOL_VERSION] == attrs(ran_first)[sc.MCP_PROTOCOL_VERSION]
+
+
+async def test_a_timeout_is_a_timeout_not_a_json_rpc_error_code(telemetry: Any) -> None:
+    server = MCPServer("slow")
+    release = asyncio.Event()
+
+    @server.tool()
+    async def wait_forever() -> str:
+        await release.wait()
+        return "late"
+
+    async with Client(server, mode="legacy") as client:
+        with pytest.raises(MCPError) as raised:
+            await client.session.call_tool("wait_forever", {}, read_timeout_seconds=0.05)
+        release.set()
+
+    (ours,) = client_spans(telemetry, "wait_forever")
+    assert raised.value.error.code == REQUEST_TIMEOUT
+    assert attrs(ours)[sc.ERROR_TYPE] == "timeout"
+    assert sc.RPC_RESPONSE_STATUS_CODE not in attrs(ours)
+
+
+# -- server names in policy ---------------------------------------------------------------
+
+
+async def test_a_policy_file_matches_the_server_qualified_tool_name(
+    telemetry: Any, tmp_path: Path
+) -> None:
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(BILLING_POLICY)
+    reinstrument(telemetry, policy=policy)
+    billing, vendors = MCPServer("billing-server"), make_server()
+
+    @billing.tool()
+    def lookup_vendor(vendor_id: str) -> str:  # the same tool name, another server
+        reached.append(f"billing {vendor_id}")
+        return "billed"
+
+    async with Client(billing) as billing_client, Client(vendors) as vendors_client:
+        with pytest.raises(ToolCallDenied) as denied:
+            await billing_client.call_tool("lookup_vendor", {"vendor_id": "v-15"})
+        await vendors_client.call_tool("lookup_vendor", {"vendor_id": "v-16"})
+
+    assert denied.value.rule == "no-billing"
+    assert reached == ["v-16"]
+    stopped, allowed = client_spans(telemetry, "lookup_vendor")
+    assert attrs(stopped)[sc.MCP_SERVER_NAME] == "billing-server"
+    assert attrs(stopped)[sc.POLICY_RULE] == "no-billing"
+    assert attrs(allowed)[sc.MCP_SERVER_NAME] == "vendors"
+    assert attrs(allowed)[sc.POLICY_VERDICT] == "allow"
+
+
+BILLING_POLICY = """\
+mode: enforce
+rules:
+  - id: no-billing
+    match:
+      tool: billing-server/*
+    verdict: deny
+    reason: billing is off limits
+"""
+
+
+# -- the low-level server -------------------------------------------------------------------
+
+
+def make_lowlevel_server() -> Server:
+    async def list_tools(ctx: Any, params: Any) -> ListToolsResult:
+        hints = ToolAnnotations(read_only_hint=False, destructive_hint=True)
+        schema = {"type": "object", "properties": {"invoice": {"type": "string"}}}
+        return ListToolsResult(
+            tools=[
+                Tool(name="refund", input_schema=schema, annotations=hints),
+                Tool(name="balance", input_schema=schema),
+            ]
+        )
+
+    async def call_tool(ctx: Any, params: Any) -> CallToolResult:
+        reached.append(params.name)
+        if params.name == "balance" and params.arguments.get("invoice") == "bad":
+            return CallToolResult(content=[TextContent(type="text", text="no")], is_error=True)
+        return CallToolResult(content=[TextContent(type="text", text=f"{params.name} ok")])
+
+    return Server("ledger", on_list_tools=list_tools, on_call_tool=call_tool)
+
+
+async def test_the_lowlevel_server_records_its_own_tool_span(telemetry: Any) -> None:
+    async with Client(make_lowlevel_server()) as client:
+        result = await client.call_tool("balance", {"invoice": "i-1"})
+        failed = await client.call_tool("balance", {"invoice": "bad"})
+
+    assert result.content[0].text == "balance ok"  # type: ignore[union-attr]
+    assert failed.is_error is True
+    ours, ours_failed = client_spans(telemetry, "balance")
+    ran, ran_failed = server_spans(telemetry, "balance")
+    (served, _) = spans_named(telemetry, "tools/call balance")
+    assert served.parent.span_id == ours.context.span_id
+    assert ran.parent is not None and ran.parent.span_id == served.context.span_id
+    assert attrs(ran)[sc.MCP_SERVER_NAME] == "ledger"
+    assert attrs(ran)[sc.MCP_METHOD_NAME] == "tools/call"
+    assert attrs(ran_failed)[sc.ERROR_TYPE] == "tool_error"
+    assert attrs(ours_failed)[sc.ERROR_TYPE] == "tool_error"
+
+
+async def test_the_lowlevel_servers_policy_uses_its_own_listing(telemetry: Any) -> None:
+    destructive = Rule("no-destructive", Verdict("deny"), Match(tags=("mcp:destructive",)))
+    reinstrument(telemetry, policy=Policy(rules=(destructive,), mode=Mode("enforce")))
+    server = make_lowlevel_server()
+    async with Client(server) as lister:
+        await lister.list_tools()  # the server learns its tools' hints from its answer
+    async with Client(server) as client:  # a client that never listed
+        result = await client.call_tool("refund", {"invoice": "i-2"})
+
+    assert result.is_error is True
+    assert "no-destructive" in result.content[0].text  # type: ignore[union-attr]
+    assert reached == []
+    (ran,) = server_spans(telemetry, "refund")
+    assert attrs(ran)[sc.POLICY_VERDICT] == "deny"
+    assert attrs(ran)[sc.TOOL_TAGS] == ("mcp:destructive",)
+
+
+# -- one call, counted once ------------------------------------------------------------------
+
+
+async def test_a_call_served_in_process_counts_once_in_the_run(telemetry: Any) -> None:
+    async with otel_agents.agent("caller"), Client(make_server()) as client:
+        await client.call_tool("lookup_vendor", {"vendor_id": "v-17"})
+        await client.call_tool("lookup_vendor", {"vendor_id": "v-17"})
+        await client.call_tool("broken", {"vendor_id": "v-18"})
+
+    (run,) = spans_named(telemetry, "invoke_agent caller")
+    assert attrs(run)[sc.RUN_TOOL_CALLS] == 3
+    assert attrs(run)[sc.RUN_RETRIES] == 1
+    assert attrs(run)[sc.RUN_TOOL_FAILURES] == 1  # the error result, counted once
+    first, second = client_spans(telemetry, "lookup_vendor")
+    ran_first, ran_second = server_spans(telemetry, "lookup_vendor")
+    # The server's span is the same call: the caller's attempt, not one of its own.
+    assert [attrs(s)[sc.TOOL_CALL_ATTEMPT] for s in (first, ran_first)] == [1, 1]
+    assert [attrs(s)[sc.TOOL_CALL_ATTEMPT] for s in (second, ran_second)] == [2, 2]
+    assert attrs(ran_first)[sc.RUN_ID] == attrs(first)[sc.RUN_ID]
+
+
+async def test_outside_a_run_the_served_call_is_not_a_second_attempt(telemetry: Any) -> None:
+    # In a trace but in no agent run: the calls count in the trace's shared ledger.
+    tracer = telemetry.tracer_provider.get_tracer("app")
+    with tracer.start_as_current_span("request"):
+        async with Client(make_server()) as client:
+            await client.call_tool("lookup_vendor", {"vendor_id": "v-19"})
+            await client.call_tool("lookup_vendor", {"vendor_id": "v-19"})
+
+    first, second = client_spans(telemetry, "lookup_vendor")
+    ran_first, ran_second = server_spans(telemetry, "lookup_vendor")
+    assert [attrs(s)[sc.TOOL_CALL_ATTEMPT] for s in (first, ran_first)] == [1, 1]
+    assert [attrs(s)[sc.TOOL_CALL_ATTEMPT] for s in (second, ran_second)] == [2, 2]
+
+
+# -- streamable HTTP: a real server app on 127.0.0.1 ----------------------------------------
+
+
+async def test_over_streamable_http_one_trace_with_the_session_id_on_both_sides(
+    telemetry: Any,
+) -> None:
+    with serving(make_server().streamable_http_app()) as base:
+        # A pre-2026-07-28 session: the server assigns an `Mcp-Session-Id`.
+        async with Client(f"{base}/mcp", mode="legacy") as client:
+            result = await client.call_tool("lookup_vendor", {"vendor_id": "v-20"})
+
+    assert result.content[0].text == "vendor v-20"  # type: ignore[union-attr]
+    (ours,) = client_spans(telemetry, "lookup_vendor")
+    (sent,) = spans_named(telemetry, "MCP send tools/call lookup_vendor")
+    (served,) = spans_named(telemetry, "tools/call lookup_vendor")
+    (ran,) = server_spans(telemetry, "lookup_vendor")
+    # One trace: ours -> the SDK's client span -> the server's SDK span -> the server's tool.
+    assert sent.parent.span_id == ours.context.span_id
+    assert served.parent.span_id == sent.context.span_id
+    assert ran.parent.span_id == served.context.span_id
+    assert len({s.context.trace_id for s in (ours, sent, served, ran)}) == 1
+    session_id = attrs(ours)[sc.MCP_SESSION_ID]
+    assert isinstance(session_id, str) and session_id
+    assert attrs(ran)[sc.MCP_SESSION_ID] == session_id
+    assert attrs(ours)[sc.NETWORK_TRANSPORT] == attrs(ran)[sc.NETWORK_TRANSPORT] == "tcp"
+    assert attrs(ours)[sc.JSONRPC_REQUEST_ID] == attrs(ran)[sc.JSONRPC_REQUEST_ID]
+    assert attrs(ours)[sc.MCP_SERVER_NAME] == attrs(ran)[sc.MCP_SERVER_NAME] == "vendors"
+
+
+async def test_over_streamable_http_a_modern_session_has_no_session_id(telemetry: Any) -> None:
+    with serving(make_server().streamable_http_app()) as base:
+        async with Client(f"{base}/mcp") as client:
+            await client.call_tool("lookup_vendor", {"vendor_id": "v-21"})
+
+    (ours,) = client_spans(telemetry, "lookup_vendor")
+    (ran,) = server_spans(telemetry, "lookup_vendor")
+    assert attrs(ours)[sc.MCP_PROTOCOL_VERSION] == "2026-07-28"
+    # The conventions: no `mcp.session.id` for a 2026-07-28 session (there is none).
+    assert sc.MCP_SESSION_ID not in attrs(ours) and sc.MCP_SESSION_ID not in attrs(ran)
+    assert attrs(ours)[sc.NETWORK_TRANSPORT] == "tcp"
+    assert ran.context.trace_id == ours.context.trace_id
+
+
+async def test_a_call_served_in_process_is_approved_once(telemetry: Any) -> None:
+    asked: list[str] = []
+
+    def approve(request: Any) -> ApprovalDecision:
+        asked.append(request.tool)
+        return ApprovalDecision(True, approver="alice")
+
+    needs_approval = Rule(
+        "approve-destructive", Verdict("require_approval"), Match(tags=("mcp:destructive",))
+    )
+    reinstrument(
+        telemetry,
+        policy=Policy(rules=(needs_approval,), mode=Mode("enforce")),
+        approver=approve,
+    )
+    async with Client(make_server()) as client:
+        await client.list_tools()  # the client knows the hint too: both gates require approval
+        result = await client.call_tool("close_vendor", {"vendor_id": "v-22"})
+
+    assert result.is_error is False
+    assert asked == ["close_vendor"]  # one call, one approval
+    assert reached == ["v-22"]
+    (ours,) = client_spans(telemetry, "close_vendor")
+    (ran,) = server_spans(telemetry, "close_vendor")
+    assert attrs(ours)[sc.POLICY_VERDICT] == attrs(ran)[sc.POLICY_VERDICT] == "require_approval"
+    (waited,) = spans_named(telemetry, "await_approval close_vendor")
+    # The wait is under the call it held, though the adapter never made that span current.
+    assert waited.parent is not None and waited.parent.span_id == ours.context.span_id
+
+
+async def test_a_call_served_in_process_has_its_callers_call_id(telemetry: Any) -> None:
+    async with Client(make_server()) as client:
+        with otel_agents.tool_call_id("call_7"):
+            await client.call_tool("lookup_vendor", {"vendor_id": "v-23"})
+
+    (ours,) = client_spans(telemetry, "lookup_vendor")
+    (ran,) = server_spans(telemetry, "lookup_vendor")
+    assert attrs(ours)[sc.GEN_AI_TOOL_CALL_ID] == attrs(ran)[sc.GEN_AI_TOOL_CALL_ID] == "call_7"
+
+
+async def test_our_own_failures_never_reach_the_caller_or_the_server(
+    telemetry: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from otel_agents.adapters import mcp as adapter
+
+    def broken(*args: Any) -> Any:
+        raise RuntimeError("injected")
+
+    monkeypatch.setattr(adapter, "_session_attributes", broken)
+    monkeypatch.setattr(adapter, "_served_spec", broken)
+    monkeypatch.setattr(adapter, "_server_attributes", broken)
+    async with Client(make_server(), mode="legacy") as client:
+        result = await client.call_tool("lookup_vendor", {"vendor_id": "v-24"})
+
+    assert result.content[0].text == "vendor v-24"  # type: ignore[union-attr]
+    assert reached == ["v-24"]
+    (ours,) = client_spans(telemetry, "lookup_vendor")  # recorded without the MCP extras
+    assert sc.MCP_SERVER_NAME not in attrs(ours)
+    assert server_spans(telemetry, "lookup_vendor") == []  # the server ran it untraced
+
+
+async def test_concurrent_calls_served_in_process_each_find_their_own_caller(
+    telemetry: Any,
+) -> None:
+    ids = [f"v-{n}" for n in range(6)]
+
+    async def call(client: Client, vendor_id: str) -> None:
+        with otel_agents.tool_call_id(f"call-{vendor_id}"):
+            await client.call_tool("lookup_vendor", {"vendor_id": vendor_id})
+
+    # JSON-RPC over streams: the server reads the requests while all of them are in flight.
+    async with otel_agents.agent("caller"), Client(make_server(), mode="legacy") as client:
+        await asyncio.gather(*(call(client, i) for i in ids))
+
+    (run,) = spans_named(telemetry, "invoke_agent caller")
+    assert attrs(run)[sc.RUN_TOOL_CALLS] == len(ids)
+    ours = {s.context.span_id: s for s in client_spans(telemetry, "lookup_vendor")}
+    sdk = {
+        s.context.span_id: s
+        for name in ("tools/call lookup_vendor", "MCP send tools/call lookup_vendor")
+        for s in spans_named(telemetry, name)
+    }
+    ran_spans = server_spans(telemetry, "lookup_vendor")
+    assert len(ran_spans) == len(ids)
+    for ran in ran_spans:
+        # ours <- the SDK's client span <- the SDK's server span <- the server's span
+        caller = ours[sdk[sdk[ran.parent.span_id].parent.span_id].parent.span_id]
+        # Its own caller's call: the caller's call id, none of the others'.
+        assert attrs(ran)[sc.GEN_AI_TOOL_CALL_ID] == attrs(caller)[sc.GEN_AI_TOOL_CALL_ID]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import importlib.util
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -13,6 +14,7 @@ import pytest
 from clitools import Result, cli
 
 pytest.importorskip("openai")
+MCP = importlib.util.find_spec("mcp") is not None
 
 
 def _nodes(tree: dict[str, Any]) -> Iterator[dict[str, Any]]:
@@ -235,3 +237,50 @@ def test_without_the_openai_sdk_the_demo_says_what_to_install(
     assert main(["--store", str(tmp_path / "traces.db"), "demo"]) == 1
     assert "the demo needs openai: pip install 'otel-agents[demo]'" in capsys.readouterr().err
     assert not (tmp_path / "traces.db").exists()
+
+
+@pytest.fixture(scope="module")
+def mcp_demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Result, dict[str, Any]]:
+    if not MCP:
+        pytest.skip("the MCP step needs the mcp SDK")
+    store = tmp_path_factory.mktemp("mcp-demo") / "traces.db"
+    result = cli(store, "--store", str(store), "demo", "--mcp")
+    assert result.code == 0, result.err
+    shown = cli(store, "show", "--json")
+    assert shown.code == 0, shown.err
+    return store, result, shown.json()
+
+
+def test_with_mcp_the_story_ends_with_one_call_over_mcp(mcp_demo: Any) -> None:
+    store, result, shown = mcp_demo
+    assert result.err == ""
+    assert "set_up_billing: approval requested (defaults.irreversible)" in result.out
+    # One more decision, one more tool call (the server's side of it is the same call),
+    # one more approval.
+    assert "1 denied, 1 escalated, 2 held for approval" in result.out
+    run = shown["run"]
+    assert (run["llm_calls"], run["tool_calls"], run["handoffs"]) == (13, 10, 2)
+    audit = cli(store, "audit", "--run", run["run_id"][:8])
+    assert len(audit.out.splitlines()) == 11  # both sides of the MCP call, one call id
+
+
+def test_the_mcp_call_shows_its_server_and_its_servers_side(mcp_demo: Any) -> None:
+    store, _, shown = mcp_demo
+    nodes = list(_nodes(shown["path"][0]))
+    called, served = [n for n in nodes if n["kind"] == "tool" and n["tool"] == "set_up_billing"]
+    assert called["mcp"] == {
+        "side": "client",
+        "server": "billing-server",
+        "protocol_version": "2026-07-28",
+    }
+    assert served["mcp"]["side"] == "server" and served["mcp"]["server"] == "billing-server"
+    # One call: the server's span is under the client's, with its call id and attempt,
+    # and the approval was asked for once.
+    assert served in list(_nodes(called))
+    assert called["match"] == "call_id" and called["requested_by"]  # the model asked for it
+    assert (served["call_id"], served["attempt"]) == (called["call_id"], called["attempt"])
+    assert [n["kind"] for n in _nodes(called)].count("approval") == 1
+    assert called["policy"]["verdict"] == "require_approval"
+    text = cli(store, "show", shown["run"]["run_id"][:8], COLUMNS="200").out
+    assert "set_up_billing ✓  require_approval  via mcp billing-server" in text
+    assert "served by mcp billing-server" in text

@@ -206,9 +206,30 @@ def evaluate(policy: Policy, **facts: Any) -> tuple[str, str]:
         tags=tuple(facts.pop("tags", ())),
         reversible=facts.pop("reversible", None),
         impact_scope=facts.pop("impact_scope", None),
+        qualified=facts.pop("qualified", None),
     )
     decision = PolicyEvaluator(policy).evaluate(CallFacts(profile, **facts))
     return decision.verdict.value, decision.rule
+
+
+def test_a_tool_name_pattern_matches_the_server_qualified_name_too() -> None:
+    policy = Policy(rules=(Rule("billing", Verdict.DENY, Match(tool="billing-server/*")),))
+    assert evaluate(policy, tool="refund", qualified="billing-server/refund")[1] == "billing"
+    assert evaluate(policy, tool="refund", qualified="crm/refund")[1] == RULE_DEFAULT
+    assert evaluate(policy, tool="refund")[1] == RULE_DEFAULT  # a local tool: no server
+    bare = Policy(rules=(Rule("refunds", Verdict.DENY, Match(tool="refund")),))
+    assert evaluate(bare, tool="refund", qualified="crm/refund")[1] == "refunds"
+
+
+def test_a_spec_with_a_namespace_is_matched_by_its_qualified_name(telemetry: Any) -> None:
+    from otel_agents.core import handler
+    from otel_agents.core.tool import ToolSpec
+
+    deny = Rule("crm", Verdict.DENY, Match(tool="crm/*"))
+    reinstrument(telemetry, policy=Policy(rules=(deny,), mode=Mode.ENFORCE))
+    with pytest.raises(ToolCallDenied):
+        handler.start_tool(ToolSpec("refund", namespace="crm"), {})
+    handler.stop_tool(handler.start_tool(ToolSpec("refund"), {}))
 
 
 def test_match_conditions_and_their_near_misses() -> None:
