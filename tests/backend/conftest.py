@@ -104,6 +104,7 @@ def fleet(programs: dict[str, str], tmp_path_factory: pytest.TempPathFactory) ->
             "-m",
             "otel_agents.cli",
             "demo",
+            "--mcp",  # invoicing over an MCP server in the process: counted once
             "--store",
             str(stores["otel-agents-demo"]),
             "--color",

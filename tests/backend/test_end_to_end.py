@@ -59,7 +59,7 @@ def test_the_demo_decision_path_is_in_jaeger(fleet: Fleet) -> None:
     assert names["invoke_agent provisioning"] == 1
     assert names["handoff provisioning"] == 2  # rejected once, then accepted
     assert names["execute_tool verify_bank_account"] == 4
-    assert names["chat gpt-4.1-mini"] == 12
+    assert names["chat gpt-4.1-mini"] == 13  # the last turn asks for billing, over MCP
 
     (root,) = by_name(trace, "invoke_agent vendor-onboarding")
     root_tags = span_tags(root)
@@ -70,7 +70,7 @@ def test_the_demo_decision_path_is_in_jaeger(fleet: Fleet) -> None:
     assert root_tags["otel_agents.run.tool_failures"] == 3
 
     (provisioning,) = by_name(trace, "invoke_agent provisioning")
-    for tool in (s for s in trace["spans"] if s["operationName"].startswith("execute_tool")):
+    for tool in (s for s in trace["spans"] if is_callers_tool_span(s)):
         # Each tool call nests in its agent and links to the LLM call that asked for it.
         assert spans[parent_id(tool) or ""]["operationName"].startswith("invoke_agent")
         (requester,) = list(iter_links(tool))
@@ -95,6 +95,37 @@ def test_the_demo_decision_path_is_in_jaeger(fleet: Fleet) -> None:
     denied = [s for s in by_name(trace, "execute_tool grant_permission")
               if span_tags(s).get("otel_agents.policy.verdict") == "deny"]  # fmt: skip
     assert len(denied) == 1
+
+
+def is_callers_tool_span(span: dict[str, Any]) -> bool:
+    """A tool call as its caller made it: not the MCP SDK's request spans (CLIENT/SERVER,
+    named by the MCP method), nor the MCP server's span of the call it served."""
+    tags = span_tags(span)
+    served = "mcp.method.name" in tags and tags.get("gen_ai.tool.type") == "function"
+    internal = tags.get("span.kind", "internal") == "internal"  # Jaeger's tag for the kind
+    return span["operationName"].startswith("execute_tool") and internal and not served
+
+
+def test_an_mcp_tool_call_is_one_trace_and_counted_once(fleet: Fleet) -> None:
+    """The demo's billing call over MCP: the caller's span (server name, method, governed:
+    the tool is destructive, so it needs approval), the server's span of it in the same
+    trace, beneath it; the fleet counts it once (the store-to-Prometheus match checks it)."""
+    (run,) = fleet.workload.runs[DEMO]
+    trace = whole_trace(fleet, DEMO, run.trace_id)
+    spans = spans_by_id(trace)
+    calls = by_name(trace, "execute_tool set_up_billing")
+    (client,) = [s for s in calls if span_tags(s).get("gen_ai.tool.type") == "extension"]
+    (served,) = [s for s in calls if span_tags(s).get("gen_ai.tool.type") == "function"]
+    tags = span_tags(client)
+    assert tags["mcp.method.name"] == "tools/call"
+    assert tags["otel_agents.mcp.server.name"] == "billing-server"
+    assert tags["otel_agents.policy.verdict"] == "require_approval"
+    attempt = "otel_agents.tool.call.attempt"
+    assert span_tags(served)[attempt] == tags[attempt]
+    ancestor = parent_id(served)
+    while ancestor is not None and ancestor != client["spanID"]:
+        ancestor = parent_id(spans[ancestor])
+    assert ancestor == client["spanID"]  # the served call is inside the call that made it
 
 
 def test_jaeger_finds_runs_by_their_tags(fleet: Fleet) -> None:
@@ -169,7 +200,9 @@ def test_prometheus_metrics_match_the_local_stores(live_prometheus_url: str, fle
     verdict = "otel_agents_policy_verdict"
     query = f'sum by ({verdict}) (otel_agents_fleet_policy_verdicts_total{{service_name="{DEMO}"}})'
     verdicts = {r["metric"][verdict]: float(r["value"][1]) for r in fleet.stack.promql(query)}
-    assert verdicts["deny"] == 1 and verdicts["escalate"] == 1 and verdicts["require_approval"] == 1
+    # Approvals: create_account, and the billing call over MCP, on the caller's span and on
+    # the server's (its own policy's verdict: one human approval let both through).
+    assert verdicts["deny"] == 1 and verdicts["escalate"] == 1 and verdicts["require_approval"] == 3
     # The demo's three timeouts; its refused calls are verdicts, not tool failures.
     assert total("otel_agents_fleet_tool_failures_total", DEMO) == 3
 
