@@ -21,8 +21,10 @@ unchanged.
 becomes its contract (the gate checks the arguments, `input_violation`), its annotations
 its policy facts: `readOnlyHint` / `destructiveHint` give `reversible`, `openWorldHint`
 the impact scope `open_world`, and `mcp:read_only` / `mcp:destructive` / `mcp:idempotent`
-/ `mcp:open_world` tags, so that a policy can match them. The `outputSchema` is left to the
-SDK, which validates `structuredContent` against it itself.
+/ `mcp:open_world` tags, so that a policy can match them. The `outputSchema` is checked by
+the SDK, which validates `structuredContent` against it and raises: our span then says the
+output side of the contract broke, the server's fault (`otel_agents.contract.status`
+`output_violation`).
 
 Server. Every `tools/call` a server (`MCPServer` or the low-level `Server`) serves goes
 through the one handler lookup of its dispatch, `Server.get_request_handler`: the handler
@@ -238,7 +240,10 @@ def _note_request_id(tool: ToolInvocation, outbound: _Outbound | None) -> None:
 
 
 def _note_error(tool: ToolInvocation, exc: BaseException) -> None:
-    """A JSON-RPC error: its code is the `error.type` and `rpc.response.status_code`."""
+    """A JSON-RPC error: its code is the `error.type` and `rpc.response.status_code`. A
+    structured result the SDK found outside the tool's listed `outputSchema`: the output
+    side of its contract, broken by the server."""
+    _note_output_violation(tool, exc)
     code = getattr(getattr(exc, "error", None), "code", None)
     if not isinstance(code, int) or isinstance(code, bool):
         return
@@ -251,6 +256,26 @@ def _note_error(tool: ToolInvocation, exc: BaseException) -> None:
         tool.span.set_attribute(sc.RPC_RESPONSE_STATUS_CODE, str(code))
     except Exception as internal:
         report_internal_error("mcp error code", internal)
+
+
+def _note_output_violation(tool: ToolInvocation, exc: BaseException) -> None:
+    """The client SDK validates `structuredContent` against the listed `outputSchema` and
+    raises a RuntimeError from the schema's ValidationError: that cause is the signal."""
+    cause = exc.__cause__
+    if not isinstance(exc, RuntimeError) or type(cause).__name__ != "ValidationError":
+        return
+    if not type(cause).__module__.startswith("jsonschema"):
+        return
+    try:
+        message = getattr(cause, "message", None) or str(cause)
+        tool.span.set_attributes(
+            {
+                sc.CONTRACT_STATUS: sc.ContractStatusValues.OUTPUT_VIOLATION,
+                sc.CONTRACT_VIOLATION: f"output (the server's fault): {message}"[:512],
+            }
+        )
+    except Exception as internal:
+        report_internal_error("mcp output contract", internal)
 
 
 def _finish(tool: ToolInvocation, result: Any) -> None:

@@ -4,6 +4,7 @@ streams, the real OpenTelemetry SDK with in-memory exporters."""
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -611,3 +612,73 @@ async def test_concurrent_calls_served_in_process_each_find_their_own_caller(
         caller = ours[sdk[sdk[ran.parent.span_id].parent.span_id].parent.span_id]
         # Its own caller's call: the caller's call id, none of the others'.
         assert attrs(ran)[sc.GEN_AI_TOOL_CALL_ID] == attrs(caller)[sc.GEN_AI_TOOL_CALL_ID]
+
+
+async def test_a_call_the_model_asked_for_is_on_its_decision_path(telemetry: Any) -> None:
+    """The model (the real openai client on a recorded response) asks for `get_weather`;
+    the agent makes that call over MCP: our span names the model's tool call id, links to
+    the chat span and is the run's first attempt, as a local `@tool` would be."""
+    from wire import ScriptedResponse, ScriptedTransport, async_openai_client
+
+    server = MCPServer("weather-server")
+
+    @server.tool()
+    def get_weather(city: str, unit: str) -> str:
+        return f"18 {unit} in {city}"
+
+    model = async_openai_client(
+        ScriptedTransport([ScriptedResponse.fixture("openai/chat_tool_calls.json")])
+    )
+    with otel_agents.agent("forecaster"):
+        answer = await model.chat.completions.create(
+            model="gpt-4.1-mini", messages=[{"role": "user", "content": "Paris?"}]
+        )
+        (asked, _) = answer.choices[0].message.tool_calls or []
+        async with Client(server) as client:
+            result = await client.call_tool("get_weather", json.loads(asked.function.arguments))
+    assert result.content[0].text == "18 celsius in Paris"  # type: ignore[union-attr]
+
+    (chat,) = [s for s in telemetry.spans() if s.name.startswith("chat ")]
+    (ours,) = client_spans(telemetry, "get_weather")
+    assert attrs(ours)[sc.GEN_AI_TOOL_CALL_ID] == asked.id
+    assert attrs(ours)[sc.DECISION_MATCH] == "name_and_arguments"
+    assert attrs(ours)[sc.TOOL_CALL_ATTEMPT] == 1
+    assert [link.context.span_id for link in ours.links] == [chat.context.span_id]
+
+
+async def test_a_structured_result_outside_the_output_schema_is_the_servers_contract_breach(
+    telemetry: Any,
+) -> None:
+    """The SDK checks `structuredContent` against the listed `outputSchema` and raises; our
+    span says the output side of the contract broke, on the server's side, and the caller
+    gets the SDK's exception unchanged."""
+    output = {
+        "type": "object",
+        "properties": {"total": {"type": "number"}},
+        "required": ["total"],
+    }
+
+    async def list_tools(ctx: Any, params: Any) -> ListToolsResult:
+        return ListToolsResult(
+            tools=[Tool(name="total", input_schema={"type": "object"}, output_schema=output)]
+        )
+
+    async def call_tool(ctx: Any, params: Any) -> CallToolResult:
+        structured = {"total": "a lot"} if params.arguments.get("bad") else {"total": 3.5}
+        return CallToolResult(content=[], structured_content=structured)
+
+    server = Server("ledger", on_list_tools=list_tools, on_call_tool=call_tool)
+    async with Client(server) as client:
+        await client.list_tools()
+        good = await client.call_tool("total", {})
+        with pytest.raises(RuntimeError, match="Invalid structured content") as raised:
+            await client.call_tool("total", {"bad": True})
+
+    assert good.structured_content == {"total": 3.5}
+    fine, broken = client_spans(telemetry, "total")
+    assert sc.CONTRACT_STATUS not in attrs(fine) or attrs(fine)[sc.CONTRACT_STATUS] == "passed"
+    assert attrs(broken)[sc.CONTRACT_STATUS] == "output_violation"
+    assert attrs(broken)[sc.CONTRACT_VIOLATION].startswith("output (the server's fault): ")
+    assert "is not of type 'number'" in attrs(broken)[sc.CONTRACT_VIOLATION]
+    assert broken.status.status_code is StatusCode.ERROR
+    assert raised.value.__cause__ is not None
