@@ -4,6 +4,7 @@ against the same run uninstrumented and, when installed, under the peers' LangCh
 instrumentations (OpenInference, OpenLLMetry).
 
     python benchmarks/bench_langgraph.py [--runs N] [--repeat R] [--peers]
+    python benchmarks/bench_langgraph.py --callgrind 5,25 [--peers]
 
 The real langgraph and langchain-core with a scripted chat model behind LangChain's model
 interface (no HTTP: the graph and the callbacks are what is measured); the real
@@ -11,11 +12,16 @@ OpenTelemetry SDK with a span processor that keeps nothing. Each row is the best
 of N runs, in wall-clock and CPU milliseconds per run. `--peers` adds the peers' rows (run
 it in the peer virtualenv, see README.md); each peer runs alone, then beside otel-agents,
 and the run's cost on our root span is checked to be the same as with otel-agents alone.
+
+With `--callgrind N1,N2` it counts instructions per run instead (what the machine's load does
+not move): each variant in a fresh process under valgrind's callgrind, once with N1 and once
+with N2 runs after the same warm-up (`callgrind.instructions_per_call`).
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -172,12 +178,66 @@ def _ours(exporter: RootCostExporter) -> None:
     )
 
 
+PEERS = ("OpenInference", "OpenLLMetry")
+VARIANTS = ("uninstrumented", "a no-op callback handler", "otel-agents")
+
+
+def _single(variant: str, runs: int) -> None:
+    """A child under callgrind: set `variant` up, warm up, make `runs` runs. Exits 2 (the
+    benchmarks' "not installed") when a peer is missing."""
+    graph, config = make_graph(), None
+    if variant == "a no-op callback handler":
+        config = {"callbacks": [NoOpHandler()]}
+    peer = variant.split(" + ")[0]
+    if peer in PEERS:
+        installed = dict(_peers())
+        if peer not in installed:
+            sys.exit(2)
+        installed[peer](_provider(RootCostExporter()))
+    if variant.endswith("otel-agents"):
+        _ours(RootCostExporter())
+    question = {"messages": [("user", "Weather in Paris?")]}
+    for _ in range(5 + runs):
+        graph.invoke(question, config)
+
+
+def _instructions(n1: int, n2: int, peers: bool) -> None:
+    from callgrind import instructions_per_call
+
+    variants = [*VARIANTS, *(v for p in PEERS for v in (p, f"{p} + otel-agents") if peers)]
+    counts: dict[str, float | None] = {}
+    for variant in variants:
+        counts[variant] = instructions_per_call(
+            lambda runs, v=variant: [sys.executable, __file__, "--single", v, "--runs", str(runs)],
+            n1,
+            n2,
+        )
+    base = counts["uninstrumented"]
+    assert base is not None
+    print("| variant | instructions/run | added over uninstrumented | x uninstrumented |")
+    print("|---|---:|---:|---:|")
+    for variant, count in counts.items():
+        if count is None:
+            print(f"| {variant} | not installed | | |")
+        else:
+            print(f"| {variant} | {count:,.0f} | {count - base:,.0f} | {count / base:.2f} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=200)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--peers", action="store_true")
+    parser.add_argument("--callgrind", metavar="N1,N2", help="count instructions instead")
+    parser.add_argument("--single", help=argparse.SUPPRESS)  # a child under callgrind
     options = parser.parse_args()
+    if options.single:
+        _single(options.single, options.runs)
+        return
+    if options.callgrind:
+        n1, n2 = (int(n) for n in options.callgrind.split(","))
+        _instructions(n1, n2, options.peers)
+        return
     graph = make_graph()
     rows: list[tuple[str, tuple[float, float]]] = []
 

@@ -30,7 +30,6 @@ import json
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -153,22 +152,16 @@ def _run_child(transport: str, variant: str, calls: int, repeat: int) -> dict[st
 
 
 def _instructions(transport: str, variant: str, n1: int, n2: int) -> float:
-    from callgrind import parse_ir, per_call
+    from callgrind import instructions_per_call
 
-    totals = []
-    with tempfile.TemporaryDirectory(prefix="callgrind-mcp-") as tmp:
-        for calls in (n1, n2):
-            out = Path(tmp) / f"callgrind.{calls}.out"
-            command = [
-                "valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
-                "--dump-instr=no", "--compress-strings=no",
-                sys.executable, __file__, "--child", transport, variant, str(calls), "1",
-            ]  # fmt: skip
-            subprocess.run(command, capture_output=True, text=True, check=True)
-            totals.append(parse_ir(out.read_text()))
+    def child_argv(calls: int) -> list[str]:
+        return [sys.executable, __file__, "--child", transport, variant, str(calls), "1"]
+
     # The warm-up grows with the calls (calls // 10, at least 5): count it in.
     warm1, warm2 = max(n1 // 10, 5), max(n2 // 10, 5)
-    return per_call(totals[0], totals[1], n1 + warm1, n2 + warm2)
+    count = instructions_per_call(child_argv, n1, n2)
+    assert count is not None, f"{variant}: not installed"
+    return count * (n2 - n1) / ((n2 + warm2) - (n1 + warm1))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -32,12 +32,9 @@ import argparse
 import asyncio
 import importlib.util
 import json
-import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import httpx2
@@ -261,21 +258,11 @@ def _run_single(variant: str, runs: int) -> None:
 
 def _instructions(variant: str, n1: int, n2: int) -> float | None:
     """Instructions per run of `variant` (None when it is not installed)."""
-    from callgrind import parse_ir, per_call
+    from callgrind import instructions_per_call
 
-    totals = []
-    with tempfile.TemporaryDirectory() as outdir:
-        for runs in (n1, n2):
-            out = Path(outdir) / f"callgrind.{variant}.{runs}.out"
-            command = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}"]
-            command += [sys.executable, __file__, "--single", variant, "--runs", str(runs)]
-            done = subprocess.run(command, capture_output=True, text=True, check=False)
-            if done.returncode == 2:
-                return None
-            if done.returncode != 0:
-                raise RuntimeError(f"{variant}: exit {done.returncode}: {done.stderr[-500:]}")
-            totals.append(parse_ir(out.read_text()))
-    return per_call(totals[0], totals[1], n1, n2)
+    return instructions_per_call(
+        lambda runs: [sys.executable, __file__, "--single", variant, "--runs", str(runs)], n1, n2
+    )
 
 
 def _print_instructions(variants: list[str], counts: dict[str, float | None]) -> None:

@@ -88,6 +88,33 @@ def per_call(ir1: int, ir2: int, n1: int, n2: int) -> float:
     return (ir2 - ir1) / (n2 - n1)
 
 
+NOT_INSTALLED = 2  # the exit code of a child whose variant is not installed
+
+
+def instructions_per_call(
+    child_argv: Callable[[int], Sequence[str]], n1: int, n2: int
+) -> float | None:
+    """Instructions per call of a child process (`child_argv(n)`: the command that makes
+    n calls after the same warm-up), counted under callgrind with N1 and N2 calls, so that
+    start-up and warm-up cancel out. None when the child exits `NOT_INSTALLED`. The other
+    benchmarks (`bench_openai_agents`, `bench_mcp`, `bench_langgraph`) count with this."""
+    totals = []
+    with tempfile.TemporaryDirectory(prefix="callgrind-") as outdir:
+        for calls in (n1, n2):
+            out = Path(outdir) / f"callgrind.{calls}.out"
+            command = [
+                "valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
+                "--dump-instr=no", "--compress-strings=no", *child_argv(calls),
+            ]  # fmt: skip
+            done = subprocess.run(command, capture_output=True, text=True, check=False)
+            if done.returncode == NOT_INSTALLED:
+                return None
+            if done.returncode != 0:
+                raise RuntimeError(f"{command[-4:]}: exit {done.returncode}: {done.stderr[-500:]}")
+            totals.append(parse_ir(out.read_text()))
+    return per_call(totals[0], totals[1], n1, n2)
+
+
 def ratio(added: float | None, floor_added: float | None) -> float | None:
     if added is None or not floor_added:
         return None
