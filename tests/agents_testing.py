@@ -7,8 +7,13 @@ a conftest of their own, and only one module can be named `conftest`.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -117,3 +122,31 @@ class Hostile:
 
     def __getattr__(self, name: str) -> Any:
         raise RuntimeError(f"getattr {name}")
+
+
+def run_docs_example(
+    doc: str, *headings: str, tmp_path: Path, env: Mapping[str, str] | None = None
+) -> tuple[str, list[str]]:
+    """Run the one Python block of `docs/<doc>` under `headings` (each found after the
+    previous, up to the next `## ` heading) as a user copies it, with a local store of its
+    own: (what it printed, `otel-agents show` of its run as lines, tree drawing stripped)."""
+    text = (Path(__file__).parents[1] / "docs" / doc).read_text()
+    for heading in headings:
+        text = text.split(heading, 1)[1]
+    [code] = re.findall(r"```python\n(.*?)```", text.split("\n## ", 1)[0], flags=re.S)
+    script = tmp_path / "example.py"
+    script.write_text(code)
+    environment = {**os.environ, "OTEL_AGENTS_STORE_PATH": str(tmp_path / "traces.db")}
+    environment.update(env or {})
+    environment.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)
+    done = subprocess.run(
+        [sys.executable, str(script)], env=environment, capture_output=True, text=True,
+        timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    shown = subprocess.run(
+        [sys.executable, "-m", "otel_agents.cli", "show", "--color", "never"],
+        env=environment, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert shown.returncode == 0, shown.stderr
+    return done.stdout, [line.strip(" │├└─") for line in shown.stdout.splitlines()]

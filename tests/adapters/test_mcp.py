@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from agents_testing import run_docs_example
 from opentelemetry.trace import SpanKind, StatusCode
 
 import otel_agents
@@ -687,29 +688,7 @@ async def test_a_structured_result_outside_the_output_schema_is_the_servers_cont
 def test_the_docs_example_runs_as_written(tmp_path: Path) -> None:
     """docs/mcp.md's example, as a user copies it: it prints the tool's answer, and the
     local store has the call (the client's span, the server's beneath it)."""
-    import os
-    import re
-    import subprocess
-
-    docs = (Path(__file__).parents[2] / "docs" / "mcp.md").read_text()
-    section = docs.split("## Example", 1)[1].split("\n## ", 1)[0]
-    [code] = re.findall(r"```python\n(.*?)```", section, flags=re.S)
-    script = tmp_path / "example.py"
-    script.write_text(code)
-    env = {**os.environ, "OTEL_AGENTS_STORE_PATH": str(tmp_path / "traces.db")}
-    env.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)
-    done = subprocess.run(
-        [sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=300
-    )
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "vendor v-1"
-    shown = subprocess.run(
-        [sys.executable, "-m", "otel_agents.cli", "show", "--color", "never"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert shown.returncode == 0, shown.stderr
-    assert "lookup_vendor ✓  via mcp vendors" in shown.stdout, shown.stdout
-    assert "lookup_vendor ✓  served by mcp vendors" in shown.stdout, shown.stdout
+    said, lines = run_docs_example("mcp.md", "## Example", tmp_path=tmp_path)
+    assert said.strip() == "vendor v-1"
+    assert any(line.startswith("tool     lookup_vendor ✓  via mcp vendors") for line in lines)
+    assert any(line.startswith("tool     lookup_vendor ✓  served by mcp vendors") for line in lines)

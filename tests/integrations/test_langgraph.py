@@ -7,10 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import re
-import subprocess
-import sys
 import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -20,7 +16,7 @@ import pytest
 
 pytest.importorskip("langgraph.pregel")
 
-from agents_testing import Telemetry, instrumented
+from agents_testing import Telemetry, instrumented, run_docs_example
 from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
@@ -540,31 +536,14 @@ def test_chat_openai_calls_are_recorded_once_by_the_openai_adapter(
 
 
 def test_the_docs_example_runs_as_written(tmp_path: Path) -> None:
-    docs = (Path(__file__).parents[2] / "docs" / "frameworks.md").read_text()
-    section = docs.split("## LangGraph and LangChain", 1)[1].split("### Example", 1)[1]
-    section = section.split("\n## ", 1)[0]  # this section only
-    [code] = re.findall(r"```python\n(.*?)```", section, flags=re.S)
-    script = tmp_path / "example.py"
-    script.write_text(code)
-    env = {**os.environ, "OTEL_AGENTS_STORE_PATH": str(tmp_path / "traces.db")}
-    env.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)
-    done = subprocess.run(
-        [sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=300
+    said, lines = run_docs_example(
+        "frameworks.md", "## LangGraph and LangChain", "### Example", tmp_path=tmp_path
     )
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "Sunny in Paris."
-    shown = subprocess.run(
-        [sys.executable, "-m", "otel_agents.cli", "show"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    lines = [line.strip(" │├└─") for line in shown.stdout.splitlines()]
-    assert any(line.startswith("agent    weather") for line in lines), shown.stdout
-    assert any(line.startswith("tool     get_weather ✓") for line in lines), shown.stdout
+    assert said.strip() == "Sunny in Paris."
+    assert any(line.startswith("agent    weather") for line in lines), lines
+    assert any(line.startswith("tool     get_weather ✓") for line in lines), lines
     llm_lines = [line for line in lines if line.startswith("llm ")]
-    assert len(llm_lines) == 2 and "20→5 tok" in llm_lines[0], shown.stdout
+    assert len(llm_lines) == 2 and "20→5 tok" in llm_lines[0], lines
 
 
 def test_content_is_captured_when_asked_and_scrubbed(monkeypatch: pytest.MonkeyPatch) -> None:

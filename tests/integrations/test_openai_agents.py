@@ -36,7 +36,7 @@ from agents import (
 )
 from agents.extensions import handoff_filters
 from agents.handoffs import HandoffInputData
-from agents_testing import Telemetry, instrumented
+from agents_testing import Telemetry, instrumented, run_docs_example
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
@@ -1028,38 +1028,15 @@ def test_disabled_by_the_standard_variable(monkeypatch: pytest.MonkeyPatch) -> N
 
 
 def test_the_docs_example_runs_as_written(tmp_path: Any) -> None:
-    import os
-    import re
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    docs = (Path(__file__).parents[2] / "docs" / "frameworks.md").read_text()
-    section = docs.split("### Example", 1)[1].split("\n## ", 1)[0]  # this section only
-    [code] = re.findall(r"```python\n(.*?)```", section, flags=re.S)
-    script = tmp_path / "example.py"
-    script.write_text(code)
-    env = {
-        **os.environ,
-        "OTEL_AGENTS_STORE_PATH": str(tmp_path / "traces.db"),
-        "OPENAI_AGENTS_DISABLE_TRACING": "0",
-    }
-    env.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)
-    done = subprocess.run(
-        [sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=300
+    said, lines = run_docs_example(
+        "frameworks.md",
+        "### Example",  # the first one: this section's
+        tmp_path=tmp_path,
+        env={"OPENAI_AGENTS_DISABLE_TRACING": "0"},
     )
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "Sunny in Paris."
-    shown = subprocess.run(
-        [sys.executable, "-m", "otel_agents.cli", "show"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    lines = [line.strip(" │├└─") for line in shown.stdout.splitlines()]
-    assert any(line.startswith("agent    weather") for line in lines), shown.stdout
-    assert any(line.startswith("tool     get_weather ✓") for line in lines), shown.stdout
+    assert said.strip() == "Sunny in Paris."
+    assert any(line.startswith("agent    weather") for line in lines), lines
+    assert any(line.startswith("tool     get_weather ✓") for line in lines), lines
 
 
 def test_uninstrument_restores_the_tool_invoker_and_stops_recording(
