@@ -75,25 +75,26 @@ class DeferredPoints:
         return DeferredHistogram(histogram, self)
 
     def drain(self) -> None:
-        """Record every queued point into its histogram (any thread; one at a time)."""
+        """Record every queued point into its histogram (any thread; one at a time). Only
+        drainers take from the queue, under the lock: the points counted at the start are
+        there to take (later ones wait for the next drain)."""
         pending = self._pending
         with self._drain_lock:
-            while pending:
-                try:
-                    histogram, value, attributes, span = pending.popleft()
-                except IndexError:  # another thread took the last one
-                    break
+            take, recorded = pending.popleft, 0
+            for _ in range(len(pending)):
+                histogram, value, attributes, span = take()
                 if isinstance(value, tuple):  # times: one point per interval
                     for earlier, later in itertools.pairwise(value):
                         histogram.record(later - earlier, attributes)
-                        self.recorded += 1
-                    continue
-                if span is None:
+                        recorded += 1
+                elif span is None:
                     histogram.record(value, attributes)
+                    recorded += 1
                 else:
                     context = trace.set_span_in_context(span)
                     histogram.record(value, attributes, context=context)
-                self.recorded += 1
+                    recorded += 1
+            self.recorded += recorded
 
     def observe(self, options: CallbackOptions) -> Iterable[Observation]:
         self.drain()
