@@ -21,7 +21,7 @@ from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
-from langchain_core.runnables import RunnableLambda
+from langchain_core.runnables import RunnableConfig, RunnableLambda
 from langchain_core.tools import BaseTool, InjectedToolCallId, tool
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import END, START, MessagesState, StateGraph
@@ -601,8 +601,11 @@ def test_streamed_messages_give_the_same_tree_sync_and_async(telemetry: Telemetr
     def streaming_graph() -> Any:
         model = GenericFakeChatModel(messages=iter([AIMessage("three words here")]))
 
-        def answer(state: MessagesState) -> dict[str, Any]:
-            return {"messages": [model.invoke(state["messages"])]}
+        def answer(state: MessagesState, config: RunnableConfig) -> dict[str, Any]:
+            # `config` passed on: on Python 3.10 LangGraph cannot hand it to a call made in
+            # an async run by itself (its documented requirement), and the call would then
+            # be no part of the graph's run, for LangChain and so for us.
+            return {"messages": [model.invoke(state["messages"], config)]}
 
         builder = StateGraph(MessagesState)
         builder.add_node("answer", answer)
