@@ -24,8 +24,9 @@ Four hooks, all undone by `unpatch()`:
     graph, to each target node), so the ping-pong detector sees back-and-forth;
   - `interrupt()` (`GraphInterrupt`) marks the agent spans it paused as waiting for a human
     (`otel_agents.approval.status` = `pending`, not an error); a later run on the same
-    graph and `thread_id` in this process (the resume) continues the same run id, marked
-    `otel_agents.run.resumed`.
+    graph and `thread_id` (the resume) continues the same run id, marked
+    `otel_agents.run.resumed`: in this process from memory, in any other from the run id
+    we put in the run's metadata, which LangGraph keeps in its checkpoints.
 - `Pregel.stream`/`astream` (which `invoke`/`ainvoke` call): each graph run gets a run id
   given up front, so the handler knows which chain runs are graphs.
 - `BaseChatModel._generate_with_cache`/`_agenerate_with_cache`: the model call runs with
@@ -215,23 +216,28 @@ class OtelAgentsCallbackHandler(BaseCallbackHandler):
                 return  # a plain chain or node: what it runs nests under the nearest agent
             agent_name = name if is_graph else str((metadata or {})[AGENT_METADATA_KEY])
             if parent_run_id is None:
-                self._start_root(run_id, run, agent_name)
+                self._start_root(run_id, run, agent_name, metadata or {})
             else:
                 parent = self.nearest(parent_run_id)
                 self.invocations.add(run_id, handler.start_agent(AgentSpec(agent_name), parent))
         except Exception as exc:
             report_internal_error("langgraph chain start", exc)
 
-    def _start_root(self, run_id: UUID, run: _Run, name: str) -> None:
+    def _start_root(
+        self, run_id: UUID, run: _Run, name: str, metadata: Mapping[str, Any]
+    ) -> None:
         """The outermost graph: the run, continuing the run an interrupt paused on its
-        thread."""
+        thread (known in this process, or named in the checkpoint a resume starts from)."""
         paused = None
         if run.thread_id is not None:
             with self._lock:
                 paused = self._paused_threads.pop((name, run.thread_id), None)
+        given = metadata.get(sc.RUN_ID)
+        run_id_given = paused or (given if isinstance(given, str) else None)
+        resumed = paused is not None or metadata.get(RESUMED_METADATA_KEY) is True
         spec = AgentSpec(name, conversation_id=run.thread_id)
-        agent = handler.start_agent(spec, run_id=paused)
-        if paused is not None:
+        agent = handler.start_agent(spec, run_id=run_id_given)
+        if resumed:
             agent.span.set_attribute(sc.RUN_RESUMED, True)
         self.invocations.add(run_id, agent)
 
@@ -414,6 +420,28 @@ class OtelAgentsCallbackHandler(BaseCallbackHandler):
 # -- reading LangChain's objects --------------------------------------------------------------
 
 
+RESUMED_METADATA_KEY = "otel_agents.run.resumed"
+
+
+def _run_metadata(graph: Any, args: Any, kwargs: Any, config: Mapping[str, Any]) -> dict[str, Any]:
+    """Our run id for a graph run, in its metadata: the paused run's, read back from the
+    graph's last checkpoint, when the input resumes it (`Command(resume=...)` on a thread
+    with a checkpointer); else a new one."""
+    command = _argument(args, kwargs, 0, "input")
+    configurable = config.get("configurable") or {}
+    if (
+        isinstance(command, Command)
+        and command.resume is not None
+        and getattr(graph, "checkpointer", None)
+        and configurable.get("thread_id") is not None
+    ):
+        paused = graph.get_state(config).metadata or {}
+        run_id = paused.get(sc.RUN_ID)
+        if isinstance(run_id, str) and run_id:
+            return {sc.RUN_ID: run_id, RESUMED_METADATA_KEY: True}
+    return {sc.RUN_ID: uuid.uuid4().hex}  # as the run ledger names a run
+
+
 def _thread_id(metadata: Mapping[str, Any]) -> str | None:
     value = metadata.get("thread_id")
     return str(value) if value is not None else None
@@ -586,17 +614,22 @@ class _Wrappers:
         """Give the graph run its run id up front, so its chain start is known as a graph."""
         if self.callbacks.active:
             try:
-                args, kwargs = self._with_run_id(args, kwargs)
+                args, kwargs = self._with_run_id(args, kwargs, instance)
             except Exception as exc:
                 report_internal_error("langgraph graph run id", exc)
         return wrapped(*args, **kwargs)
 
-    def _with_run_id(self, args: Any, kwargs: Any) -> tuple[Any, Any]:
+    def _with_run_id(self, args: Any, kwargs: Any, graph: Any = None) -> tuple[Any, Any]:
         config = dict(_argument(args, kwargs, 1, "config") or {})
         run_id = config.get("run_id")
         if run_id is None:
             run_id = config["run_id"] = _new_run_id()
         self.callbacks.mark_graph_run(run_id)
+        metadata = config.get("metadata")
+        if graph is not None and not (isinstance(metadata, Mapping) and sc.RUN_ID in metadata):
+            # The outermost graph: name our run in the run's metadata, which LangGraph keeps
+            # in its checkpoints, so that a resume in another process continues the run.
+            config["metadata"] = {**(metadata or {}), **_run_metadata(graph, args, kwargs, config)}
         if len(args) > 1:
             return (args[0], config, *args[2:]), kwargs
         return args, {**kwargs, "config": config}

@@ -82,24 +82,35 @@ class RunRow:
             self._take_root_totals(span)
 
     def _take_root_totals(self, root: SpanRow) -> None:
-        self.finished = 1
-        self.root_span_id = root.span_id
-        self.agent = _str(root.get(sc.GEN_AI_AGENT_NAME)) or self.agent
-        self.status = "error" if root.status == "error" else "ok"
-        self.error = root.status_message if root.status == "error" else None
+        segment = RunRow(self.run_id, self.trace_id)
+        segment.finished = 1
+        segment.root_span_id = root.span_id
+        segment.agent = _str(root.get(sc.GEN_AI_AGENT_NAME)) or self.agent
+        segment.status = "error" if root.status == "error" else "ok"
+        segment.error = root.status_message if root.status == "error" else None
         cost = root.get(sc.RUN_COST_USD)
-        self.cost_usd = float(cost) if isinstance(cost, (int, float)) else self.cost_usd
-        self.input_tokens = int_or_zero(root.get(sc.RUN_USAGE_INPUT_TOKENS))
-        self.output_tokens = int_or_zero(root.get(sc.RUN_USAGE_OUTPUT_TOKENS))
-        self.llm_calls = int_or_zero(root.get(sc.RUN_LLM_CALLS))
-        self.tool_calls = int_or_zero(root.get(sc.RUN_TOOL_CALLS))
-        self.handoffs = int_or_zero(root.get(sc.RUN_HANDOFFS))
-        self.retries = int_or_zero(root.get(sc.RUN_RETRIES))
-        self.anomalies = int_or_zero(root.get(sc.RUN_ANOMALIES))
-        self.denials = int_or_zero(root.get(sc.RUN_DENIALS))
+        segment.cost_usd = float(cost) if isinstance(cost, (int, float)) else None
+        for name, attribute in _COUNTED:
+            setattr(segment, name, int_or_zero(root.get(attribute)))
+        if self.finished and self.root_span_id != root.span_id:
+            segment.add_totals(self)  # an earlier segment of the run, in this batch
+        for name in ("finished", "root_span_id", "agent", "status", "error", "cost_usd"):
+            setattr(self, name, getattr(segment, name))
+        for name, _ in _COUNTED:
+            setattr(self, name, getattr(segment, name))
+
+    def add_totals(self, earlier: RunRow) -> None:
+        """A run paused and resumed (a LangGraph interrupt) has a root span per segment,
+        each with its own segment's totals: the run's are their sum."""
+        if earlier.cost_usd is not None:
+            self.cost_usd = (self.cost_usd or 0.0) + earlier.cost_usd
+        for name, _ in _COUNTED:
+            setattr(self, name, getattr(self, name) + getattr(earlier, name))
 
     def merge_into(self, stored: RunRow) -> RunRow:
         """This batch's contribution on top of what the store already has."""
+        if self.finished and stored.finished and stored.root_span_id != self.root_span_id:
+            self.add_totals(stored)  # another segment of a resumed run
         if self.finished:  # the root's totals are final; keep only the wider time range
             merged = RunRow(**{f.name: getattr(self, f.name) for f in fields(RunRow)})
             merged.start_ns = min(stored.start_ns, self.start_ns)
@@ -118,6 +129,17 @@ class RunRow:
 
 
 RUN_FIELDS = tuple(f.name for f in fields(RunRow))
+# The run totals a root span reports, as (field, attribute).
+_COUNTED = (
+    ("input_tokens", sc.RUN_USAGE_INPUT_TOKENS),
+    ("output_tokens", sc.RUN_USAGE_OUTPUT_TOKENS),
+    ("llm_calls", sc.RUN_LLM_CALLS),
+    ("tool_calls", sc.RUN_TOOL_CALLS),
+    ("handoffs", sc.RUN_HANDOFFS),
+    ("retries", sc.RUN_RETRIES),
+    ("anomalies", sc.RUN_ANOMALIES),
+    ("denials", sc.RUN_DENIALS),
+)
 
 
 def write_batch(

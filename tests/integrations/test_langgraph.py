@@ -933,3 +933,38 @@ def test_concurrent_sync_runs_in_threads_do_not_cross_talk(telemetry: Telemetry)
         assert {s.attributes[sc.RUN_ID] for s in children} == {root.attributes[sc.RUN_ID]}
         [tool_span] = [s for s in children if s.name == "execute_tool add"]
         assert tool_span.attributes[sc.GEN_AI_TOOL_CALL_ID] == f"call_{name}"
+
+
+def test_a_resume_in_another_process_continues_the_run(telemetry: Telemetry) -> None:
+    """The paused run's id is in LangGraph's checkpoint (the run's metadata): a resume from
+    that checkpoint by an instrumentation that never saw the pause (another process, here
+    a handler whose memory of the pause is gone) continues the same run; a new run on the
+    thread gets a new id."""
+
+    def approve(state: MessagesState) -> dict[str, Any]:
+        answer = interrupt("Send it?")
+        return {"messages": [("ai", f"approved: {answer}")]}
+
+    builder = StateGraph(MessagesState)
+    builder.add_node("approve", approve)
+    builder.add_edge(START, "approve")
+    saver = InMemorySaver()  # what a database checkpointer keeps across processes
+    config: Any = {"configurable": {"thread_id": "thread-9"}}
+
+    graph = builder.compile(name="mailer", checkpointer=saver)
+    graph.invoke({"messages": [("user", "go")]}, config)
+    [first] = telemetry.spans()
+    handler = integration.callback_handler()
+    assert handler is not None
+    handler._paused_threads.clear()  # another process: no memory of the pause
+    graph = builder.compile(name="mailer", checkpointer=saver)
+    resumed = graph.invoke(Command(resume="yes"), config)
+    again = graph.invoke({"messages": [("user", "and again")]}, config)
+
+    assert resumed["messages"][-1].content == "approved: yes"
+    assert "__interrupt__" in again  # a new run on the thread, paused anew
+    _, second, third = [s for s in telemetry.spans() if s.name == "invoke_agent mailer"]
+    assert second.attributes[sc.RUN_ID] == first.attributes[sc.RUN_ID]
+    assert second.attributes[sc.RUN_RESUMED] is True
+    assert third.attributes[sc.RUN_ID] != first.attributes[sc.RUN_ID]
+    assert sc.RUN_RESUMED not in third.attributes

@@ -254,3 +254,31 @@ def test_the_writer_pauses_between_sub_batches(
     with read(tmp_path / "traces.db") as store:
         assert (store.info().spans, store.info().audit_records) == (512, 511)
         assert store.verify_audit().ok
+
+
+@pytest.mark.parametrize("flush_between", [True, False], ids=["two batches", "one batch"])
+def test_a_resumed_run_sums_the_totals_of_its_segments(tmp_path: Path, flush_between: bool) -> None:
+    """A run paused for a human and resumed (a LangGraph interrupt) has a root span per
+    segment, each reporting its own segment's totals: the stored run has their sum."""
+    from otel_agents.core import handler
+    from otel_agents.core.agent import AgentSpec
+
+    path = tmp_path / "traces.db"
+    provider, _ = store_provider(path)
+    run_id = "0123456789abcdef0123456789abcdef"
+    with instrumented(provider):
+        for vendors in (["V-1", "V-2"], ["V-3"]):  # before the pause, after the resume
+            segment = handler.start_agent(AgentSpec("mailer"), run_id=run_id)
+            token = segment.make_current()
+            for vendor in vendors:
+                lookup(vendor)
+            segment.stop_current(token)
+            handler.stop_agent(segment)
+            if flush_between:
+                provider.force_flush()
+        provider.force_flush()
+    with read(path) as store:
+        run = store.run(run_id)
+        roots = [s for s in store.run_spans(run_id) if s.is_run_root]
+    assert len(roots) == 2
+    assert (run.status, run.agent, run.tool_calls) == ("ok", "mailer", 3)
