@@ -40,7 +40,12 @@ if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
 TRANSPORTS = ("direct", "streams")
-VARIANTS = ("bare", "sdk", "otel-agents", "otel-agents-run")
+VARIANTS = (
+    "bare", "sdk", "otel-agents", "otel-agents-run", "openinference", "openinference+otel-agents",
+)  # fmt: skip
+# OpenInference's MCP instrumentation carries the trace context across and makes no spans of
+# its own; OpenLLMetry's (`opentelemetry-instrumentation-mcp` 0.62.3) fails to instrument
+# mcp 2.x, so it has no row.
 
 
 # --------------------------------------------------------------------- the child process
@@ -97,6 +102,14 @@ def _setup(variant: str) -> tuple[_Counting, Any]:
     mcp_otel._tracer = provider.get_tracer("mcp-python-sdk")
     if variant == "sdk":
         return exporter, contextlib.nullcontext()
+    if variant.startswith("openinference"):
+        try:
+            from openinference.instrumentation.mcp import MCPInstrumentor
+        except ImportError:
+            sys.exit(2)  # not installed: the benchmarks' exit code for it
+        MCPInstrumentor().instrument(tracer_provider=provider)
+        if variant == "openinference":
+            return exporter, contextlib.nullcontext()
     import otel_agents
 
     otel_agents.instrument(
@@ -144,9 +157,14 @@ def child(transport: str, variant: str, calls: int, repeat: int) -> dict[str, An
 # -------------------------------------------------------------------- the parent process
 
 
-def _run_child(transport: str, variant: str, calls: int, repeat: int) -> dict[str, Any]:
+def _run_child(transport: str, variant: str, calls: int, repeat: int) -> dict[str, Any] | None:
+    """The child's measurements; None when the variant is not installed."""
     command = [sys.executable, __file__, "--child", transport, variant, str(calls), str(repeat)]
-    done = subprocess.run(command, capture_output=True, text=True, check=True)
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode == 2:
+        return None
+    if done.returncode != 0:
+        raise RuntimeError(f"{variant}: exit {done.returncode}: {done.stderr[-500:]}")
     result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     return result
 
@@ -191,7 +209,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         bare_cpu = bare_ir = None
         for variant in VARIANTS:
             row = {"transport": transport, "variant": variant}
-            row.update(_run_child(transport, variant, options.calls, options.repeat))
+            measured = _run_child(transport, variant, options.calls, options.repeat)
+            if measured is None:
+                print(f"| {transport} | {variant} | not installed | | | | | |", flush=True)
+                continue
+            row.update(measured)
             if options.instructions:
                 row["instructions"] = _instructions(transport, variant, n1, n2)
             if variant == "bare":
