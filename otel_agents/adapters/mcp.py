@@ -338,14 +338,38 @@ def _link_of(session: Any) -> _Link | None:
 def _write(
     wrapped: Callable[..., Any], dispatcher: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> Any:
-    """The dispatcher writes a message: a tools/call of ours gets its request id noted.
-    Returns the SDK's own coroutine, untouched."""
-    outbound = _outbound.get()
-    if outbound is not None and outbound.request_id is None:
+    """The dispatcher writes a message: a tools/call of ours gets its request id noted, and
+    the SDK's span of any request it sends (`MCP send {method}`, current while it writes:
+    initialize, tools/list, resources/read, prompts/get, ...) gets the transport and the
+    session id the conventions give it, which the SDK does not know. Returns the SDK's own
+    coroutine, untouched."""
+    try:
         message = args[0] if args else kwargs.get("message")
-        if getattr(message, "method", None) == TOOLS_CALL:
-            outbound.request_id = str(getattr(message, "id", ""))
+        method = getattr(message, "method", None)
+        if method is not None and getattr(message, "id", None) is not None:  # a request
+            outbound = _outbound.get()
+            if outbound is not None and outbound.request_id is None and method == TOOLS_CALL:
+                outbound.request_id = str(getattr(message, "id", ""))
+            _describe_sent_request(dispatcher)
+    except Exception as exc:
+        report_internal_error("mcp outbound request", exc)
     return wrapped(*args, **kwargs)
+
+
+def _describe_sent_request(dispatcher: Any) -> None:
+    stream = getattr(dispatcher, "_write_stream", None)
+    entry = _links.get(id(stream)) if stream is not None else None
+    if entry is None or entry[0] is not stream:
+        return  # in memory: no network transport, no session
+    span = trace.get_current_span()
+    if not span.is_recording():
+        return
+    link = entry[1]
+    attributes: dict[str, AttributeValue] = {sc.NETWORK_TRANSPORT: link.transport}
+    session_id = link.session_id
+    if session_id is not None:
+        attributes[sc.MCP_SESSION_ID] = session_id
+    span.set_attributes(attributes)
 
 
 async def _post_writer(

@@ -300,6 +300,9 @@ async def test_over_stdio_our_span_has_the_request_id_transport_and_server_name(
     assert attrs(ours)[sc.NETWORK_TRANSPORT] == "pipe"
     assert attrs(ours)[sc.MCP_SERVER_NAME] == "probe"
     assert sc.MCP_SESSION_ID not in attrs(ours)  # stdio has no session id
+    requests = [s for s in telemetry.spans() if s.name.startswith("MCP send")]
+    assert len(requests) > 1  # the session's set-up and listing, and the call
+    assert {attrs(s).get(sc.NETWORK_TRANSPORT) for s in requests} == {"pipe"}
 
 
 async def test_in_memory_there_is_no_network_transport(telemetry: Any) -> None:
@@ -491,6 +494,7 @@ async def test_over_streamable_http_one_trace_with_the_session_id_on_both_sides(
         # A pre-2026-07-28 session: the server assigns an `Mcp-Session-Id`.
         async with Client(f"{base}/mcp", mode="legacy") as client:
             result = await client.call_tool("lookup_vendor", {"vendor_id": "v-20"})
+            await client.list_tools()
 
     assert result.content[0].text == "vendor v-20"  # type: ignore[union-attr]
     (ours,) = client_spans(telemetry, "lookup_vendor")
@@ -508,6 +512,11 @@ async def test_over_streamable_http_one_trace_with_the_session_id_on_both_sides(
     assert attrs(ours)[sc.NETWORK_TRANSPORT] == attrs(ran)[sc.NETWORK_TRANSPORT] == "tcp"
     assert attrs(ours)[sc.JSONRPC_REQUEST_ID] == attrs(ran)[sc.JSONRPC_REQUEST_ID]
     assert attrs(ours)[sc.MCP_SERVER_NAME] == attrs(ran)[sc.MCP_SERVER_NAME] == "vendors"
+    # The SDK's own spans of the other requests carry the transport and session too.
+    listed = spans_named(telemetry, "MCP send tools/list")
+    assert listed and all(attrs(s)[sc.MCP_SESSION_ID] == session_id for s in listed)
+    assert all(attrs(s)[sc.NETWORK_TRANSPORT] == "tcp" for s in listed)
+    assert attrs(sent)[sc.MCP_SESSION_ID] == session_id
 
 
 async def test_over_streamable_http_a_modern_session_has_no_session_id(telemetry: Any) -> None:
