@@ -140,6 +140,7 @@ class OtelAgentsCallbackHandler(BaseCallbackHandler):
         self._runs = _Bounded()
         self._graph_runs = _Bounded()
         self._paused_threads = _Bounded()  # (graph, thread_id) -> a paused run's id
+        self._node_tokens = _Bounded()  # a node's run id -> the token of its agent's context
         # Commands already recorded: the same object can end several nested runs. Kept by
         # reference (an id could be reused by the next command once this one is freed).
         self._handed_off: deque[Command[Any]] = deque(maxlen=64)
@@ -213,7 +214,17 @@ class OtelAgentsCallbackHandler(BaseCallbackHandler):
             run = self._add_run(run_id, parent_run_id, name, metadata)
             is_graph = self._is_graph_run(run_id)
             if not (is_graph or run.marked_agent):
-                return  # a plain chain or node: what it runs nests under the nearest agent
+                # A plain chain or node: what it runs nests under the nearest agent. A node's
+                # own code runs with that agent current, so that what it calls outside
+                # LangChain (an `@otel_agents.tool`, an SDK client) is part of the run too.
+                agent = self.nearest(parent_run_id) if run.node == name else None
+                if agent is not None:
+                    context = agent.child_context()
+                    tokens = self._node_tokens  # in line from the attach on: nothing can fail
+                    tokens[run_id] = otel_context.attach(context)
+                    if len(tokens) > tokens.limit:  # a node that never ended: forget it
+                        tokens.popitem(last=False)
+                return
             agent_name = name if is_graph else str((metadata or {})[AGENT_METADATA_KEY])
             if parent_run_id is None:
                 self._start_root(run_id, run, agent_name, metadata or {})
@@ -242,6 +253,12 @@ class OtelAgentsCallbackHandler(BaseCallbackHandler):
         self.invocations.add(run_id, agent)
 
     def on_chain_end(self, outputs: Any, *, run_id: UUID, **kwargs: Any) -> None:
+        token = self._node_tokens.pop(run_id, None)  # a node's context: put back, in line
+        if token is not None:
+            try:
+                otel_context.detach(token)
+            except Exception as exc:  # ended in another context than it started in
+                report_internal_error("langgraph node context", exc)
         try:
             if self.active:  # a command to the parent graph is recorded as it bubbles up
                 local = [c for c in _commands(outputs) if c.graph is None]
@@ -251,6 +268,12 @@ class OtelAgentsCallbackHandler(BaseCallbackHandler):
             report_internal_error("langgraph chain end", exc)
 
     def on_chain_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
+        token = self._node_tokens.pop(run_id, None)  # a node's context: put back, in line
+        if token is not None:
+            try:
+                otel_context.detach(token)
+            except Exception as exc:  # ended in another context than it started in
+                report_internal_error("langgraph node context", exc)
         try:
             if self.active and isinstance(error, ParentCommand):
                 # As raised in the node; the parent graph re-raises it rewritten: skip those.

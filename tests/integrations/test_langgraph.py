@@ -27,6 +27,7 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import END, START, MessagesState, StateGraph
 from langgraph.prebuilt import ToolNode
 from langgraph.types import Command, interrupt
+from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan
 from pydantic import Field
@@ -968,3 +969,39 @@ def test_a_resume_in_another_process_continues_the_run(telemetry: Telemetry) -> 
     assert second.attributes[sc.RUN_RESUMED] is True
     assert third.attributes[sc.RUN_ID] != first.attributes[sc.RUN_ID]
     assert sc.RUN_RESUMED not in third.attributes
+
+
+def test_what_a_node_calls_outside_langchain_is_part_of_the_run(telemetry: Telemetry) -> None:
+    """A node's own code runs with its agent current: an `@otel_agents.tool` it calls (as
+    an SDK client our adapters trace would) nests under the agent and counts in the run,
+    sync and async, in parallel branches too; the context is as it was afterwards."""
+    import otel_agents
+
+    @otel_agents.tool
+    def lookup(vendor: str) -> str:
+        return vendor.upper()
+
+    def sync_node(state: MessagesState) -> dict[str, Any]:
+        return {"messages": [("ai", lookup("sync"))]}
+
+    async def async_node(state: MessagesState) -> dict[str, Any]:
+        return {"messages": [("ai", lookup("async"))]}
+
+    def graph(node: Any) -> Any:
+        builder = StateGraph(MessagesState)
+        builder.add_node("left", node)
+        builder.add_node("right", node)
+        builder.add_edge(START, "left")
+        builder.add_edge(START, "right")
+        return builder.compile(name="desk")
+
+    before = otel_context.get_current()
+    graph(sync_node).invoke({"messages": [("user", "go")]})
+    asyncio.run(graph(async_node).ainvoke({"messages": [("user", "go")]}))
+    assert otel_context.get_current() is before
+
+    roots = [s for s in telemetry.spans() if s.name == "invoke_agent desk"]
+    tools = [s for s in telemetry.spans() if s.name == "execute_tool lookup"]
+    assert len(roots) == 2 and len(tools) == 4
+    assert all(_parent_name(tool, telemetry) == "invoke_agent desk" for tool in tools)
+    assert [root.attributes[sc.RUN_TOOL_CALLS] for root in roots] == [2, 2]
