@@ -13,7 +13,9 @@ Four hooks, all undone by `unpatch()`:
     or the first run whose metadata names an agent (`add_node("review", review, metadata=
     {"gen_ai.agent.name": "reviewer"})`: LangChain passes node metadata down to everything
     the node runs, so only its first carrier counts). Other nodes and chains get no span:
-    what runs in them nests under their nearest agent;
+    what runs in them nests under their nearest agent, and a node's own code runs with that
+    agent's context attached (from the node's start to its end), so that what it calls
+    outside LangChain (an `@otel_agents.tool`, an SDK client) is part of the run;
   - a chat model is recorded from `on_chat_model_start`/`on_llm_end` (`chat {model}`:
     model, tokens from `usage_metadata`, the tool calls it requested with their ids, cost
     where priced), unless its provider's client is one our adapters already trace (the
