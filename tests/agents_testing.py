@@ -150,3 +150,16 @@ def run_docs_example(
     )  # fmt: skip
     assert shown.returncode == 0, shown.stderr
     return done.stdout, [line.strip(" │├└─") for line in shown.stdout.splitlines()]
+
+
+# A policy that denies the `delete_records` tool, for the framework integrations' tests.
+DENY_POLICY = """
+version: 1
+mode: enforce
+rules:
+  - id: no-deletes
+    match:
+      tool: delete_records
+    verdict: deny
+    reason: Agents never delete records.
+"""

@@ -16,7 +16,7 @@ import pytest
 
 pytest.importorskip("langgraph.pregel")
 
-from agents_testing import Telemetry, instrumented, run_docs_example
+from agents_testing import DENY_POLICY, Telemetry, instrumented, run_docs_example
 from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
@@ -264,17 +264,6 @@ def test_subgraph_and_marked_node_are_nested_agents(telemetry: Telemetry) -> Non
     ]
     assert telemetry.span("invoke_agent team").attributes[sc.RUN_LLM_CALLS] == 2
 
-
-DENY_POLICY = """
-version: 1
-mode: enforce
-rules:
-  - id: no-deletes
-    match:
-      tool: delete_records
-    verdict: deny
-    reason: Agents never delete records.
-"""
 
 
 def test_tool_denied_by_policy_never_runs_and_the_model_sees_a_tool_error(

@@ -36,7 +36,7 @@ from agents import (
 )
 from agents.extensions import handoff_filters
 from agents.handoffs import HandoffInputData
-from agents_testing import Telemetry, instrumented, run_docs_example
+from agents_testing import DENY_POLICY, Telemetry, instrumented, run_docs_example
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
@@ -895,17 +895,6 @@ def test_the_same_spans_arrive_over_otlp(monkeypatch: pytest.MonkeyPatch) -> Non
     assert (root[sc.RUN_TOOL_CALLS], root[sc.RUN_HANDOFFS], root[sc.RUN_DENIALS]) == (2, 1, 1)
     assert root[sc.RUN_LLM_CALLS] == 4
 
-
-DENY_POLICY = """
-version: 1
-mode: enforce
-rules:
-  - id: no-deletes
-    match:
-      tool: delete_records
-    verdict: deny
-    reason: Agents never delete records.
-"""
 
 
 def test_tool_denied_by_policy_never_runs_and_the_model_sees_a_tool_error(
