@@ -54,6 +54,7 @@ from opentelemetry.util.types import AttributeValue
 
 from otel_agents import semconv as sc
 from otel_agents.adapters.fields import (
+    Parameter,
     count,
     error_in_body,
     field_of,
@@ -62,6 +63,8 @@ from otel_agents.adapters.fields import (
     is_omitted,
     items,
     number,
+    read_parameters,
+    strings,
     text,
 )
 from otel_agents.adapters.stainless import StainlessClient, server_of
@@ -137,26 +140,18 @@ def _conversation_id(client: Any) -> str | None:
     return text(options.get("conversation_id")) if isinstance(options, Mapping) else None
 
 
+_PARAMETERS: tuple[Parameter, ...] = (
+    ("max_tokens", sc.GEN_AI_REQUEST_MAX_TOKENS, integer),
+    ("top_k", sc.GEN_AI_REQUEST_TOP_K, integer),  # an int in the conventions (it was a double)
+    ("temperature", sc.GEN_AI_REQUEST_TEMPERATURE, number),
+    ("top_p", sc.GEN_AI_REQUEST_TOP_P, number),
+    ("stop_sequences", sc.GEN_AI_REQUEST_STOP_SEQUENCES, strings),
+)
+
+
 def request_parameters(body: Mapping[str, Any]) -> dict[str, AttributeValue]:
     """The `gen_ai.request.*` attributes a Messages body sets."""
-    parameters: dict[str, AttributeValue] = {}
-    for key, attribute in (
-        ("max_tokens", sc.GEN_AI_REQUEST_MAX_TOKENS),
-        ("top_k", sc.GEN_AI_REQUEST_TOP_K),  # an int in the conventions (it was a double)
-    ):
-        whole = integer(field_of(body, key))
-        if whole is not None:
-            parameters[attribute] = whole
-    for key, attribute in (
-        ("temperature", sc.GEN_AI_REQUEST_TEMPERATURE),
-        ("top_p", sc.GEN_AI_REQUEST_TOP_P),
-    ):
-        value = number(field_of(body, key))
-        if value is not None:
-            parameters[attribute] = value
-    stops = [s for s in items(field_of(body, "stop_sequences")) if isinstance(s, str)]
-    if stops:
-        parameters[sc.GEN_AI_REQUEST_STOP_SEQUENCES] = stops
+    parameters = read_parameters(body, _PARAMETERS)
     # `output_config.effort` (low/medium/high/max) is a reasoning level; a thinking budget
     # in tokens is not, so it is left out.
     output_config = field_of(body, "output_config")

@@ -32,12 +32,15 @@ from opentelemetry.util.types import AttributeValue
 
 from otel_agents import semconv as sc
 from otel_agents.adapters.fields import (
+    Parameter,
     count,
     field_of,
     integer,
     items,
     number,
+    read_parameters,
     server_of_url,
+    strings,
     text,
 )
 from otel_agents.adapters.kit import ClientAdapter, Hook, Readers, StreamSlot, finish_with
@@ -87,23 +90,17 @@ def _server(client: Any) -> tuple[str | None, int | None]:
     return server_of_url(text(getattr(getattr(client, "meta", None), "endpoint_url", None)))
 
 
+_PARAMETERS: tuple[Parameter, ...] = (
+    ("maxTokens", sc.GEN_AI_REQUEST_MAX_TOKENS, integer),
+    ("temperature", sc.GEN_AI_REQUEST_TEMPERATURE, number),
+    ("topP", sc.GEN_AI_REQUEST_TOP_P, number),
+    ("stopSequences", sc.GEN_AI_REQUEST_STOP_SEQUENCES, strings),
+)
+
+
 def request_parameters(config: Any) -> dict[str, AttributeValue]:
     """The `gen_ai.request.*` attributes of `inferenceConfig`."""
-    parameters: dict[str, AttributeValue] = {}
-    max_tokens = integer(field_of(config, "maxTokens"))
-    if max_tokens is not None:
-        parameters[sc.GEN_AI_REQUEST_MAX_TOKENS] = max_tokens
-    for key, attribute in (
-        ("temperature", sc.GEN_AI_REQUEST_TEMPERATURE),
-        ("topP", sc.GEN_AI_REQUEST_TOP_P),
-    ):
-        value = number(field_of(config, key))
-        if value is not None:
-            parameters[attribute] = value
-    stops = [s for s in items(field_of(config, "stopSequences")) if isinstance(s, str)]
-    if stops:
-        parameters[sc.GEN_AI_REQUEST_STOP_SEQUENCES] = stops
-    return parameters
+    return read_parameters(config, _PARAMETERS)
 
 
 def tool_definitions(tool_config: Any) -> list[dict[str, Any]] | None:

@@ -10,10 +10,12 @@ a type check and a dict lookup each.
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
 from urllib.parse import urlsplit
+
+from opentelemetry.util.types import AttributeValue
 
 _MISSING: Any = object()
 _OMITTED = frozenset({"Omit", "NotGiven"})  # the SDKs' sentinels for unset parameters
@@ -169,6 +171,27 @@ def number(value: Any) -> float | None:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
     return None
+
+
+def strings(value: Any) -> list[str] | None:
+    """The strings of a list (`stop_sequences`: others skipped); None when there are none."""
+    found = [item for item in items(value) if isinstance(item, str)]
+    return found or None
+
+
+# (field, attribute, reader): one request parameter an adapter reads from a body or config.
+Parameter = tuple[str, str, Callable[[Any], AttributeValue | None]]
+
+
+def read_parameters(source: Any, parameters: Iterable[Parameter]) -> dict[str, AttributeValue]:
+    """The `gen_ai.request.*` attributes of `source` (a request body, an SDK config object
+    or dict): each field its reader accepts, under its attribute."""
+    found: dict[str, AttributeValue] = {}
+    for key, attribute, read in parameters:
+        value = read(field_of(source, key))
+        if value is not None:
+            found[attribute] = value
+    return found
 
 
 def count(value: Any) -> int:

@@ -28,12 +28,15 @@ from opentelemetry.util.types import AttributeValue
 
 from otel_agents import semconv as sc
 from otel_agents.adapters.fields import (
+    Parameter,
     count,
     field_of,
     integer,
     items,
     number,
+    read_parameters,
     server_of_url,
+    strings,
     text,
 )
 from otel_agents.adapters.kit import ClientAdapter, Hook, Readers
@@ -96,30 +99,28 @@ def _model_name(model: str | None) -> str | None:
     return model
 
 
+def _whole(value: Any) -> int | None:
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return integer(value)
+
+
+_PARAMETERS: tuple[Parameter, ...] = (
+    ("max_output_tokens", sc.GEN_AI_REQUEST_MAX_TOKENS, _whole),
+    ("top_k", sc.GEN_AI_REQUEST_TOP_K, _whole),  # a float in the SDK, an int in the conventions
+    ("candidate_count", sc.GEN_AI_REQUEST_CHOICE_COUNT, _whole),
+    ("seed", sc.GEN_AI_REQUEST_SEED, _whole),
+    ("temperature", sc.GEN_AI_REQUEST_TEMPERATURE, number),
+    ("top_p", sc.GEN_AI_REQUEST_TOP_P, number),
+    ("presence_penalty", sc.GEN_AI_REQUEST_PRESENCE_PENALTY, number),
+    ("frequency_penalty", sc.GEN_AI_REQUEST_FREQUENCY_PENALTY, number),
+    ("stop_sequences", sc.GEN_AI_REQUEST_STOP_SEQUENCES, strings),
+)
+
+
 def request_parameters(config: Any) -> dict[str, AttributeValue]:
     """The `gen_ai.request.*` attributes a `GenerateContentConfig` (or dict) sets."""
-    parameters: dict[str, AttributeValue] = {}
-    for key, attribute in (
-        ("max_output_tokens", sc.GEN_AI_REQUEST_MAX_TOKENS),
-        ("top_k", sc.GEN_AI_REQUEST_TOP_K),  # a float in the SDK, an int in the conventions
-        ("candidate_count", sc.GEN_AI_REQUEST_CHOICE_COUNT),
-        ("seed", sc.GEN_AI_REQUEST_SEED),
-    ):
-        whole = _whole(field_of(config, key))
-        if whole is not None:
-            parameters[attribute] = whole
-    for key, attribute in (
-        ("temperature", sc.GEN_AI_REQUEST_TEMPERATURE),
-        ("top_p", sc.GEN_AI_REQUEST_TOP_P),
-        ("presence_penalty", sc.GEN_AI_REQUEST_PRESENCE_PENALTY),
-        ("frequency_penalty", sc.GEN_AI_REQUEST_FREQUENCY_PENALTY),
-    ):
-        value = number(field_of(config, key))
-        if value is not None:
-            parameters[attribute] = value
-    stops = [s for s in items(field_of(config, "stop_sequences")) if isinstance(s, str)]
-    if stops:
-        parameters[sc.GEN_AI_REQUEST_STOP_SEQUENCES] = stops
+    parameters = read_parameters(config, _PARAMETERS)
     mime = text(field_of(config, "response_mime_type"))
     if mime in _JSON_MIME_TYPES or field_of(config, "response_schema") is not None:
         parameters[sc.GEN_AI_OUTPUT_TYPE] = sc.GenAiOutputTypeValues.JSON
@@ -127,12 +128,6 @@ def request_parameters(config: Any) -> dict[str, AttributeValue]:
     if level is not None:
         parameters[sc.GEN_AI_REQUEST_REASONING_LEVEL] = str(getattr(level, "value", level)).lower()
     return parameters
-
-
-def _whole(value: Any) -> int | None:
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return integer(value)
 
 
 def _contents(contents: Any) -> list[Any]:
