@@ -1,7 +1,9 @@
 """Wrapping methods with wrapt, undoably, beside other instrumentations.
 
-Its own module (not the adapter kit's) so that what `instrument()` patches at once (thread
-start and pool submission: `thread_context.py`) does not import the inference core.
+Its own module (not the adapter kit's), and wrapt imported only when something is wrapped
+with it: `instrument()` imports this module (`thread_context.py` walks wrapper chains with
+`wrapper_in_chain`) and should import neither the inference core nor wrapt, which brings
+asyncio, ssl and `importlib.metadata`.
 """
 
 from __future__ import annotations
@@ -9,8 +11,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
-
-import wrapt
 
 
 @dataclass
@@ -36,6 +36,8 @@ class Patcher:
             if not any(ours is found for _, _, ours in self._patched):
                 self._patched.append((owner, name, found))
             return
+        import wrapt  # here, not at import: `instrument()` imports this module, not wrapt
+
         wrapt.wrap_function_wrapper(owner, name, wrapper)
         self._patched.append((owner, name, _own_attribute(owner, name)))
 
@@ -50,14 +52,26 @@ class Patcher:
 
     def ours_in(self, method: Any) -> Any:
         """Our wrapper, if it is `method` or under it in a chain of wrappers; else None."""
-        for _ in range(32):  # a chain of wrappers is short; never loop on a strange one
-            if not isinstance(method, wrapt.FunctionWrapper):
-                return None
-            # `==`: a bound method is made anew on each access, but compares equal.
-            if getattr(method, "_self_wrapper", None) in self._wrappers:
-                return method
-            method = method.__wrapped__
-        return None
+        import wrapt
+
+        # `==` (in): a bound method is made anew on each access, but compares equal.
+        return wrapper_in_chain(
+            method,
+            lambda found: isinstance(found, wrapt.FunctionWrapper)
+            and getattr(found, "_self_wrapper", None) in self._wrappers,
+        )
+
+
+def wrapper_in_chain(method: Any, is_ours: Callable[[Any], bool]) -> Any:
+    """The first of `method` and the wrappers under it (`__wrapped__`) that `is_ours`;
+    else None."""
+    for _ in range(32):  # a chain of wrappers is short; never loop on a strange one
+        if method is None:
+            return None
+        if is_ours(method):
+            return method
+        method = getattr(method, "__wrapped__", None)
+    return None
 
 
 def _own_attribute(owner: Any, name: str) -> Any:
@@ -65,4 +79,4 @@ def _own_attribute(owner: Any, name: str) -> Any:
     return namespace.get(name) if namespace is not None else getattr(owner, name, None)
 
 
-__all__ = ["Patcher"]
+__all__ = ["Patcher", "wrapper_in_chain"]

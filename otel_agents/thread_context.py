@@ -26,6 +26,7 @@ from typing import Any
 
 from opentelemetry import context as otel_context
 
+from otel_agents.patching import wrapper_in_chain
 from otel_agents.runtime import report_internal_error
 
 _CONTEXT_ATTRIBUTE = "_otel_agents_context"
@@ -70,13 +71,9 @@ def _replace(
 
 def _ours_in(method: Any) -> Any:
     """Our wrapper, if it is `method` or under it in a chain of wrappers; else None."""
-    for _ in range(32):  # a chain of wrappers is short; never loop on a strange one
-        if method is None:
-            return None
-        if isinstance(method, types.FunctionType) and _MARK in method.__dict__:
-            return method
-        method = getattr(method, "__wrapped__", None)
-    return None
+    return wrapper_in_chain(
+        method, lambda found: isinstance(found, types.FunctionType) and _MARK in found.__dict__
+    )
 
 
 def _threading_instrumentor_is_on() -> bool:

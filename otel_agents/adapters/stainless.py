@@ -80,10 +80,7 @@ class StainlessClient:
 
     def _route(self, client: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Readers | None:
         """`request(cast_to, options, ...)`: the readers of the endpoint `options` names."""
-        options = args[1] if len(args) > 1 else kwargs.get("options")
-        # `_route_key`, in line: every call's path
-        method, url = getattr(options, "method", ""), getattr(options, "url", "")
-        return self._readers.get((str(method).lower(), str(url)))
+        return self._readers.get(_route_key(args[1] if len(args) > 1 else kwargs.get("options")))
 
     def patch(self, base_client_module: ModuleType | None = None) -> None:
         adapter = self.adapter

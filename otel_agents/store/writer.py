@@ -10,7 +10,7 @@ import json
 import sqlite3
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import Any, TypeVar
 
 from otel_agents import semconv as sc
@@ -82,22 +82,19 @@ class RunRow:
             self._take_root_totals(span)
 
     def _take_root_totals(self, root: SpanRow) -> None:
-        segment = RunRow(self.run_id, self.trace_id)
-        segment.finished = 1
-        segment.root_span_id = root.span_id
-        segment.agent = _str(root.get(sc.GEN_AI_AGENT_NAME)) or self.agent
-        segment.status = "error" if root.status == "error" else "ok"
-        segment.error = root.status_message if root.status == "error" else None
+        # Another root of the run in this batch: an earlier segment of a resumed run.
+        earlier = replace(self) if self.finished and self.root_span_id != root.span_id else None
+        self.finished = 1
+        self.root_span_id = root.span_id
+        self.agent = _str(root.get(sc.GEN_AI_AGENT_NAME)) or self.agent
+        self.status = "error" if root.status == "error" else "ok"
+        self.error = root.status_message if root.status == "error" else None
         cost = root.get(sc.RUN_COST_USD)
-        segment.cost_usd = float(cost) if isinstance(cost, (int, float)) else None
+        self.cost_usd = float(cost) if isinstance(cost, (int, float)) else None
         for name, attribute in _COUNTED:
-            setattr(segment, name, int_or_zero(root.get(attribute)))
-        if self.finished and self.root_span_id != root.span_id:
-            segment.add_totals(self)  # an earlier segment of the run, in this batch
-        for name in ("finished", "root_span_id", "agent", "status", "error", "cost_usd"):
-            setattr(self, name, getattr(segment, name))
-        for name, _ in _COUNTED:
-            setattr(self, name, getattr(segment, name))
+            setattr(self, name, int_or_zero(root.get(attribute)))
+        if earlier is not None:
+            self.add_totals(earlier)
 
     def add_totals(self, earlier: RunRow) -> None:
         """A run paused and resumed (a LangGraph interrupt) has a root span per segment,

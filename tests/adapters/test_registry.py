@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -43,3 +44,21 @@ def test_finding_a_dotted_client_imports_none_of_its_packages() -> None:
 
 def test_the_registry_names_dotted_client_modules() -> None:
     assert any("." in adapter.client_module for adapter in ADAPTERS)
+
+
+def test_instrument_imports_no_client_nor_wrapt() -> None:
+    """`instrument()` patches clients when the application imports them: before that it
+    imports none of them, nor wrapt (and with it asyncio), which only patching needs."""
+    code = (
+        "import sys\n"
+        "from opentelemetry.sdk.trace import TracerProvider\n"
+        "import otel_agents\n"
+        "otel_agents.instrument(tracer_provider=TracerProvider(), configure_sdk=False)\n"
+        "heavy = ('wrapt', 'asyncio', 'openai', 'anthropic', 'botocore', 'mcp', 'agents')\n"
+        "print(sorted(name for name in heavy if name in sys.modules))\n"
+    )
+    env = {**os.environ, "OTEL_AGENTS_STORE": "off"}
+    output = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+    ).stdout.splitlines()
+    assert output[-1] == "[]", output
