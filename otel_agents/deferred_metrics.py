@@ -32,12 +32,32 @@ from opentelemetry.trace import Span
 from opentelemetry.util.types import AttributeValue
 
 from otel_agents import semconv as sc
+from otel_agents.bulk_histogram import record_values
 
 MAX_PENDING = 16_384
 
 # (histogram, value, attributes, span): a tuple of monotonic times as the value stands for
 # one point per interval between consecutive times (`record_intervals`).
 _Point = tuple[Histogram, float | tuple[float, ...], Mapping[str, AttributeValue], Span | None]
+
+
+# The points of one histogram and attribute set in one drain: (histogram, attributes, values).
+_Group = tuple[Histogram, Mapping[str, AttributeValue], list[float]]
+
+
+def _group_of(
+    groups: dict[object, _Group], histogram: Histogram, attributes: Mapping[str, AttributeValue]
+) -> _Group:
+    """The group of `histogram` and an attribute set equal to `attributes` (values of the
+    same types: True and 1 are different attributes)."""
+    try:
+        key: object = (histogram, tuple(attributes.items()), tuple(map(type, attributes.values())))
+        group = groups.get(key)
+    except TypeError:  # an unhashable value (a list): a group of its own
+        key, group = id(attributes), None
+    if group is None:
+        group = groups[key] = (histogram, attributes, [])
+    return group
 
 
 class DeferredPoints:
@@ -77,23 +97,28 @@ class DeferredPoints:
     def drain(self) -> None:
         """Record every queued point into its histogram (any thread; one at a time). Only
         drainers take from the queue, under the lock: the points counted at the start are
-        there to take (later ones wait for the next drain)."""
+        there to take (later ones wait for the next drain). Points without a span are
+        grouped by histogram and attribute set and recorded a group at a time
+        (`bulk_histogram`)."""
         pending = self._pending
         with self._drain_lock:
             take, recorded = pending.popleft, 0
+            groups: dict[object, _Group] = {}
             for _ in range(len(pending)):
                 histogram, value, attributes, span = take()
-                if isinstance(value, tuple):  # times: one point per interval
-                    for earlier, later in itertools.pairwise(value):
-                        histogram.record(later - earlier, attributes)
-                        recorded += 1
-                elif span is None:
-                    histogram.record(value, attributes)
-                    recorded += 1
-                else:
+                if span is not None:  # its exemplar names the span: recorded on its own
                     context = trace.set_span_in_context(span)
-                    histogram.record(value, attributes, context=context)
+                    histogram.record(value, attributes, context=context)  # type: ignore[arg-type]
                     recorded += 1
+                    continue
+                values = _group_of(groups, histogram, attributes)[2]
+                if isinstance(value, tuple):  # times: one point per interval
+                    values.extend(later - earlier for earlier, later in itertools.pairwise(value))
+                else:
+                    values.append(value)
+            for histogram, attributes, values in groups.values():
+                record_values(histogram, values, attributes)
+                recorded += len(values)
             self.recorded += recorded
 
     def observe(self, options: CallbackOptions) -> Iterable[Observation]:
