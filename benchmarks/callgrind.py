@@ -32,7 +32,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -50,16 +51,31 @@ LLM_WORKLOADS = (
 )
 WORKLOADS = (*LLM_WORKLOADS, TOOL_WORKLOAD)
 BASE_VARIANTS = ("bare", "floor", "otel-agents", "otel-agents-run")
-PEER_VARIANTS = ("openai-v2", "openllmetry", "openinference")
-VARIANTS = (*BASE_VARIANTS, *PEER_VARIANTS)
+PEER_VARIANTS = ("openai-v2", "openllmetry", "openinference", "anthropic-native")
+VARIANTS = (*BASE_VARIANTS, "otel-agents-content", *PEER_VARIANTS)
+README_START = "<!-- callgrind.py --readme: start -->"
+README_END = "<!-- callgrind.py --readme: end -->"
 FLOOR_NOTE = (
-    "floor = one hand-written OpenTelemetry span (`start_as_current_span`) with 20 "
-    "attributes set at start, plus ONE histogram point (`gen_ai.client.operation.duration`), "
-    "around the same call, recorded into the same SDK as every variant: TracerProvider + "
+    "floor = what a hand-written instrumentation recording the same telemetry costs: one "
+    "OpenTelemetry span (`start_as_current_span`) with 20 attributes set at start around the "
+    "same call, plus the same metric points otel-agents records for that call (FLOOR_POINTS: "
+    "each histogram point a `Histogram.record`, each counter increment a `Counter.add`, "
+    "with 4 or 5 attributes), recorded into the same SDK as every variant: TracerProvider + "
     "SimpleSpanProcessor with an exporter that counts and drops spans (the recording a "
     "BatchSpanProcessor does on the calling thread, without its queue and worker), "
-    "MeterProvider + in-memory delta reader (never collected during the calls)"
+    "MeterProvider + in-memory delta reader, collected once after the calls (in every "
+    "variant: the collection records otel-agents' deferred points, so it is counted)"
 )
+# The metric points otel-agents records per call of each workload (histogram points,
+# counter increments); `tests/test_callgrind_parse.py` checks the histogram points against
+# what otel-agents records, so the floor records the same.
+FLOOR_POINTS: dict[str, tuple[int, int]] = {
+    "openai-chat": (3, 5),  # duration, input and output tokens; usage x4, cost
+    "openai-chat-stream": (17, 4),  # + time to first chunk, 13 times per chunk
+    "anthropic-messages": (3, 5),
+    "anthropic-messages-stream": (25, 4),  # + time to first chunk, 21 times per chunk
+    "tool-call": (1, 1),  # duration; tool calls
+}
 VERSIONED = ("openai", "anthropic", "opentelemetry-sdk", "opentelemetry-api", "otel-agents")
 
 _TOTALS = re.compile(r"^(?:summary|totals):\s+(\d+)", re.MULTILINE)
@@ -147,21 +163,32 @@ FLOOR_ATTRIBUTES: dict[str, Any] = {
 }
 
 
-def _floor(telemetry: Any, call: Callable[[], object]) -> Callable[[], object]:
+def _floor(telemetry: Any, call: Callable[[], object], workload: str) -> Callable[[], object]:
     from opentelemetry.trace import SpanKind
 
     tracer = telemetry.tracer_provider.get_tracer("floor")
-    histogram = telemetry.meter_provider.get_meter("floor").create_histogram(
-        "gen_ai.client.operation.duration", unit="s"
-    )
-    point = {"gen_ai.operation.name": "chat", "gen_ai.request.model": "gpt-4.1"}
+    meter = telemetry.meter_provider.get_meter("floor")
+    histograms, counters = FLOOR_POINTS[workload]
+    histogram = meter.create_histogram("gen_ai.client.operation.duration", unit="s")
+    counter = meter.create_counter("gen_ai.client.token.usage")
+    point = {
+        "gen_ai.operation.name": "chat",
+        "gen_ai.provider.name": "openai",
+        "gen_ai.request.model": "gpt-4.1",
+        "gen_ai.response.model": "gpt-4.1-2025-04-14",
+    }
 
     def floor() -> object:
+        started = time.monotonic()
         with tracer.start_as_current_span(
             "chat gpt-4.1", kind=SpanKind.CLIENT, attributes=FLOOR_ATTRIBUTES
         ):
             result = call()
-        histogram.record(0.001, point)
+        elapsed = time.monotonic() - started
+        for _ in range(histograms):
+            histogram.record(elapsed, point)
+        for _ in range(counters):
+            counter.add(1, point)
         return result
 
     return floor
@@ -195,14 +222,14 @@ def child(workload: str, variant: str, warmup: int, calls: int) -> dict[str, Any
             if variant == "otel-agents-run":
                 around = llm.otel_agents_run
         elif variant == "floor":
-            call = _floor(telemetry, call)
+            call = _floor(telemetry, call, workload)
         elif variant != "bare":
             raise SystemExit(f"variant {variant} does not apply to {workload}")
     else:
         spec = next(w for w in llm.WORKLOADS if w.key == workload)
         if variant == "floor":
             client = llm.make_client(spec.sdk, spec.fixture)
-            call = _floor(telemetry, lambda: spec.call(client))
+            call = _floor(telemetry, lambda: spec.call(client), workload)
         else:
             v = next(v for v in llm.VARIANTS if v.key == variant)
             if not v.installed(spec.sdk):
@@ -218,6 +245,7 @@ def child(workload: str, variant: str, warmup: int, calls: int) -> dict[str, Any
         for _ in range(calls):
             call()
         spans = telemetry.spans.count - before
+    telemetry.metric_reader.collect()  # records otel-agents' deferred histogram points
     uninstall()
     module = sys.modules.get("otel_agents")
     return {
@@ -267,6 +295,38 @@ def run_one(
     return parse_ir(out.read_text()), info
 
 
+def applies(workload: str, variant: str) -> bool:
+    """Whether a variant has a row for a workload (peers instrument LLM clients only, some
+    one SDK only)."""
+    if workload == TOOL_WORKLOAD:
+        return variant in ("bare", "floor", "otel-agents", "otel-agents-run")
+    sdk = workload.split("-")[0]
+    if variant == "openai-v2":
+        return sdk == "openai"
+    if variant == "anthropic-native":
+        return sdk == "anthropic"
+    return True
+
+
+def measure(
+    workload: str, variant: str, warmup: int, n1: int, n2: int, outdir: Path
+) -> tuple[Row, str | None]:
+    """One (workload, variant): its row (instructions per call, or why it has none) and
+    where otel_agents was imported from."""
+    row = Row(workload, variant)
+    try:
+        ir1, _ = run_one(workload, variant, warmup, n1, outdir)
+        ir2, info = run_one(workload, variant, warmup, n2, outdir)
+    except Exception as error:
+        row.error = f"failed: {error}".replace("|", "/")
+        print(f"{workload} {variant}: {row.error}", file=sys.stderr)
+        return row, None
+    row.per_call = per_call(ir1, ir2, n1, n2)
+    row.spans_per_call = info["spans_per_call"]
+    print(f"{workload} {variant}: {row.per_call:,.0f} Ir/call", file=sys.stderr)
+    return row, info["otel_agents"]
+
+
 def versions() -> dict[str, str]:
     found = {"python": platform.python_version()}
     for name in VERSIONED:
@@ -296,15 +356,124 @@ def table(rows: Sequence[Row]) -> list[str]:
     return out
 
 
+LABELS = {
+    "floor": "hand-written floor: span + the same metric points",
+    "otel-agents": "**otel-agents**",
+    "otel-agents-run": "otel-agents, inside an agent run (decision path on)",
+    "otel-agents-content": "otel-agents, content capture on",
+    "openai-v2": "OpenTelemetry contrib openai-v2",
+    "openllmetry": "OpenLLMetry",
+    "openinference": "OpenInference",
+    "anthropic-native": "anthropic SDK's own tracing",
+}
+PEERS_OF_OURS = ("openai-v2", "openllmetry", "openinference", "anthropic-native")
+
+
+def summary_tables(rows: Sequence[Row], found: Mapping[str, str], calls: str) -> list[str]:
+    """The README's tables: instructions each variant adds per call, per workload, with
+    its multiple of otel-agents' (peers) or of the floor's (ours); then how otel-agents
+    stands against the lightest peer and the floor."""
+    cell = {(r.workload, r.variant): r for r in rows}
+    llm = [w for w in LLM_WORKLOADS if (w, "bare") in cell]
+    out = [
+        "| instructions added per call | " + " | ".join(w.replace("-", " ") for w in llm) + " |",
+        "|---|" + "---:|" * len(llm),
+    ]
+    for variant in (v for v in LABELS if any((w, v) in cell for w in llm)):
+        cells = []
+        for workload in llm:
+            row, ours = cell.get((workload, variant)), cell.get((workload, "otel-agents"))
+            if row is None:
+                cells.append("—")
+            elif row.error or row.added is None:
+                cells.append("fails" if row.error else "")
+            elif variant in PEERS_OF_OURS and ours and ours.added:
+                cells.append(f"+{row.added / 1e3:,.0f}k ({row.added / ours.added:.1f}x ours)")
+            else:
+                cells.append(f"+{row.added / 1e3:,.0f}k")
+        out.append(f"| {LABELS[variant]} | " + " | ".join(cells) + " |")
+    bare = [cell[(w, "bare")].per_call for w in llm]
+    out.append("| *(bare SDK call)* | " + " | ".join(f"{b / 1e3:,.0f}k" for b in bare if b) + " |")
+    out += ["", "| otel-agents' added instructions | " + " | ".join(llm) + " |"]
+    out.append("|---|" + "---:|" * len(llm))
+    lightest, floors = [], []
+    for workload in llm:
+        ours = cell.get((workload, "otel-agents"))
+        peers = [
+            cell[(workload, p)]
+            for p in PEERS_OF_OURS
+            if (workload, p) in cell and cell[(workload, p)].added is not None
+        ]
+        peer = min(peers, key=lambda r: r.added or 0.0, default=None)
+        if ours is None or ours.added is None or peer is None or not peer.added:
+            lightest.append("")
+        else:
+            lightest.append(f"{ours.added / peer.added:.2f} ({LABELS[peer.variant]})")
+        floors.append(
+            "" if ours is None or ours.ratio_to_floor is None else f"{ours.ratio_to_floor:.2f}"
+        )
+    out.append("| ÷ the lightest peer's | " + " | ".join(lightest) + " |")
+    out.append("| ÷ the floor's | " + " | ".join(floors) + " |")
+    tool = [r for r in rows if r.workload == TOOL_WORKLOAD and r.per_call is not None]
+    if tool:
+        out += [
+            "",
+            "| `@tool` call | instructions per call | added over the bare function "
+            "| added ÷ the floor's |",
+            "|---|---:|---:|---:|",
+        ]
+        names = {
+            "bare": "bare function",
+            "floor": "floor: span + the same metric points",
+            "otel-agents": "@tool, no agent run",
+            "otel-agents-run": "@tool inside an agent run",
+        }
+        for r in tool:
+            added = "" if r.added is None else f"{r.added / 1e3:,.1f}k"
+            rat = "" if r.ratio_to_floor is None else f"{r.ratio_to_floor:.2f}x"
+            per_call = (r.per_call or 0) / 1e3
+            out.append(f"| {names[r.variant]} | {per_call:,.1f}k | {added} | {rat} |")
+    out += [
+        "",
+        f"Measured with `{calls}`: whole process under callgrind (every thread, the metric "
+        "collection included), (Ir(N2 calls) - Ir(N1 calls)) / (N2 - N1). Versions: "
+        + ", ".join(f"{k} {v}" for k, v in found.items())
+        + ".",
+    ]
+    return out
+
+
+def write_between_markers(path: Path, lines: Sequence[str]) -> None:
+    """Replace what lies between README_START and README_END in `path` with `lines`."""
+    text = path.read_text()
+    start, end = text.find(README_START), text.find(README_END)
+    if start < 0 or end < start:
+        raise SystemExit(f"{path}: no {README_START!r} ... {README_END!r} block")
+    head = text[: start + len(README_START)]
+    path.write_text(head + "\n" + "\n".join(lines) + "\n" + text[end:])
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--workloads", nargs="+", choices=WORKLOADS, default=list(WORKLOADS))
     parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(BASE_VARIANTS))
     parser.add_argument("--calls", default="20,120", help="N1,N2 (default 20,120)")
     parser.add_argument("--warmup", type=int, default=20)
+    parser.add_argument(
+        "--all", action="store_true", help="every variant: otel-agents' and the peers'"
+    )
+    parser.add_argument("--jobs", type=int, default=2, help="processes at once (default 2)")
+    parser.add_argument(
+        "--readme",
+        type=Path,
+        help="write the summary tables into this file, between its "
+        f"{README_START!r} and {README_END!r} lines",
+    )
     parser.add_argument("--json", type=Path, help="write the rows and versions here")
     parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     options = parser.parse_args(argv)
+    if options.all:
+        options.variants = list(VARIANTS)
 
     if options.child:
         workload, variant, warmup, calls = options.child
@@ -323,39 +492,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--calls N1,N2 needs N2 > N1")
     variants = ["bare", *[v for v in options.variants if v != "bare"]]
     started = time.perf_counter()
-    rows: list[Row] = []
-    located: set[str] = set()
-    with tempfile.TemporaryDirectory(prefix="callgrind-") as tmp:
-        for workload in options.workloads:
-            bare: float | None = None
-            floor: float | None = None
-            for variant in variants:
-                row = Row(workload, variant)
-                if workload == TOOL_WORKLOAD and variant in PEER_VARIANTS:
-                    continue
-                try:
-                    ir1, _ = run_one(workload, variant, options.warmup, n1, Path(tmp))
-                    ir2, info = run_one(workload, variant, options.warmup, n2, Path(tmp))
-                except Exception as error:
-                    row.error = f"failed: {error}".replace("|", "/")
-                    rows.append(row)
-                    print(f"{workload} {variant}: {row.error}", file=sys.stderr)
-                    continue
-                row.per_call = per_call(ir1, ir2, n1, n2)
-                row.spans_per_call = info["spans_per_call"]
-                if info["otel_agents"]:
-                    located.add(info["otel_agents"])
-                if variant == "bare":
-                    bare = row.per_call
-                elif bare is not None:
-                    row.added = row.per_call - bare
-                if variant == "floor":
-                    floor = row.added
-                rows.append(row)
-                print(f"{workload} {variant}: {row.per_call:,.0f} Ir/call", file=sys.stderr)
-            for row in rows:
-                if row.workload == workload and row.variant not in ("bare", "floor"):
-                    row.ratio_to_floor = ratio(row.added, floor)
+    pairs = [(w, v) for w in options.workloads for v in variants if applies(w, v)]
+    with (
+        tempfile.TemporaryDirectory(prefix="callgrind-") as tmp,
+        ThreadPoolExecutor(max_workers=options.jobs) as pool,
+    ):
+        measured = list(
+            pool.map(lambda p: measure(p[0], p[1], options.warmup, n1, n2, Path(tmp)), pairs)
+        )
+    rows = [row for row, _ in measured]
+    located = {where for _, where in measured if where}
+    for workload in options.workloads:
+        mine = [r for r in rows if r.workload == workload]
+        bare = next((r.per_call for r in mine if r.variant == "bare"), None)
+        for row in mine:
+            if row.per_call is not None and bare is not None and row.variant != "bare":
+                row.added = row.per_call - bare
+        floor = next((r.added for r in mine if r.variant == "floor"), None)
+        for row in mine:
+            if row.variant not in ("bare", "floor"):
+                row.ratio_to_floor = ratio(row.added, floor)
     elapsed = time.perf_counter() - started
     found = versions()
     out = [
@@ -372,6 +528,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"- run time: {elapsed:.0f} s",
     ]
     print("\n".join(out))
+    if options.readme:
+        command = "python benchmarks/callgrind.py " + " ".join(argv or sys.argv[1:])
+        tables = summary_tables(rows, found, command)
+        write_between_markers(options.readme, tables)
+        print("\n".join(["", *tables]))
     if options.json:
         options.json.write_text(
             json.dumps(
