@@ -12,7 +12,8 @@ LLM-call recorder, on the real SDK. Three measurements:
 3. store size per 1000 spans, with content capture off and on;
 4. the writer's CPU per span (what the background thread spends converting and writing a
    512-span batch) against the CPU of creating that span in the application (the agent
-   run, LLM and tool recorders on the real SDK, spans dropped): `--writer` runs only this;
+   run, LLM and tool recorders on the real SDK, spans dropped): `--writer` runs only this,
+   `--writer --callgrind` counts it in instructions under callgrind;
 5. the store processor's `on_start` alone (recording span starts for the crash view), per
    span: CPU instructions in the application thread (stable on a shared machine; needs
    Linux perf events) and microseconds.
@@ -26,7 +27,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
@@ -181,7 +182,12 @@ def size_per_1000(directory: Path, spans: list[ReadableSpan], name: str) -> floa
 
 def print_on_start_cost(directory: Path) -> None:
     instructions, micros = on_start_cost(directory)
-    shown = f"{instructions:,.0f} instructions, " if instructions is not None else ""
+    shown = (
+        f"{instructions:,.0f} instructions, "
+        if instructions is not None
+        else "instructions NOT MEASURED (no CPU performance counters here; "
+        "`--writer --callgrind` counts the writer with callgrind), "
+    )
     print(f"store on_start per span (span starts for the crash view): {shown}{micros:.2f} µs")
 
 
@@ -232,6 +238,44 @@ def print_writer_vs_creation(directory: Path) -> None:
     )
 
 
+def _writer_child(mode: str, runs: int) -> None:
+    """Under callgrind: make `runs` agent runs (21 spans each) into memory and, for
+    `export`, write them to a new store in 512-span batches, as the writer thread does."""
+    memory = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    with instrumented(provider, capture="NO_CONTENT"):
+        for _ in range(runs):
+            one_run(turns=10)
+    spans = list(memory.get_finished_spans())
+    if mode == "export":
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "writer.db"
+            exporter = StoreExporter(StoreSettings(path=path, max_age_days=0, max_mb=0))
+            for i in range(0, len(spans), 512):
+                exporter.export(spans[i : i + 512])
+            exporter.shutdown()
+
+
+def print_writer_vs_creation_instructions(runs: tuple[int, int] = (4, 24)) -> None:
+    """The same comparison in instructions (callgrind, whole process): creating a span, and
+    creating then writing it; the writer's share is the difference."""
+    from callgrind import instructions_per_call
+
+    def child(mode: str) -> Callable[[int], list[str]]:
+        return lambda n: [sys.executable, __file__, "--writer-child", mode, str(n)]
+
+    create = instructions_per_call(child("create"), *runs)
+    both = instructions_per_call(child("export"), *runs)
+    assert create is not None and both is not None
+    per_span_create, per_span_writer = create / 21, (both - create) / 21
+    print(f"instructions per span, creating it in the application: {per_span_create:,.0f}")
+    print(
+        f"instructions per span, the store writer:               {per_span_writer:,.0f} "
+        f"({per_span_writer / per_span_create:.2f}x)"
+    )
+
+
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
@@ -266,5 +310,9 @@ if __name__ == "__main__":
     elif sys.argv[1:] == ["--writer"]:
         with tempfile.TemporaryDirectory() as tmp:
             print_writer_vs_creation(Path(tmp))
+    elif sys.argv[1:] == ["--writer", "--callgrind"]:
+        print_writer_vs_creation_instructions()
+    elif sys.argv[1:2] == ["--writer-child"]:
+        _writer_child(sys.argv[2], int(sys.argv[3]))
     else:
         main()

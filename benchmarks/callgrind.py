@@ -198,6 +198,10 @@ def child(workload: str, variant: str, warmup: int, calls: int) -> dict[str, Any
     """Set up one (workload, variant), warm up, make `calls` calls; what it recorded."""
     import contextlib
 
+    if variant == "openai-v2":  # it imports `httpx`, which openai 3.x replaced by httpx2
+        import httpx2
+
+        httpx2.alias_httpx()  # before anything imports `httpx` (see bench_llm_clients)
     import bench_llm_clients as llm
 
     telemetry = llm.Telemetry.install()
