@@ -52,7 +52,7 @@ LLM_WORKLOADS = (
 WORKLOADS = (*LLM_WORKLOADS, TOOL_WORKLOAD)
 BASE_VARIANTS = ("bare", "floor", "otel-agents", "otel-agents-run")
 PEER_VARIANTS = ("openai-v2", "openllmetry", "openinference", "anthropic-native")
-VARIANTS = (*BASE_VARIANTS, "otel-agents-content", *PEER_VARIANTS)
+VARIANTS = (*BASE_VARIANTS, "otel-agents-lone", "otel-agents-content", *PEER_VARIANTS)
 README_START = "<!-- callgrind.py --readme: start -->"
 README_END = "<!-- callgrind.py --readme: end -->"
 FLOOR_NOTE = (
@@ -76,7 +76,18 @@ FLOOR_POINTS: dict[str, tuple[int, int]] = {
     "anthropic-messages-stream": (25, 4),  # + time to first chunk, 21 times per chunk
     "tool-call": (1, 1),  # duration; tool calls
 }
-VERSIONED = ("openai", "anthropic", "opentelemetry-sdk", "opentelemetry-api", "otel-agents")
+VERSIONED = (
+    "openai",
+    "anthropic",
+    "opentelemetry-sdk",
+    "opentelemetry-api",
+    "otel-agents",
+    "opentelemetry-instrumentation-openai-v2",
+    "opentelemetry-instrumentation-openai",
+    "opentelemetry-instrumentation-anthropic",
+    "openinference-instrumentation-openai",
+    "openinference-instrumentation-anthropic",
+)
 
 _TOTALS = re.compile(r"^(?:summary|totals):\s+(\d+)", re.MULTILINE)
 _EVENTS = re.compile(r"^events:\s+(.+)$", re.MULTILINE)
@@ -194,6 +205,21 @@ def _floor(telemetry: Any, call: Callable[[], object], workload: str) -> Callabl
     return floor
 
 
+def _alone_in_its_interval(call: Callable[[], object]) -> Callable[[], object]:
+    """The call, then the drain of otel-agents' deferred metric points that a collection
+    would do: as if each call were the only one between two collections, so that no points
+    of two calls are recorded together (otel-agents' least favourable case)."""
+    from otel_agents.deferred_metrics import DeferredPoints
+
+    def alone() -> object:
+        result = call()
+        for points in list(DeferredPoints._registry.values()):
+            points.drain()
+        return result
+
+    return alone
+
+
 def child(workload: str, variant: str, warmup: int, calls: int) -> dict[str, Any]:
     """Set up one (workload, variant), warm up, make `calls` calls; what it recorded."""
     import contextlib
@@ -235,13 +261,16 @@ def child(workload: str, variant: str, warmup: int, calls: int) -> dict[str, Any
             client = llm.make_client(spec.sdk, spec.fixture)
             call = _floor(telemetry, lambda: spec.call(client), workload)
         else:
-            v = next(v for v in llm.VARIANTS if v.key == variant)
+            lone = variant == "otel-agents-lone"
+            v = next(v for v in llm.VARIANTS if v.key == ("otel-agents" if lone else variant))
             if not v.installed(spec.sdk):
                 raise SystemExit(f"variant {variant} is not installed for {spec.sdk}")
             client = llm.make_client(spec.sdk, spec.fixture, native_tracing=v.native_tracing)
             uninstall = v.install(telemetry, spec.sdk)
             around = v.around
             call = lambda: spec.call(client)  # noqa: E731
+            if lone:
+                call = _alone_in_its_interval(call)
     with around():
         for _ in range(warmup):
             call()
@@ -364,6 +393,7 @@ LABELS = {
     "floor": "hand-written floor: span + the same metric points",
     "otel-agents": "**otel-agents**",
     "otel-agents-run": "otel-agents, inside an agent run (decision path on)",
+    "otel-agents-lone": "otel-agents, each call alone between two metric collections",
     "otel-agents-content": "otel-agents, content capture on",
     "openai-v2": "OpenTelemetry contrib openai-v2",
     "openllmetry": "OpenLLMetry",
@@ -398,7 +428,12 @@ def summary_tables(rows: Sequence[Row], found: Mapping[str, str], calls: str) ->
         out.append(f"| {LABELS[variant]} | " + " | ".join(cells) + " |")
     bare = [cell[(w, "bare")].per_call for w in llm]
     out.append("| *(bare SDK call)* | " + " | ".join(f"{b / 1e3:,.0f}k" for b in bare if b) + " |")
-    out += ["", "| otel-agents' added instructions | " + " | ".join(llm) + " |"]
+    out += [
+        "",
+        "| otel-agents' added instructions | "
+        + " | ".join(w.replace("-", " ") for w in llm)
+        + " |",
+    ]
     out.append("|---|" + "---:|" * len(llm))
     lightest, floors = [], []
     for workload in llm:

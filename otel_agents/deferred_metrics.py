@@ -9,7 +9,8 @@ and the points are recorded into the real histograms just before the SDK aggrega
 `collect` runs the callbacks of asynchronous instruments first, and ours
 (`otel_agents.metrics.deferred_points`) drains the queue there, on the metric reader's
 thread. Every point is recorded, with the same value and attributes. The drain groups the
-points by histogram and attribute set, and records a group at the cost of about one point
+points by histogram and attribute set (the same dict: the recorders keep one per set), and
+records a group at the cost of about one point
 plus a few thousand instructions per further value (`bulk_histogram`): a stream's points
 per chunk, and the points of calls to the same model between two collections. A point
 queued with its span (the tool and agent duration histograms, whose span was current when
@@ -47,21 +48,6 @@ _Point = tuple[Histogram, float | tuple[float, ...], Mapping[str, AttributeValue
 
 # The points of one histogram and attribute set in one drain: (histogram, attributes, values).
 _Group = tuple[Histogram, Mapping[str, AttributeValue], list[float]]
-
-
-def _group_of(
-    groups: dict[object, _Group], histogram: Histogram, attributes: Mapping[str, AttributeValue]
-) -> _Group:
-    """The group of `histogram` and an attribute set equal to `attributes` (values of the
-    same types: True and 1 are different attributes)."""
-    try:
-        key: object = (histogram, tuple(attributes.items()), tuple(map(type, attributes.values())))
-        group = groups.get(key)
-    except TypeError:  # an unhashable value (a list): a group of its own
-        key, group = id(attributes), None
-    if group is None:
-        group = groups[key] = (histogram, attributes, [])
-    return group
 
 
 class DeferredPoints:
@@ -107,7 +93,7 @@ class DeferredPoints:
         pending = self._pending
         with self._drain_lock:
             take, recorded = pending.popleft, 0
-            groups: dict[object, _Group] = {}
+            groups: dict[tuple[int, int], _Group] = {}
             for _ in range(len(pending)):
                 histogram, value, attributes, span = take()
                 if span is not None:  # its exemplar names the span: recorded on its own
@@ -115,7 +101,13 @@ class DeferredPoints:
                     histogram.record(value, attributes, context=context)  # type: ignore[arg-type]
                     recorded += 1
                     continue
-                values = _group_of(groups, histogram, attributes)[2]
+                # Grouped by the attributes' identity: the recorders share one dict per
+                # attribute set (a dict is alive, so its id unique, while its group is).
+                key = (id(histogram), id(attributes))
+                group = groups.get(key)
+                if group is None:
+                    group = groups[key] = (histogram, attributes, [])
+                values = group[2]
                 if isinstance(value, tuple):  # times: one point per interval
                     values.extend(later - earlier for earlier, later in itertools.pairwise(value))
                 else:

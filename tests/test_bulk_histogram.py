@@ -128,6 +128,8 @@ def test_an_aggregation_that_fails_midway_counts_no_value_twice(
 
     def failing_on_third(self: Any, histogram: Any, attributes: Any) -> Any:
         found = real(self, histogram, attributes)
+        if found is None:
+            return None
 
         def aggregate(point: Any, sample: bool) -> None:
             calls["n"] += 1
@@ -146,20 +148,34 @@ def test_an_aggregation_that_fails_midway_counts_no_value_twice(
     assert shape[:2] == (5, 17.0)  # 4.0 failed and was not recorded again; the rest were
 
 
-def test_a_drain_groups_equal_attribute_sets_of_different_calls_but_not_true_and_one() -> None:
+def test_a_drain_records_the_points_of_one_attribute_dict_as_one_group() -> None:
     reader = InMemoryMetricReader()
     meter = MeterProvider(metric_readers=[reader]).get_meter("test")
     queue = DeferredPoints.on(meter)
     latency = queue.histogram(meter.create_histogram("latency", "s"))
+    shared: dict[str, AttributeValue] = {"model": "m", "streamed": True}  # kept by a recorder
     before = bulk_histogram.shortcut().aggregated_directly
     for call in range(50):
-        latency.record(float(call), {"model": "m", "streamed": True})  # a new dict per call
-        latency.record_intervals([0.0, 0.5, 1.5], {"model": "m", "streamed": True})
-    latency.record(1.0, {"model": "m", "streamed": 1})
-    latency.record(2.0, {"model": "m", "streamed": [1, 2]})  # unhashable: a group of its own
+        latency.record(float(call), shared)
+        latency.record_intervals([0.0, 0.5, 1.5], shared)
+    latency.record(1.0, {"model": "m", "streamed": 1})  # an equal dict: True == 1
+    latency.record(2.0, {"model": "m", "streamed": True})  # an equal dict of its own
     points = {repr(p[1]): p[2] for p in summary(reader) if p[0] == "latency"}
-    assert points[repr({"model": "m", "streamed": True})][:2] == (150, 1225.0 + 75.0)
+    assert points[repr(shared)][:2] == (151, 1225.0 + 75.0 + 2.0)
     assert points[repr({"model": "m", "streamed": 1})][:2] == (1, 1.0)
-    assert points[repr({"model": "m", "streamed": (1, 2)})][:2] == (1, 2.0)  # SDK: a tuple
-    assert bulk_histogram.shortcut().aggregated_directly - before == 149
+    # 149 of the shared group after its first; the equal dict's point finds its aggregation
+    assert bulk_histogram.shortcut().aggregated_directly - before == 150
     assert queue.recorded == 152
+
+
+def test_once_the_attribute_set_has_its_aggregation_even_a_lone_point_takes_the_shortcut() -> None:
+    reader = InMemoryMetricReader()
+    histogram = MeterProvider(metric_readers=[reader]).get_meter("t").create_histogram("h")
+    record_values(histogram, [1.0], ATTRIBUTES)  # creates the aggregation
+    reader.get_metrics_data()  # a collection: the aggregation stays
+    before = bulk_histogram.shortcut().aggregated_directly
+    record_values(histogram, [2.0], ATTRIBUTES)
+    record_values(histogram, [3.0, 4.0], ATTRIBUTES)
+    assert bulk_histogram.shortcut().aggregated_directly - before == 3
+    [(_, attributes, shape, _)] = summary(reader)
+    assert attributes == ATTRIBUTES and shape[:4] == (4, 10.0, 1.0, 4.0)  # cumulative
