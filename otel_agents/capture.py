@@ -88,10 +88,15 @@ class Capturer:
 
 
 class _Walk:
-    """One bounded pass that turns a value into JSON-compatible data."""
+    """One bounded pass that turns a value into JSON-compatible data.
+
+    Captured messages and tool schemas are mostly dicts, lists and strings: their exact
+    types are tested first, the abstract ones (a `Mapping` check runs Python code in `abc`)
+    only for the rest."""
 
     def __init__(self, budget: int, redactor: Redactor) -> None:
         self.budget = budget
+        self.limit = budget + _REDACTION_SLACK  # past this size, the walk stops
         self.redactor = redactor
         self.size = 0  # estimated characters of the full (uncut) JSON text
         self.nodes = 0
@@ -100,6 +105,26 @@ class _Walk:
 
     def convert(self, value: Any, depth: int) -> Any:
         self.nodes += 1
+        cls = type(value)
+        if cls is str:
+            self.size += len(value) + 2
+            return value[: self.limit]
+        if cls is not dict and cls is not list:
+            return self._convert_other(value, depth)
+        if depth >= _MAX_DEPTH:
+            self.gave_up = True
+            return "<too deep>"
+        if id(value) in self._ancestors:
+            return "<cycle>"
+        self._ancestors.add(id(value))
+        try:
+            if cls is dict:
+                return self._convert_mapping(value, depth)
+            return self._convert_items(value, len(value), depth)
+        finally:
+            self._ancestors.discard(id(value))
+
+    def _convert_other(self, value: Any, depth: int) -> Any:
         if value is None or isinstance(value, bool):
             self.size += 5
             return value
@@ -111,7 +136,7 @@ class _Walk:
             return value if math.isfinite(value) else str(value)
         if isinstance(value, str):
             self.size += len(value) + 2
-            return value[: self.budget + _REDACTION_SLACK]
+            return value[: self.limit]
         if isinstance(value, (bytes, bytearray, memoryview)):
             text = f"<{len(value)} bytes>"
             self.size += len(text)
@@ -127,9 +152,6 @@ class _Walk:
         finally:
             self._ancestors.discard(id(value))
 
-    def _exhausted(self) -> bool:
-        return self.size > self.budget + _REDACTION_SLACK or self.nodes > _MAX_NODES
-
     def _convert_container(self, value: Any, depth: int) -> Any:
         if isinstance(value, Mapping):
             return self._convert_mapping(value, depth)
@@ -144,29 +166,36 @@ class _Walk:
 
     def _convert_mapping(self, value: Mapping[Any, Any], depth: int) -> dict[str, Any]:
         out: dict[str, Any] = {}
+        limit, convert = self.limit, self.convert
+        known_keys, is_secret_key = self.redactor.known_keys, self.redactor.is_secret_key
         for index, (key, item) in enumerate(value.items()):
-            if self._exhausted():
+            if self.size > limit or self.nodes > _MAX_NODES:
                 self.gave_up = True
                 out["…"] = f"{len(value) - index} more keys"
                 break
-            name = key if isinstance(key, str) else _safe_repr(key, 100)
+            name = key if type(key) is str else _key_text(key)
             self.size += len(name) + 4
-            if self.redactor.is_secret_key(name):
-                out[name] = REDACTED
-            else:
-                out[name] = self.convert(item, depth + 1)
+            secret = known_keys.get(name)
+            if secret is None:
+                secret = is_secret_key(name)
+            out[name] = REDACTED if secret else convert(item, depth + 1)
         return out
 
     def _convert_items(self, items: Iterable[Any], count: int, depth: int) -> list[Any]:
         out: list[Any] = []
+        limit, convert = self.limit, self.convert
         for index, item in enumerate(items):
-            if self._exhausted():
+            if self.size > limit or self.nodes > _MAX_NODES:
                 self.gave_up = True
                 out.append(f"… {count - index} more items")
                 break
-            out.append(self.convert(item, depth + 1))
+            out.append(convert(item, depth + 1))
             self.size += 1
         return out
+
+
+def _key_text(key: Any) -> str:
+    return key if isinstance(key, str) else _safe_repr(key, 100)
 
 
 _NO_PLAIN_FORM = object()

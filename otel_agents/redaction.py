@@ -453,6 +453,11 @@ class Redactor:
             text = self._extra.sub(REDACTED, text)
         return text
 
+    @property
+    def known_keys(self) -> dict[str, bool]:
+        """The keys already classified (read it before calling `is_secret_key`)."""
+        return self._key_cache
+
     def is_secret_key(self, key: str) -> bool:
         cached = self._key_cache.get(key)
         if cached is None:
