@@ -19,7 +19,7 @@ rest go through `record` one by one: the result never depends on the shortcut.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from opentelemetry.context import Context
@@ -71,7 +71,10 @@ class Shortcut:
         )
 
     def aggregations(
-        self, histogram: Histogram, attributes: Mapping[str, AttributeValue]
+        self,
+        histogram: Histogram,
+        attributes: Mapping[str, AttributeValue],
+        memo: dict[tuple[int, object], object] | None = None,
     ) -> list[_Aggregate] | None:
         """The `aggregate` of every aggregation a point of `histogram` with `attributes`
         goes to (one per reader and view), if they all exist and are explicit-bucket
@@ -91,7 +94,7 @@ class Shortcut:
         found: list[_Aggregate] = []
         for storage in consumer._reader_storages.values():
             for match in storage._get_or_init_view_instrument_match(histogram):
-                key = self._key(key_of, attributes, match._view._attribute_keys)
+                key = self._key(key_of, attributes, match._view._attribute_keys, memo)
                 aggregation: Any = match._attributes_aggregation.get(key)
                 if type(aggregation) is not wanted:
                     return None
@@ -103,11 +106,17 @@ class Shortcut:
         key_of: Callable[[Mapping[str, Any]], object],
         attributes: Mapping[str, AttributeValue],
         kept_keys: Any,
+        memo: dict[tuple[int, object], object] | None,
     ) -> object:
         """The SDK's key for `attributes` as a view keeping `kept_keys` (None: all) sees
-        them. Remembered by content and types (True and 1 are different attributes); an
+        them. Remembered by content and types (True and 1 are different attributes), and in
+        `memo` by the dict's identity (for one drain, while the dict is alive); an
         unhashable value raises TypeError (no shortcut)."""
         view = None if kept_keys is None else frozenset(kept_keys)
+        if memo is not None:
+            known = memo.get((id(attributes), view))
+            if known is not None:
+                return known
         seen = (view, tuple(attributes.items()), tuple(map(type, attributes.values())))
         key = self._keys.get(seen)
         if key is None:
@@ -120,6 +129,8 @@ class Shortcut:
             if len(self._keys) >= _MAX_KEYS:
                 self._keys.clear()
             self._keys[seen] = key
+        if memo is not None:
+            memo[(id(attributes), view)] = key
         return key
 
 
@@ -135,20 +146,34 @@ def shortcut() -> Shortcut:
     return _shortcut
 
 
+def record_groups(
+    groups: Iterable[tuple[Histogram, Mapping[str, AttributeValue], Sequence[float]]],
+) -> None:
+    """`record_values` for each (histogram, attributes, values). The groups hold their
+    attribute dicts, so a dict's identity stands for its content throughout: the SDK's
+    key of a dict shared by several histograms is looked up once."""
+    memo: dict[tuple[int, object], object] = {}
+    for histogram, attributes, values in groups:
+        record_values(histogram, values, attributes, memo)
+
+
 def record_values(
-    histogram: Histogram, values: Sequence[float], attributes: Mapping[str, AttributeValue]
+    histogram: Histogram,
+    values: Sequence[float],
+    attributes: Mapping[str, AttributeValue],
+    memo: dict[tuple[int, object], object] | None = None,
 ) -> None:
     """Record each of `values` into `histogram` with `attributes` (the same data points as
     `histogram.record` for each)."""
     if not values:
         return
     done = 0
-    aggregations = _aggregations(histogram, attributes)
+    aggregations = _aggregations(histogram, attributes, memo)
     if aggregations is None:  # the attribute set's first point (or no shortcut): `record`
         histogram.record(values[0], attributes)  # creates its aggregation
         done = 1
         if len(values) > 1:
-            aggregations = _aggregations(histogram, attributes)
+            aggregations = _aggregations(histogram, attributes, memo)
     if aggregations is not None:
         done = _aggregate(aggregations, values, done, histogram, attributes)
     for value in values[done:]:
@@ -156,10 +181,12 @@ def record_values(
 
 
 def _aggregations(
-    histogram: Histogram, attributes: Mapping[str, AttributeValue]
+    histogram: Histogram,
+    attributes: Mapping[str, AttributeValue],
+    memo: dict[tuple[int, object], object] | None,
 ) -> list[_Aggregate] | None:
     try:
-        return shortcut().aggregations(histogram, attributes)
+        return (_shortcut or shortcut()).aggregations(histogram, attributes, memo)
     except Exception:  # an SDK laid out otherwise: record one by one
         return None
 
@@ -186,8 +213,8 @@ def _aggregate(
             direct += 1
     except Exception:  # the value that failed is not retried (no double count)
         pass
-    shortcut().aggregated_directly += direct
+    (_shortcut or shortcut()).aggregated_directly += direct
     return done
 
 
-__all__ = ["Shortcut", "record_values", "shortcut"]
+__all__ = ["Shortcut", "record_groups", "record_values", "shortcut"]

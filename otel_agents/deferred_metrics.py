@@ -37,7 +37,7 @@ from opentelemetry.trace import Span
 from opentelemetry.util.types import AttributeValue
 
 from otel_agents import semconv as sc
-from otel_agents.bulk_histogram import record_values
+from otel_agents.bulk_histogram import record_groups
 
 MAX_PENDING = 16_384
 
@@ -112,10 +112,8 @@ class DeferredPoints:
                     values.extend(later - earlier for earlier, later in itertools.pairwise(value))
                 else:
                     values.append(value)
-            for histogram, attributes, values in groups.values():
-                record_values(histogram, values, attributes)
-                recorded += len(values)
-            self.recorded += recorded
+            record_groups(groups.values())
+            self.recorded += recorded + sum(len(values) for _, _, values in groups.values())
 
     def observe(self, options: CallbackOptions) -> Iterable[Observation]:
         self.drain()

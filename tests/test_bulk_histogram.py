@@ -15,7 +15,7 @@ from opentelemetry.sdk.metrics.view import SumAggregation, View
 from opentelemetry.util.types import AttributeValue
 
 from otel_agents import bulk_histogram
-from otel_agents.bulk_histogram import record_values
+from otel_agents.bulk_histogram import record_groups, record_values
 from otel_agents.deferred_metrics import DeferredPoints
 
 ATTRIBUTES: dict[str, AttributeValue] = {
@@ -126,8 +126,8 @@ def test_an_aggregation_that_fails_midway_counts_no_value_twice(
     real: Callable[..., Any] = bulk_histogram.Shortcut.aggregations
     calls = {"n": 0}
 
-    def failing_on_third(self: Any, histogram: Any, attributes: Any) -> Any:
-        found = real(self, histogram, attributes)
+    def failing_on_third(self: Any, histogram: Any, attributes: Any, memo: Any = None) -> Any:
+        found = real(self, histogram, attributes, memo)
         if found is None:
             return None
 
@@ -179,3 +179,20 @@ def test_once_the_attribute_set_has_its_aggregation_even_a_lone_point_takes_the_
     assert bulk_histogram.shortcut().aggregated_directly - before == 3
     [(_, attributes, shape, _)] = summary(reader)
     assert attributes == ATTRIBUTES and shape[:4] == (4, 10.0, 1.0, 4.0)  # cumulative
+
+
+def test_groups_sharing_an_attribute_dict_each_land_in_their_own_histogram() -> None:
+    reader = InMemoryMetricReader()
+    meter = MeterProvider(metric_readers=[reader]).get_meter("t")
+    duration, tokens = meter.create_histogram("duration"), meter.create_histogram("tokens")
+    shared: dict[str, AttributeValue] = {"model": "m"}
+    record_groups([(duration, shared, [1.0]), (tokens, shared, [10.0, 20.0])])  # create
+    record_groups(
+        [(duration, shared, [2.0]), (tokens, shared, [30.0]), (duration, {"model": "n"}, [5.0])]
+    )
+    points = {(p[0], repr(p[1])): p[2][:2] for p in summary(reader)}
+    assert points == {
+        ("duration", repr({"model": "m"})): (2, 3.0),
+        ("tokens", repr({"model": "m"})): (3, 60.0),
+        ("duration", repr({"model": "n"})): (1, 5.0),
+    }
