@@ -17,7 +17,7 @@ import enum
 import json
 import math
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import PurePath
 from typing import Any
 
@@ -109,8 +109,14 @@ class _Walk:
         if cls is str:
             self.size += len(value) + 2
             return value[: self.limit]
-        if cls is not dict and cls is not list:
-            return self._convert_other(value, depth)
+        if cls is dict:
+            return self._nested(value, depth, self._convert_mapping)
+        if cls is list:
+            return self._nested(value, depth, self._convert_list)
+        return self._convert_other(value, depth)
+
+    def _nested(self, value: Any, depth: int, convert: Callable[[Any, int], Any]) -> Any:
+        """`convert(value, depth)` for a container, unless too deep or inside itself."""
         if depth >= _MAX_DEPTH:
             self.gave_up = True
             return "<too deep>"
@@ -118,9 +124,7 @@ class _Walk:
             return "<cycle>"
         self._ancestors.add(id(value))
         try:
-            if cls is dict:
-                return self._convert_mapping(value, depth)
-            return self._convert_items(value, len(value), depth)
+            return convert(value, depth)
         finally:
             self._ancestors.discard(id(value))
 
@@ -141,16 +145,7 @@ class _Walk:
             text = f"<{len(value)} bytes>"
             self.size += len(text)
             return text
-        if depth >= _MAX_DEPTH:
-            self.gave_up = True
-            return "<too deep>"
-        if id(value) in self._ancestors:
-            return "<cycle>"
-        self._ancestors.add(id(value))
-        try:
-            return self._convert_container(value, depth)
-        finally:
-            self._ancestors.discard(id(value))
+        return self._nested(value, depth, self._convert_container)
 
     def _convert_container(self, value: Any, depth: int) -> Any:
         if isinstance(value, Mapping):
@@ -180,6 +175,9 @@ class _Walk:
                 secret = is_secret_key(name)
             out[name] = REDACTED if secret else convert(item, depth + 1)
         return out
+
+    def _convert_list(self, value: list[Any], depth: int) -> list[Any]:
+        return self._convert_items(value, len(value), depth)
 
     def _convert_items(self, items: Iterable[Any], count: int, depth: int) -> list[Any]:
         out: list[Any] = []
