@@ -21,16 +21,16 @@ import functools
 import re
 import threading
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 REDACTED = "[REDACTED]"
 
 
-@dataclass(frozen=True)
-class Rule:
+class Rule(NamedTuple):
     """One detector: `pattern` runs on text whose lower-cased form contains a keyword
     (no keywords: it always runs). `(?P<S>...)` marks the secret part (else the whole
-    match); `check`, if given, must accept the match (a name that names a secret, a Luhn or IBAN checksum)."""
+    match); `check`, if given, must accept the match (a name that names a secret, a Luhn or IBAN checksum).
+    A named tuple: some 160 are built at import, several times faster than dataclasses."""
 
     name: str
     keywords: tuple[str, ...]

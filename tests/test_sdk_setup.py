@@ -213,6 +213,23 @@ def test_instrument_without_a_policy_loads_no_policy_machinery(tmp_path: Path) -
     assert result.stdout.strip() == "[]"
 
 
+def test_a_policy_with_no_http_approver_does_not_import_an_http_server(tmp_path: Path) -> None:
+    """Counted, not timed: `http.server` (about 20 ms to import) and `getpass` come only
+    with the approvers that use them."""
+    policy = Path(__file__).resolve().parent.parent / "examples/policies/vendor-onboarding.yaml"
+    result = run_script(
+        tmp_path,
+        f"""
+        import sys
+        import otel_agents
+        otel_agents.instrument(policy={str(policy)!r})
+        print([m for m in ("http.server", "getpass", "http.client") if m in sys.modules])
+        """,
+        env={"OTEL_TRACES_EXPORTER": "none", "OTEL_METRICS_EXPORTER": "none"},
+    )
+    assert result.stdout.strip() == "[]"
+
+
 def test_jaeger_propagation_for_services_still_on_jaeger_client(tmp_path: Path) -> None:
     """Interop with jaeger-client services goes through the `uber-trace-id` header."""
     pytest.importorskip("opentelemetry.propagators.jaeger")

@@ -18,7 +18,6 @@ defaults; an approver only has to ask and listen.
 from __future__ import annotations
 
 import contextlib
-import getpass
 import json
 import logging
 import os
@@ -29,9 +28,11 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # imported where used: http.server costs ~20 ms to import
+    from http.server import BaseHTTPRequestHandler
 
 _logger = logging.getLogger("otel_agents")
 
@@ -202,6 +203,8 @@ def _read_line(stream: IO[str], timeout: float) -> str | None:
 
 def _user() -> str | None:
     try:
+        import getpass  # here: only the terminal approver asks
+
         return getpass.getuser()
     except Exception:
         return None
@@ -302,6 +305,8 @@ class HttpApprover(Approver):
         ] = {}
         self._lock = threading.Lock()
         self._token = token
+        from http.server import ThreadingHTTPServer  # here: a policy rarely serves HTTP
+
         self._server = ThreadingHTTPServer((host, port), self._handler_class())
         self._server.daemon_threads = True
         self._thread = threading.Thread(
@@ -352,6 +357,8 @@ class HttpApprover(Approver):
         return self._token is None or header == f"Bearer {self._token}"
 
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        from http.server import BaseHTTPRequestHandler
+
         approver = self
 
         class Handler(BaseHTTPRequestHandler):

@@ -48,13 +48,16 @@ def test_the_registry_names_dotted_client_modules() -> None:
 
 def test_instrument_imports_no_client_nor_wrapt() -> None:
     """`instrument()` patches clients when the application imports them: before that it
-    imports none of them, nor wrapt (and with it asyncio), which only patching needs."""
+    imports none of them, nor wrapt (and with it asyncio), which only patching needs, nor
+    `importlib.abc` (with `importlib.resources`, `zipfile`, `tempfile`) for its import hooks,
+    nor `hashlib` (with OpenSSL) for argument fingerprints: start-up cost, counted."""
     code = (
         "import sys\n"
         "from opentelemetry.sdk.trace import TracerProvider\n"
         "import otel_agents\n"
         "otel_agents.instrument(tracer_provider=TracerProvider(), configure_sdk=False)\n"
-        "heavy = ('wrapt', 'asyncio', 'openai', 'anthropic', 'botocore', 'mcp', 'agents')\n"
+        "heavy = ('wrapt', 'asyncio', 'openai', 'anthropic', 'botocore', 'mcp', 'agents',\n"
+        "         'importlib.abc', 'hashlib')\n"
         "print(sorted(name for name in heavy if name in sys.modules))\n"
     )
     env = {**os.environ, "OTEL_AGENTS_STORE": "off"}
