@@ -36,11 +36,10 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry import _logs, metrics, trace
 from opentelemetry.metrics import Meter
-from opentelemetry.sdk._logs import LoggerProvider as SdkLoggerProvider
 from opentelemetry.sdk.metrics import MeterProvider as SdkMeterProvider
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan
@@ -51,6 +50,9 @@ from otel_agents import semconv as sc
 from otel_agents.config import ConfigError
 from otel_agents.runtime import INSTRUMENTATION_SCOPE, SCHEMA_URL, logs_are_configured
 from otel_agents.version import __version__
+
+if TYPE_CHECKING:  # the SDK's logs module is imported only when logs are exported
+    from opentelemetry.sdk._logs import LoggerProvider as SdkLoggerProvider
 
 _logger = logging.getLogger("otel_agents")
 
@@ -376,6 +378,7 @@ def configure_sdk(
     if not logs_are_configured():
         log_exporter = log_exporter_from_env(env)
         if log_exporter is not None:
+            from opentelemetry.sdk._logs import LoggerProvider as SdkLoggerProvider
             from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
 
             # Not the SDK's exit hook either: our bounded shutdown ends it.
